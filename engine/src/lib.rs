@@ -1,0 +1,22 @@
+//! The Sneakpeek platform core: the data model, storages (the scrapers list, the jobs queue,
+//! the scheduler lease), the scheduler, the worker and the scraping runtime.
+//!
+//! Without features this crate is only [`model`], [`error`] and [`schedule`], which compile to
+//! wasm for the browser UI. The `runtime` feature adds everything that needs tokio, sqlx or
+//! the network; only the server side enables it. No HTTP framework lives here: the server and
+//! the UI call [`Engine`], the one implementation of every operation.
+
+pub mod error;
+pub mod model;
+pub mod schedule;
+
+#[cfg(feature = "runtime")]
+mod engine;
+#[cfg(feature = "runtime")]
+pub mod scraper;
+#[cfg(feature = "runtime")]
+pub mod storage;
+
+#[cfg(feature = "runtime")]
+pub use engine::Engine;
+pub use error::{Error, Result};

@@ -1,0 +1,491 @@
+//! The data model shared by every part of Sneakpeek: scrapers, their jobs, schedules,
+//! priorities and the scheduler lease.
+//!
+//! These types are the wire contract. Their JSON shapes are those of Sneakpeek v0.1.7 (field
+//! order, enum values, integer priorities, timestamps as naive UTC with microseconds), so
+//! existing clients keep working; fields we added (`timeout_seconds`) are appended and ignored
+//! by old clients. This module has no runtime dependencies and compiles to wasm, so the browser
+//! UI uses the very same types.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The id a client sends when it wants the storage to assign one.
+pub const UNSET_ID: i64 = -1;
+
+/// Identifier of a scraper. Positive once stored.
+pub type ScraperId = i64;
+/// Identifier of a scraper job. Positive once stored, unique across all scrapers.
+pub type ScraperJobId = i64;
+
+/// When the scheduler enqueues a scraper by itself.
+///
+/// The declaration order is the order `get_schedules` returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ScraperSchedule {
+    /// Never runs by itself; only when enqueued by a user.
+    #[default]
+    Inactive,
+    EverySecond,
+    EveryMinute,
+    EveryHour,
+    EveryDay,
+    EveryWeek,
+    /// Every 30 days, as in the original.
+    EveryMonth,
+    /// A standard 5-field crontab expression in `Scraper::schedule_crontab`, evaluated in UTC.
+    Crontab,
+}
+
+impl ScraperSchedule {
+    pub const ALL: [ScraperSchedule; 8] = [
+        Self::Inactive,
+        Self::EverySecond,
+        Self::EveryMinute,
+        Self::EveryHour,
+        Self::EveryDay,
+        Self::EveryWeek,
+        Self::EveryMonth,
+        Self::Crontab,
+    ];
+
+    /// The wire value, e.g. `every_second`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Inactive => "inactive",
+            Self::EverySecond => "every_second",
+            Self::EveryMinute => "every_minute",
+            Self::EveryHour => "every_hour",
+            Self::EveryDay => "every_day",
+            Self::EveryWeek => "every_week",
+            Self::EveryMonth => "every_month",
+            Self::Crontab => "crontab",
+        }
+    }
+
+    /// A label for people, e.g. "Every second".
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Inactive => "Inactive",
+            Self::EverySecond => "Every second",
+            Self::EveryMinute => "Every minute",
+            Self::EveryHour => "Every hour",
+            Self::EveryDay => "Every day",
+            Self::EveryWeek => "Every week",
+            Self::EveryMonth => "Every month",
+            Self::Crontab => "Crontab",
+        }
+    }
+
+    /// The fixed period of an interval schedule; `None` for `inactive` and `crontab`.
+    pub fn interval(self) -> Option<chrono::Duration> {
+        match self {
+            Self::Inactive | Self::Crontab => None,
+            Self::EverySecond => Some(chrono::Duration::seconds(1)),
+            Self::EveryMinute => Some(chrono::Duration::minutes(1)),
+            Self::EveryHour => Some(chrono::Duration::hours(1)),
+            Self::EveryDay => Some(chrono::Duration::days(1)),
+            Self::EveryWeek => Some(chrono::Duration::weeks(1)),
+            Self::EveryMonth => Some(chrono::Duration::days(30)),
+        }
+    }
+}
+
+impl fmt::Display for ScraperSchedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Priority of a job in the queue. Lower value is dequeued first. On the wire it is the integer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum ScraperJobPriority {
+    Utmost = 0,
+    High = 1,
+    #[default]
+    Normal = 2,
+}
+
+impl ScraperJobPriority {
+    /// Dequeue order: highest priority first.
+    pub const ALL: [ScraperJobPriority; 3] = [Self::Utmost, Self::High, Self::Normal];
+
+    pub fn value(self) -> i16 {
+        self as i16
+    }
+
+    /// The name `get_priorities` reports, e.g. `UTMOST`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Utmost => "UTMOST",
+            Self::High => "HIGH",
+            Self::Normal => "NORMAL",
+        }
+    }
+
+    /// A label for people, e.g. "Utmost".
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Utmost => "Utmost",
+            Self::High => "High",
+            Self::Normal => "Normal",
+        }
+    }
+
+    pub fn from_value(value: i64) -> Option<Self> {
+        match value {
+            0 => Some(Self::Utmost),
+            1 => Some(Self::High),
+            2 => Some(Self::Normal),
+            _ => None,
+        }
+    }
+}
+
+/// The message the original returns for a priority outside 0/1/2; clients may match on it.
+pub const INVALID_PRIORITY_MESSAGE: &str = "value is not a valid enumeration member; permitted: 0, 1, 2";
+
+impl Serialize for ScraperJobPriority {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_i16(self.value())
+    }
+}
+
+impl<'de> Deserialize<'de> for ScraperJobPriority {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Accept any JSON value so that `"HIGH"` or `7` get the original's message instead of
+        // a serde type error.
+        let value = Value::deserialize(deserializer)?;
+        value
+            .as_i64()
+            .and_then(Self::from_value)
+            .ok_or_else(|| serde::de::Error::custom(INVALID_PRIORITY_MESSAGE))
+    }
+}
+
+/// A job's state machine:
+///
+/// ```text
+/// pending --dequeue--> started --handler returns--> succeeded | failed
+///    |                    |--no heartbeat for the dead timeout--> dead
+///    +--kill--> killed <--+--kill
+/// ```
+/// `succeeded`, `failed`, `dead` and `killed` are final: nothing moves a job out of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScraperJobStatus {
+    /// Waiting in the queue.
+    Pending,
+    /// Claimed by a worker, handler running.
+    Started,
+    Failed,
+    Succeeded,
+    /// The worker stopped sending heartbeats; marked by the scheduler.
+    Dead,
+    /// Killed by a user.
+    Killed,
+}
+
+impl ScraperJobStatus {
+    pub const ALL: [ScraperJobStatus; 6] = [
+        Self::Pending,
+        Self::Started,
+        Self::Failed,
+        Self::Succeeded,
+        Self::Dead,
+        Self::Killed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Started => "started",
+            Self::Failed => "failed",
+            Self::Succeeded => "succeeded",
+            Self::Dead => "dead",
+            Self::Killed => "killed",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == value)
+    }
+
+    /// Pending or started: the job still occupies its scraper's single active slot.
+    pub fn is_active(self) -> bool {
+        matches!(self, Self::Pending | Self::Started)
+    }
+
+    pub fn is_finished(self) -> bool {
+        !self.is_active()
+    }
+}
+
+impl fmt::Display for ScraperJobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Per-scraper configuration: handler parameters and per-scraper middleware settings.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ScraperConfig {
+    /// Free-form parameters given to the handler as `context.params`.
+    #[serde(default)]
+    pub params: Option<Map<String, Value>>,
+    /// Middleware configuration keyed by middleware name (e.g. `rate_limiter`); overrides the
+    /// global defaults for this scraper.
+    #[serde(default)]
+    pub plugins: Option<Map<String, Value>>,
+}
+
+/// A scraper: which handler runs, with which config, on which schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scraper {
+    /// `-1` (or absent) on create means "assign one".
+    #[serde(default = "unset_id")]
+    pub id: ScraperId,
+    pub name: String,
+    pub schedule: ScraperSchedule,
+    /// Required when `schedule` is `crontab`: a standard 5-field expression, in UTC.
+    #[serde(default)]
+    pub schedule_crontab: Option<String>,
+    /// Name of a registered handler.
+    pub handler: String,
+    #[serde(default)]
+    pub config: ScraperConfig,
+    /// Priority of the jobs the scheduler creates.
+    #[serde(default)]
+    pub schedule_priority: ScraperJobPriority,
+    /// State persisted between the scraper's jobs (the handler reads and updates it).
+    #[serde(default)]
+    pub state: Option<String>,
+    /// A job running longer than this fails with a timeout. Absent: no limit.
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
+}
+
+fn unset_id() -> i64 {
+    UNSET_ID
+}
+
+/// One run of a scraper.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScraperJob {
+    pub id: ScraperJobId,
+    /// The scraper as it was when the job was enqueued.
+    pub scraper: Scraper,
+    pub status: ScraperJobStatus,
+    pub priority: ScraperJobPriority,
+    #[serde(with = "timestamp")]
+    pub created_at: DateTime<Utc>,
+    #[serde(default, with = "timestamp::option")]
+    pub started_at: Option<DateTime<Utc>>,
+    /// Last heartbeat from the worker running the job.
+    #[serde(default, with = "timestamp::option")]
+    pub last_active_at: Option<DateTime<Utc>>,
+    #[serde(default, with = "timestamp::option")]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// What the handler returned, or the error text when it failed.
+    #[serde(default)]
+    pub result: Option<String>,
+}
+
+/// The scheduler lease: at most one owner at a time, until `acquired_until`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lease {
+    pub name: String,
+    pub owner_id: String,
+    #[serde(with = "timestamp")]
+    pub acquired: DateTime<Utc>,
+    #[serde(with = "timestamp")]
+    pub acquired_until: DateTime<Utc>,
+}
+
+/// An entry of `get_priorities`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Priority {
+    pub name: String,
+    pub value: i16,
+}
+
+impl From<ScraperJobPriority> for Priority {
+    fn from(priority: ScraperJobPriority) -> Self {
+        Priority { name: priority.name().to_owned(), value: priority.value() }
+    }
+}
+
+/// Timestamps as the original writes them: naive UTC, microseconds, no zone suffix
+/// (`2026-11-29T00:49:26.235961`). Reading also accepts RFC 3339 with an offset.
+pub mod timestamp {
+    use chrono::{DateTime, NaiveDateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    const FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6f";
+
+    pub fn format(value: &DateTime<Utc>) -> String {
+        value.format(FORMAT).to_string()
+    }
+
+    pub fn parse(text: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
+        DateTime::parse_from_rfc3339(text)
+            .map(|value| value.with_timezone(&Utc))
+            .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").map(|naive| naive.and_utc()))
+    }
+
+    pub fn serialize<S: Serializer>(value: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format(value))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse(&text).map_err(serde::de::Error::custom)
+    }
+
+    pub mod option {
+        use chrono::{DateTime, Utc};
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(value: &Option<DateTime<Utc>>, serializer: S) -> Result<S::Ok, S::Error> {
+            match value {
+                Some(value) => super::serialize(value, serializer),
+                None => serializer.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+            Option::<String>::deserialize(deserializer)?
+                .map(|text| super::parse(&text).map_err(serde::de::Error::custom))
+                .transpose()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A job exactly as Sneakpeek v0.1.7 returned it from `get_scraper_jobs`.
+    const ORIGINAL_JOB: &str = r#"{"id":1,"scraper":{"id":2,"name":"Failing","schedule":"inactive","schedule_crontab":null,"handler":"echo","config":{"params":{"fail":"x"},"plugins":null},"schedule_priority":2,"state":null},"status":"failed","priority":2,"created_at":"2026-11-29T00:49:26.235961","started_at":"2026-11-29T00:49:26.527432","last_active_at":"2026-11-29T00:49:26.528595","finished_at":"2026-11-29T00:49:26.529531","result":"boom: x"}"#;
+
+    /// A pending job exactly as v0.1.7 returned it from `enqueue_scraper`.
+    const ORIGINAL_PENDING_JOB: &str = r#"{"id":5,"scraper":{"id":2,"name":"Demo scraper","schedule":"inactive","schedule_crontab":null,"handler":"echo","config":{"params":{"url":"http://example.com"},"plugins":null},"schedule_priority":0,"state":null},"status":"pending","priority":1,"created_at":"2026-11-29T00:48:18.229944","started_at":null,"last_active_at":null,"finished_at":null,"result":null}"#;
+
+    /// Serialises `value` and removes the fields the original does not have, so the rest can
+    /// be compared byte for byte.
+    fn without_additions(mut value: Value) -> Value {
+        fn strip(scraper: &mut Value) {
+            let removed = scraper.as_object_mut().unwrap().remove("timeout_seconds");
+            assert_eq!(removed, Some(Value::Null), "timeout_seconds is appended and null when unset");
+        }
+        if value.get("scraper").is_some() {
+            strip(&mut value["scraper"]);
+        } else {
+            strip(&mut value);
+        }
+        value
+    }
+
+    #[test]
+    fn a_job_of_the_original_round_trips_to_the_same_json_text() {
+        for original in [ORIGINAL_JOB, ORIGINAL_PENDING_JOB] {
+            let job: ScraperJob = serde_json::from_str(original).unwrap();
+            let text = serde_json::to_string(&without_additions(serde_json::to_value(&job).unwrap())).unwrap();
+            assert_eq!(text, original);
+        }
+    }
+
+    #[test]
+    fn a_job_of_the_original_parses_into_the_right_values() {
+        let job: ScraperJob = serde_json::from_str(ORIGINAL_JOB).unwrap();
+        assert_eq!(job.status, ScraperJobStatus::Failed);
+        assert_eq!(job.priority, ScraperJobPriority::Normal);
+        assert_eq!(job.scraper.schedule, ScraperSchedule::Inactive);
+        assert_eq!(job.scraper.config.params.as_ref().unwrap()["fail"], json!("x"));
+        assert_eq!(job.finished_at.unwrap().timestamp_subsec_micros(), 529531);
+        assert_eq!(job.result.as_deref(), Some("boom: x"));
+    }
+
+    #[test]
+    fn a_created_scraper_serialises_in_the_original_field_order() {
+        let request = json!({"id":-1,"name":"Demo","schedule":"every_second","schedule_crontab":null,"schedule_priority":2,"handler":"echo","config":{"params":{"url":"http://example.com"},"plugins":null}});
+        let mut scraper: Scraper = serde_json::from_value(request).unwrap();
+        scraper.id = 1;
+        let text = serde_json::to_string(&without_additions(serde_json::to_value(&scraper).unwrap())).unwrap();
+        assert_eq!(
+            text,
+            r#"{"id":1,"name":"Demo","schedule":"every_second","schedule_crontab":null,"handler":"echo","config":{"params":{"url":"http://example.com"},"plugins":null},"schedule_priority":2,"state":null}"#
+        );
+    }
+
+    #[test]
+    fn a_scraper_without_id_or_optional_fields_gets_the_defaults() {
+        let scraper: Scraper =
+            serde_json::from_value(json!({"name":"Failing","schedule":"inactive","handler":"echo","config":{}})).unwrap();
+        assert_eq!(scraper.id, UNSET_ID);
+        assert_eq!(scraper.schedule_priority, ScraperJobPriority::Normal);
+        assert_eq!(scraper.config, ScraperConfig { params: None, plugins: None });
+        assert_eq!(serde_json::to_value(&scraper.config).unwrap(), json!({"params":null,"plugins":null}));
+    }
+
+    #[test]
+    fn priorities_are_integers_on_the_wire_and_other_values_get_the_original_message() {
+        assert_eq!(serde_json::to_string(&ScraperJobPriority::Utmost).unwrap(), "0");
+        assert_eq!(serde_json::from_str::<ScraperJobPriority>("1").unwrap(), ScraperJobPriority::High);
+        for bad in [r#""HIGH""#, "7", "-1", "1.5", "null"] {
+            let error = serde_json::from_str::<ScraperJobPriority>(bad).unwrap_err();
+            assert!(error.to_string().starts_with(INVALID_PRIORITY_MESSAGE), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn schedules_serialise_to_the_original_strings_in_order() {
+        let values = serde_json::to_value(ScraperSchedule::ALL).unwrap();
+        assert_eq!(
+            values,
+            json!(["inactive","every_second","every_minute","every_hour","every_day","every_week","every_month","crontab"])
+        );
+        for schedule in ScraperSchedule::ALL {
+            assert_eq!(serde_json::to_value(schedule).unwrap(), json!(schedule.as_str()));
+        }
+        assert!(serde_json::from_str::<ScraperSchedule>(r#""every_year""#).is_err());
+    }
+
+    #[test]
+    fn statuses_serialise_to_the_original_strings() {
+        for status in ScraperJobStatus::ALL {
+            assert_eq!(serde_json::to_value(status).unwrap(), json!(status.as_str()));
+            assert_eq!(ScraperJobStatus::parse(status.as_str()), Some(status));
+        }
+        assert!(ScraperJobStatus::Pending.is_active() && ScraperJobStatus::Started.is_active());
+        assert!(ScraperJobStatus::Killed.is_finished() && ScraperJobStatus::Dead.is_finished());
+    }
+
+    #[test]
+    fn a_lease_round_trips() {
+        let text = r#"{"name":"sneakpeek:scheduler","owner_id":"a","acquired":"2026-11-29T00:49:26.235961","acquired_until":"2026-11-29T00:50:26.235961"}"#;
+        let lease: Lease = serde_json::from_str(text).unwrap();
+        assert_eq!(serde_json::to_string(&lease).unwrap(), text);
+        assert_eq!((lease.acquired_until - lease.acquired).num_seconds(), 60);
+    }
+
+    #[test]
+    fn timestamps_with_an_offset_are_read_as_utc() {
+        let parsed = timestamp::parse("2026-11-29T02:49:26.5+02:00").unwrap();
+        assert_eq!(timestamp::format(&parsed), "2026-11-29T00:49:26.500000");
+    }
+
+    #[test]
+    fn priorities_list_matches_the_original() {
+        let priorities: Vec<Priority> = ScraperJobPriority::ALL.into_iter().map(Priority::from).collect();
+        assert_eq!(
+            serde_json::to_value(priorities).unwrap(),
+            json!([{"name":"UTMOST","value":0},{"name":"HIGH","value":1},{"name":"NORMAL","value":2}])
+        );
+    }
+}

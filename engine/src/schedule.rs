@@ -1,0 +1,193 @@
+//! When a schedule fires, and what makes a scraper's settings valid.
+//!
+//! Fire times are pure functions of the schedule and a point in time, so the scheduler, the UI
+//! ("next run", crontab preview) and the tests all agree. Interval schedules fire at whole
+//! multiples of their period since the Unix epoch in UTC (every minute at :00, every day at
+//! midnight UTC), as the original aligned them; crontab expressions are standard 5-field
+//! ones, evaluated in UTC.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, TimeZone, Utc};
+use croner::parser::{CronParser, Seconds, Year};
+use croner::Cron;
+
+use crate::error::{Error, FieldError};
+use crate::model::{Scraper, ScraperSchedule};
+
+/// A parsed, valid 5-field crontab expression.
+#[derive(Debug, Clone)]
+pub struct Crontab(Cron);
+
+impl Crontab {
+    /// Parses a standard crontab expression: minute, hour, day of month, month, day of week
+    /// (or an alias such as `@hourly`). Six-field expressions with seconds are refused: they
+    /// are not crontab, and accepting them would silently fire 60 times more often.
+    pub fn parse(expression: &str) -> Result<Self, String> {
+        let expression = expression.trim();
+        let fields = expression.split_whitespace().count();
+        if !expression.starts_with('@') && fields != 5 {
+            return Err(format!("expected 5 fields (minute hour day-of-month month day-of-week), found {fields}"));
+        }
+        let parser = CronParser::builder().seconds(Seconds::Disallowed).year(Year::Disallowed).build();
+        parser.parse(expression).map(Crontab).map_err(|error| error.to_string())
+    }
+
+    /// The first fire time strictly after `after`.
+    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.0.find_next_occurrence(&after, false).ok()
+    }
+}
+
+impl FromStr for Crontab {
+    type Err = String;
+
+    fn from_str(expression: &str) -> Result<Self, String> {
+        Crontab::parse(expression)
+    }
+}
+
+/// A scraper's schedule, ready to compute fire times. `None` for `inactive`.
+#[derive(Debug, Clone)]
+pub enum Trigger {
+    Interval(chrono::Duration),
+    Cron(Crontab),
+}
+
+impl Trigger {
+    /// The trigger of a schedule; `Err` names what is wrong with the crontab.
+    pub fn of(schedule: ScraperSchedule, crontab: Option<&str>) -> Result<Option<Trigger>, String> {
+        match schedule {
+            ScraperSchedule::Inactive => Ok(None),
+            ScraperSchedule::Crontab => match crontab.map(str::trim).filter(|text| !text.is_empty()) {
+                None => Err("required when the schedule is crontab".to_owned()),
+                Some(expression) => Crontab::parse(expression).map(|cron| Some(Trigger::Cron(cron))),
+            },
+            interval => Ok(interval.interval().map(Trigger::Interval)),
+        }
+    }
+
+    /// The first fire time strictly after `after`.
+    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            Trigger::Interval(period) => {
+                let period_micros = period.num_microseconds()?;
+                let micros = after.timestamp_micros();
+                let next = (micros.div_euclid(period_micros) + 1) * period_micros;
+                Utc.timestamp_micros(next).single()
+            }
+            Trigger::Cron(cron) => cron.next_after(after),
+        }
+    }
+
+    /// The next `count` fire times after `after`.
+    pub fn upcoming(&self, after: DateTime<Utc>, count: usize) -> Vec<DateTime<Utc>> {
+        let mut times = Vec::with_capacity(count);
+        let mut cursor = after;
+        while times.len() < count {
+            match self.next_after(cursor) {
+                Some(next) => {
+                    times.push(next);
+                    cursor = next;
+                }
+                None => break,
+            }
+        }
+        times
+    }
+}
+
+/// Checks a scraper's settings before it is stored. `handlers` are the registered handler
+/// names. Field problems come back together as `Error::InvalidScraper`, each with its path
+/// under `scraper`; an unknown handler is `Error::UnknownHandler`.
+pub fn validate_scraper(scraper: &Scraper, handlers: &[String]) -> Result<(), Error> {
+    let mut errors = Vec::new();
+    if scraper.name.trim().is_empty() {
+        errors.push(FieldError::new(&["scraper", "name"], "must not be empty"));
+    }
+    if let Err(problem) = Trigger::of(scraper.schedule, scraper.schedule_crontab.as_deref()) {
+        errors.push(FieldError::new(&["scraper", "schedule_crontab"], problem));
+    }
+    if scraper.timeout_seconds == Some(0) {
+        errors.push(FieldError::new(&["scraper", "timeout_seconds"], "must be positive"));
+    }
+    if !errors.is_empty() {
+        return Err(Error::InvalidScraper(errors));
+    }
+    if !handlers.iter().any(|handler| *handler == scraper.handler) {
+        return Err(Error::UnknownHandler(scraper.handler.clone()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        crate::model::timestamp::parse(text).unwrap()
+    }
+
+    #[test]
+    fn interval_schedules_fire_at_whole_multiples_of_their_period() {
+        let every_second = Trigger::of(ScraperSchedule::EverySecond, None).unwrap().unwrap();
+        assert_eq!(every_second.next_after(at("2026-11-29T10:00:00.250000")), Some(at("2026-11-29T10:00:01")));
+        assert_eq!(every_second.next_after(at("2026-11-29T10:00:01")), Some(at("2026-11-29T10:00:02")));
+        let every_hour = Trigger::of(ScraperSchedule::EveryHour, None).unwrap().unwrap();
+        assert_eq!(every_hour.next_after(at("2026-11-29T10:59:59")), Some(at("2026-11-29T11:00:00")));
+        let every_day = Trigger::of(ScraperSchedule::EveryDay, None).unwrap().unwrap();
+        assert_eq!(every_day.next_after(at("2026-11-29T10:00:00")), Some(at("2026-11-30T00:00:00")));
+        let every_month = Trigger::of(ScraperSchedule::EveryMonth, None).unwrap().unwrap();
+        let next = every_month.next_after(at("2026-11-29T10:00:00")).unwrap();
+        assert_eq!(every_month.next_after(next).unwrap() - next, chrono::Duration::days(30));
+    }
+
+    #[test]
+    fn inactive_never_fires() {
+        assert!(Trigger::of(ScraperSchedule::Inactive, Some("* * * * *")).unwrap().is_none());
+    }
+
+    #[test]
+    fn crontab_fires_at_the_right_minutes_in_utc() {
+        let trigger = Trigger::of(ScraperSchedule::Crontab, Some("30 2 * * *")).unwrap().unwrap();
+        assert_eq!(
+            trigger.upcoming(at("2026-11-29T02:30:00"), 2),
+            vec![at("2026-11-30T02:30:00"), at("2026-12-01T02:30:00")]
+        );
+        let every_five = Trigger::of(ScraperSchedule::Crontab, Some("*/5 * * * *")).unwrap().unwrap();
+        assert_eq!(every_five.next_after(at("2026-11-29T10:07:10")), Some(at("2026-11-29T10:10:00")));
+        let hourly = Trigger::of(ScraperSchedule::Crontab, Some("@hourly")).unwrap().unwrap();
+        assert_eq!(hourly.next_after(at("2026-11-29T10:07:10")), Some(at("2026-11-29T11:00:00")));
+    }
+
+    #[test]
+    fn crontab_refuses_six_fields_garbage_and_absence() {
+        for bad in ["*/5 * * * * *", "* * *", "61 * * * *", "every day", ""] {
+            assert!(Trigger::of(ScraperSchedule::Crontab, Some(bad)).is_err(), "{bad:?} should be refused");
+        }
+        assert!(Trigger::of(ScraperSchedule::Crontab, None).unwrap_err().contains("required"));
+    }
+
+    fn scraper(name: &str, schedule: ScraperSchedule, crontab: Option<&str>, handler: &str) -> Scraper {
+        serde_json::from_value(serde_json::json!({
+            "name": name, "schedule": schedule, "schedule_crontab": crontab, "handler": handler
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn validation_names_each_bad_field_and_unknown_handlers() {
+        let handlers = vec!["extract".to_owned()];
+        assert!(validate_scraper(&scraper("ok", ScraperSchedule::Crontab, Some("0 * * * *"), "extract"), &handlers).is_ok());
+        let Err(Error::InvalidScraper(errors)) = validate_scraper(&scraper(" ", ScraperSchedule::Crontab, Some("nope"), "extract"), &handlers)
+        else {
+            panic!("expected field errors")
+        };
+        let paths: Vec<String> = errors.iter().map(|error| error.loc.join(".")).collect();
+        assert_eq!(paths, ["scraper.name", "scraper.schedule_crontab"]);
+        assert_eq!(
+            validate_scraper(&scraper("ok", ScraperSchedule::EveryHour, None, "missing"), &handlers),
+            Err(Error::UnknownHandler("missing".into()))
+        );
+    }
+}

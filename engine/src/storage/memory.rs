@@ -1,0 +1,361 @@
+//! The embedded storage: everything in this process's memory, lost at exit.
+//!
+//! Each storage keeps its data behind one mutex held only for short, non-async sections, so
+//! every operation is atomic exactly like its PostgreSQL counterpart.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::sync::{watch, Notify};
+
+use super::{ClaimedJob, EnqueueOrigin, LeaseStorage, ScraperJobsStorage, ScrapersStorage};
+use crate::error::{Error, Result};
+use crate::model::{Lease, Scraper, ScraperId, ScraperJob, ScraperJobId, ScraperJobPriority, ScraperJobStatus};
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave these maps half-updated (every section
+    // validates before it writes), so a poisoned lock is still safe to use.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+pub struct MemoryScrapersStorage {
+    read_only: bool,
+    scrapers: Mutex<ScrapersState>,
+    changes: watch::Sender<u64>,
+}
+
+#[derive(Default)]
+struct ScrapersState {
+    by_id: BTreeMap<ScraperId, Scraper>,
+    /// Ids are never reused, even after a delete, so an old job never points at a new scraper.
+    next_id: ScraperId,
+}
+
+impl MemoryScrapersStorage {
+    /// A storage holding `scrapers` (ids `<= 0` get assigned).
+    pub fn new(scrapers: Vec<Scraper>, read_only: bool) -> Self {
+        let mut state = ScrapersState { by_id: BTreeMap::new(), next_id: 1 };
+        for scraper in scrapers {
+            state.insert(scraper);
+        }
+        MemoryScrapersStorage { read_only, scrapers: Mutex::new(state), changes: watch::channel(0).0 }
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|version| *version += 1);
+    }
+
+    fn writable(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::ReadOnly);
+        }
+        Ok(())
+    }
+}
+
+impl ScrapersState {
+    fn insert(&mut self, mut scraper: Scraper) -> Scraper {
+        if scraper.id <= 0 {
+            scraper.id = self.next_id;
+        }
+        self.next_id = self.next_id.max(scraper.id + 1);
+        self.by_id.insert(scraper.id, scraper.clone());
+        scraper
+    }
+}
+
+#[async_trait]
+impl ScrapersStorage for MemoryScrapersStorage {
+    fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    async fn get_scrapers(&self) -> Result<Vec<Scraper>> {
+        Ok(lock(&self.scrapers).by_id.values().cloned().collect())
+    }
+
+    async fn search_scrapers(&self, name_filter: Option<&str>, max_items: Option<i64>, last_id: Option<i64>) -> Result<Vec<Scraper>> {
+        let limit = max_items.filter(|max| *max > 0).map_or(usize::MAX, |max| max as usize);
+        let state = lock(&self.scrapers);
+        let after = last_id.unwrap_or(i64::MIN).saturating_add(1);
+        Ok(state
+            .by_id
+            .range(after..)
+            .map(|(_, scraper)| scraper)
+            .filter(|scraper| name_filter.is_none_or(|filter| scraper.name.contains(filter)))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn get_scraper(&self, id: ScraperId) -> Result<Scraper> {
+        self.maybe_get_scraper(id).await?.ok_or(Error::ScraperNotFound(id))
+    }
+
+    async fn maybe_get_scraper(&self, id: ScraperId) -> Result<Option<Scraper>> {
+        Ok(lock(&self.scrapers).by_id.get(&id).cloned())
+    }
+
+    async fn create_scraper(&self, scraper: Scraper) -> Result<Scraper> {
+        self.writable()?;
+        let created = lock(&self.scrapers).insert(scraper);
+        self.changed();
+        Ok(created)
+    }
+
+    async fn update_scraper(&self, scraper: Scraper) -> Result<Scraper> {
+        self.writable()?;
+        {
+            let mut state = lock(&self.scrapers);
+            let stored = state.by_id.get_mut(&scraper.id).ok_or(Error::ScraperNotFound(scraper.id))?;
+            *stored = scraper.clone();
+        }
+        self.changed();
+        Ok(scraper)
+    }
+
+    async fn delete_scraper(&self, id: ScraperId) -> Result<Scraper> {
+        self.writable()?;
+        let deleted = lock(&self.scrapers).by_id.remove(&id).ok_or(Error::ScraperNotFound(id))?;
+        self.changed();
+        Ok(deleted)
+    }
+
+    async fn update_scraper_state(&self, id: ScraperId, state: Option<String>) -> Result<Scraper> {
+        let mut scrapers = lock(&self.scrapers);
+        let stored = scrapers.by_id.get_mut(&id).ok_or(Error::ScraperNotFound(id))?;
+        stored.state = state;
+        Ok(stored.clone())
+    }
+
+    fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+}
+
+/// The in-memory jobs queue.
+#[derive(Default)]
+pub struct MemoryScraperJobsStorage {
+    state: Mutex<JobsState>,
+    enqueued: Arc<Notify>,
+}
+
+#[derive(Default)]
+struct JobsState {
+    last_id: ScraperJobId,
+    jobs: HashMap<ScraperJobId, ScraperJob>,
+    /// Job ids of each scraper; iterate in reverse for newest first.
+    by_scraper: HashMap<ScraperId, BTreeSet<ScraperJobId>>,
+    /// Pending jobs in dequeue order: priority value, then id (FIFO).
+    pending: BTreeSet<(i16, ScraperJobId)>,
+    /// The one pending or started job of each scraper that has one.
+    active: HashMap<ScraperId, ScraperJobId>,
+    /// Fire times that already produced a job, kept as long as that job is kept.
+    fired: HashSet<(ScraperId, DateTime<Utc>)>,
+    fired_by_job: HashMap<ScraperJobId, (ScraperId, DateTime<Utc>)>,
+}
+
+impl JobsState {
+    fn job_of(&self, scraper_id: ScraperId, job_id: ScraperJobId) -> Result<&ScraperJob> {
+        self.jobs.get(&job_id).filter(|job| job.scraper.id == scraper_id).ok_or(Error::ScraperJobNotFound(job_id))
+    }
+
+    /// Moves an active job to a final status; the caller has checked it is active.
+    fn finish(&mut self, job_id: ScraperJobId, status: ScraperJobStatus, result: Option<String>, now: DateTime<Utc>) -> ScraperJob {
+        let job = self.jobs.get_mut(&job_id).expect("caller checked the job exists");
+        if job.status == ScraperJobStatus::Pending {
+            self.pending.remove(&(job.priority.value(), job_id));
+        }
+        job.status = status;
+        job.finished_at = Some(now);
+        if result.is_some() {
+            job.result = result;
+        }
+        let job = job.clone();
+        self.active.remove(&job.scraper.id);
+        job
+    }
+
+    fn remove(&mut self, job_id: ScraperJobId) {
+        if let Some(job) = self.jobs.remove(&job_id) {
+            if let Some(ids) = self.by_scraper.get_mut(&job.scraper.id) {
+                ids.remove(&job_id);
+                if ids.is_empty() {
+                    self.by_scraper.remove(&job.scraper.id);
+                }
+            }
+        }
+        if let Some(fire) = self.fired_by_job.remove(&job_id) {
+            self.fired.remove(&fire);
+        }
+    }
+}
+
+impl MemoryScraperJobsStorage {
+    fn state(&self) -> MutexGuard<'_, JobsState> {
+        lock(&self.state)
+    }
+}
+
+#[async_trait]
+impl ScraperJobsStorage for MemoryScraperJobsStorage {
+    async fn get_scraper_jobs(&self, scraper_id: ScraperId) -> Result<Vec<ScraperJob>> {
+        let state = self.state();
+        let Some(ids) = state.by_scraper.get(&scraper_id) else { return Ok(Vec::new()) };
+        Ok(ids.iter().rev().map(|id| state.jobs[id].clone()).collect())
+    }
+
+    async fn get_scraper_job(&self, scraper_id: ScraperId, job_id: ScraperJobId) -> Result<ScraperJob> {
+        self.state().job_of(scraper_id, job_id).cloned()
+    }
+
+    async fn add_scraper_job(&self, scraper: &Scraper, priority: ScraperJobPriority, origin: EnqueueOrigin) -> Result<ScraperJob> {
+        let job = {
+            let mut state = self.state();
+            if state.active.contains_key(&scraper.id) {
+                return Err(Error::ScraperHasActiveRun);
+            }
+            if let EnqueueOrigin::Scheduled(fire_time) = origin {
+                if !state.fired.insert((scraper.id, fire_time)) {
+                    return Err(Error::ScraperHasActiveRun);
+                }
+            }
+            state.last_id += 1;
+            let id = state.last_id;
+            let job = ScraperJob {
+                id,
+                scraper: scraper.clone(),
+                status: ScraperJobStatus::Pending,
+                priority,
+                created_at: Utc::now(),
+                started_at: None,
+                last_active_at: None,
+                finished_at: None,
+                result: None,
+            };
+            if let EnqueueOrigin::Scheduled(fire_time) = origin {
+                state.fired_by_job.insert(id, (scraper.id, fire_time));
+            }
+            state.active.insert(scraper.id, id);
+            state.pending.insert((priority.value(), id));
+            state.by_scraper.entry(scraper.id).or_default().insert(id);
+            state.jobs.insert(id, job.clone());
+            job
+        };
+        self.enqueued.notify_waiters();
+        Ok(job)
+    }
+
+    async fn dequeue_scraper_jobs(&self, limit: usize) -> Result<Vec<ClaimedJob>> {
+        let mut state = self.state();
+        let now = Utc::now();
+        let mut claimed = Vec::with_capacity(limit.min(state.pending.len()));
+        while claimed.len() < limit {
+            let Some((_, id)) = state.pending.pop_first() else { break };
+            let job = state.jobs.get_mut(&id).expect("pending jobs exist");
+            job.status = ScraperJobStatus::Started;
+            job.started_at = Some(now);
+            job.last_active_at = Some(now);
+            claimed.push(job.clone());
+        }
+        Ok(claimed)
+    }
+
+    async fn heartbeat(&self, job_id: ScraperJobId) -> Result<()> {
+        let mut state = self.state();
+        let job = state.jobs.get_mut(&job_id).ok_or(Error::ScraperJobNotFound(job_id))?;
+        match job.status {
+            ScraperJobStatus::Pending => Err(Error::PingNotStarted),
+            ScraperJobStatus::Started => {
+                job.last_active_at = Some(Utc::now());
+                Ok(())
+            }
+            _ => Err(Error::PingFinished),
+        }
+    }
+
+    async fn finish_scraper_job(&self, job_id: ScraperJobId, status: ScraperJobStatus, result: Option<String>) -> Result<Option<ScraperJob>> {
+        let mut state = self.state();
+        let started = state.jobs.get(&job_id).is_some_and(|job| job.status == ScraperJobStatus::Started);
+        Ok(started.then(|| state.finish(job_id, status, result, Utc::now())))
+    }
+
+    async fn kill_scraper_job(&self, scraper_id: ScraperId, job_id: ScraperJobId) -> Result<ScraperJob> {
+        let mut state = self.state();
+        if state.job_of(scraper_id, job_id)?.status.is_finished() {
+            return Err(Error::JobNotActive(job_id));
+        }
+        Ok(state.finish(job_id, ScraperJobStatus::Killed, None, Utc::now()))
+    }
+
+    async fn mark_dead_scraper_jobs(&self, heartbeat_before: DateTime<Utc>) -> Result<Vec<ScraperJob>> {
+        let mut state = self.state();
+        let dead: Vec<ScraperJobId> = state
+            .active
+            .values()
+            .filter(|id| {
+                let job = &state.jobs[*id];
+                job.status == ScraperJobStatus::Started && job.last_active_at.is_none_or(|at| at < heartbeat_before)
+            })
+            .copied()
+            .collect();
+        let now = Utc::now();
+        Ok(dead.into_iter().map(|id| state.finish(id, ScraperJobStatus::Dead, None, now)).collect())
+    }
+
+    async fn delete_old_scraper_jobs(&self, keep_last: usize) -> Result<u64> {
+        let mut state = self.state();
+        let mut doomed = Vec::new();
+        for ids in state.by_scraper.values() {
+            let finished = ids.iter().rev().filter(|id| state.jobs[*id].status.is_finished());
+            doomed.extend(finished.skip(keep_last).copied());
+        }
+        for id in &doomed {
+            state.remove(*id);
+        }
+        Ok(doomed.len() as u64)
+    }
+
+    async fn get_queue_len(&self, priority: ScraperJobPriority) -> Result<u64> {
+        let value = priority.value();
+        Ok(self.state().pending.range((value, i64::MIN)..(value + 1, i64::MIN)).count() as u64)
+    }
+
+    fn enqueued(&self) -> Arc<Notify> {
+        self.enqueued.clone()
+    }
+}
+
+/// Leases with an owner and an expiry, as in the original.
+#[derive(Default)]
+pub struct MemoryLeaseStorage {
+    leases: Mutex<HashMap<String, Lease>>,
+}
+
+#[async_trait]
+impl LeaseStorage for MemoryLeaseStorage {
+    async fn maybe_acquire_lease(&self, name: &str, owner_id: &str, duration: Duration) -> Result<Option<Lease>> {
+        let now = Utc::now();
+        let mut leases = lock(&self.leases);
+        if let Some(current) = leases.get(name) {
+            if current.owner_id != owner_id && current.acquired_until > now {
+                return Ok(None);
+            }
+        }
+        let duration = chrono::Duration::from_std(duration).map_err(Error::internal)?;
+        let lease = Lease { name: name.to_owned(), owner_id: owner_id.to_owned(), acquired: now, acquired_until: now + duration };
+        leases.insert(name.to_owned(), lease.clone());
+        Ok(Some(lease))
+    }
+
+    async fn release_lease(&self, name: &str, owner_id: &str) -> Result<()> {
+        let mut leases = lock(&self.leases);
+        if leases.get(name).is_some_and(|lease| lease.owner_id == owner_id) {
+            leases.remove(name);
+        }
+        Ok(())
+    }
+}

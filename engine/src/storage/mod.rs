@@ -1,0 +1,135 @@
+//! Where scrapers, jobs and the scheduler lease live: the storage traits and their two
+//! implementations, [`memory`] (the embedded default) and [`postgres`].
+//!
+//! The traits state the guarantees every implementation gives; `tests/storage_suite.rs` runs
+//! the same checks against both, so they cannot drift apart.
+
+pub mod memory;
+pub mod postgres;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::sync::{watch, Notify};
+
+use crate::error::Result;
+use crate::model::{Lease, Scraper, ScraperId, ScraperJob, ScraperJobId, ScraperJobPriority, ScraperJobStatus};
+
+/// The scrapers and their settings.
+#[async_trait]
+pub trait ScrapersStorage: Send + Sync {
+    /// A read-only storage refuses every change with `Error::ReadOnly`.
+    fn is_read_only(&self) -> bool;
+    /// All scrapers, by id.
+    async fn get_scrapers(&self) -> Result<Vec<Scraper>>;
+    /// Scrapers whose name contains `name_filter` (case-sensitive, as the original), with
+    /// `id > last_id`, by id, at most `max_items` (none or `<= 0`: no limit).
+    async fn search_scrapers(&self, name_filter: Option<&str>, max_items: Option<i64>, last_id: Option<i64>) -> Result<Vec<Scraper>>;
+    /// `Error::ScraperNotFound` when absent.
+    async fn get_scraper(&self, id: ScraperId) -> Result<Scraper>;
+    async fn maybe_get_scraper(&self, id: ScraperId) -> Result<Option<Scraper>>;
+    /// Stores a new scraper. An id `<= 0` is assigned; a positive id is kept (replacing an
+    /// existing scraper with that id, as the original does).
+    async fn create_scraper(&self, scraper: Scraper) -> Result<Scraper>;
+    /// Replaces a stored scraper; `Error::ScraperNotFound` when absent.
+    async fn update_scraper(&self, scraper: Scraper) -> Result<Scraper>;
+    /// Removes a scraper and returns it; `Error::ScraperNotFound` when absent.
+    async fn delete_scraper(&self, id: ScraperId) -> Result<Scraper>;
+    /// Persists the state a handler keeps between runs. Allowed on a read-only storage: the
+    /// scraper list is what is read-only, not what the scrapers remember.
+    async fn update_scraper_state(&self, id: ScraperId, state: Option<String>) -> Result<Scraper>;
+    /// A counter that changes whenever any scraper changes, in this process or (on
+    /// PostgreSQL) in another replica. The scheduler waits on it.
+    fn changes(&self) -> watch::Receiver<u64>;
+}
+
+/// What a claim of a pending job returns.
+pub type ClaimedJob = ScraperJob;
+
+/// How a job came to be enqueued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnqueueOrigin {
+    /// A user or API client asked for it.
+    Manual,
+    /// The scheduler fired the scraper's schedule due at this instant. At most one job is
+    /// ever created per scraper and fire time, whichever replica fires it.
+    Scheduled(DateTime<Utc>),
+}
+
+/// The jobs queue.
+///
+/// State transitions after the claim are guarded by the job's current status: a job leaves
+/// `started` exactly once, so a late heartbeat or finish from a worker that lost the job
+/// (it was killed, or marked dead) changes nothing. Jobs are never re-queued, so the status
+/// guard is as strong as a per-attempt token.
+#[async_trait]
+pub trait ScraperJobsStorage: Send + Sync {
+    /// The scraper's jobs, newest first.
+    async fn get_scraper_jobs(&self, scraper_id: ScraperId) -> Result<Vec<ScraperJob>>;
+    /// `Error::ScraperJobNotFound` when the job does not exist or belongs to another scraper.
+    async fn get_scraper_job(&self, scraper_id: ScraperId, job_id: ScraperJobId) -> Result<ScraperJob>;
+    /// Adds a pending job for `scraper` (a snapshot of it is kept with the job).
+    /// Refuses with `Error::ScraperHasActiveRun` while the scraper has a pending or started
+    /// job, atomically: of concurrent enqueues exactly one wins. A scheduled origin whose fire
+    /// time already produced a job is refused the same way.
+    async fn add_scraper_job(&self, scraper: &Scraper, priority: ScraperJobPriority, origin: EnqueueOrigin) -> Result<ScraperJob>;
+    /// Claims up to `limit` pending jobs, highest priority first and FIFO within a priority,
+    /// and marks them started in the same step: no two callers ever get the same job.
+    async fn dequeue_scraper_jobs(&self, limit: usize) -> Result<Vec<ClaimedJob>>;
+    /// Records that the worker is still running the job. `Error::PingNotStarted` for a
+    /// pending job, `Error::PingFinished` once it is finished (killed or marked dead): the
+    /// worker should then stop the handler.
+    async fn heartbeat(&self, job_id: ScraperJobId) -> Result<()>;
+    /// Finishes a started job with a final status and result. Returns `None` (and changes
+    /// nothing) when the job is no longer started.
+    async fn finish_scraper_job(&self, job_id: ScraperJobId, status: ScraperJobStatus, result: Option<String>) -> Result<Option<ScraperJob>>;
+    /// Kills a pending or started job. `Error::JobNotActive` when already finished.
+    async fn kill_scraper_job(&self, scraper_id: ScraperId, job_id: ScraperJobId) -> Result<ScraperJob>;
+    /// Marks started jobs whose last heartbeat is older than `heartbeat_before` as dead.
+    async fn mark_dead_scraper_jobs(&self, heartbeat_before: DateTime<Utc>) -> Result<Vec<ScraperJob>>;
+    /// Keeps the newest `keep_last` finished jobs of each scraper and deletes the older
+    /// finished ones (active jobs are never deleted). Returns how many were deleted.
+    async fn delete_old_scraper_jobs(&self, keep_last: usize) -> Result<u64>;
+    /// Number of pending jobs with this priority.
+    async fn get_queue_len(&self, priority: ScraperJobPriority) -> Result<u64>;
+    /// Notified whenever a job is enqueued (in any replica, on PostgreSQL); workers wait on
+    /// it when the queue is empty, with a polling fallback.
+    fn enqueued(&self) -> Arc<Notify>;
+}
+
+/// The scheduler's global lock.
+#[async_trait]
+pub trait LeaseStorage: Send + Sync {
+    /// Acquires the lease if it is free, expired, or already held by `owner_id` (which
+    /// extends it). `None` while someone else holds it.
+    async fn maybe_acquire_lease(&self, name: &str, owner_id: &str, duration: Duration) -> Result<Option<Lease>>;
+    /// Releases the lease if `owner_id` holds it.
+    async fn release_lease(&self, name: &str, owner_id: &str) -> Result<()>;
+}
+
+/// The three storages the engine runs on.
+#[derive(Clone)]
+pub struct Storages {
+    pub scrapers: Arc<dyn ScrapersStorage>,
+    pub jobs: Arc<dyn ScraperJobsStorage>,
+    pub leases: Arc<dyn LeaseStorage>,
+}
+
+impl Storages {
+    /// Everything in this process's memory.
+    pub fn in_memory(scrapers: Vec<Scraper>, read_only: bool) -> Self {
+        Storages {
+            scrapers: Arc::new(memory::MemoryScrapersStorage::new(scrapers, read_only)),
+            jobs: Arc::new(memory::MemoryScraperJobsStorage::default()),
+            leases: Arc::new(memory::MemoryLeaseStorage::default()),
+        }
+    }
+
+    /// Everything in PostgreSQL; runs the migrations first.
+    pub async fn postgres(database_url: &str, read_only: bool) -> Result<Self> {
+        let database = postgres::PostgresStorage::connect(database_url, read_only).await?;
+        Ok(Storages { scrapers: Arc::new(database.clone()), jobs: Arc::new(database.clone()), leases: Arc::new(database) })
+    }
+}

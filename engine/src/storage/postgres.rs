@@ -1,0 +1,515 @@
+//! The PostgreSQL storage: scrapers, the jobs queue and the scheduler lease, shared by any
+//! number of replicas.
+//!
+//! Each queue operation is one statement (one commit): the claim is an `UPDATE` over a
+//! `FOR UPDATE SKIP LOCKED` subquery, the one-active-job rule and the one-job-per-fire rule
+//! are unique indexes (see `migrations/`), and later transitions are guarded by the job's
+//! status in their `WHERE`. Enqueues and scraper changes `NOTIFY` in the same statement, so
+//! idle workers and the scheduler of every replica wake at once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
+use sqlx::types::Json;
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool, Row};
+use tokio::sync::{watch, Mutex, Notify};
+
+use super::{ClaimedJob, EnqueueOrigin, LeaseStorage, ScraperJobsStorage, ScrapersStorage};
+use crate::error::{Error, Result};
+use crate::model::{Lease, Scraper, ScraperConfig, ScraperId, ScraperJob, ScraperJobId, ScraperJobPriority, ScraperJobStatus, ScraperSchedule};
+
+const SCRAPERS_CHANNEL: &str = "sneakpeek_scrapers";
+const JOBS_CHANNEL: &str = "sneakpeek_jobs";
+
+/// Runs the migrations in `migrations/` (idempotent; safe from several replicas at once).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+impl From<sqlx::Error> for Error {
+    fn from(error: sqlx::Error) -> Self {
+        Error::Internal(format!("database: {error}"))
+    }
+}
+
+/// One handle to the database, implementing all three storage traits.
+#[derive(Clone)]
+pub struct PostgresStorage {
+    pool: PgPool,
+    connect_options: PgConnectOptions,
+    read_only: bool,
+    scraper_changes: watch::Sender<u64>,
+    enqueued: Arc<Notify>,
+    /// Leases held by this process: each on its own connection, which holds the advisory lock.
+    held_leases: Arc<Mutex<HashMap<String, HeldLease>>>,
+    /// Dropped with the last clone of the storage, which stops the notification listener.
+    _listening: Arc<tokio::sync::oneshot::Sender<()>>,
+}
+
+struct HeldLease {
+    owner_id: String,
+    connection: PgConnection,
+}
+
+impl PostgresStorage {
+    /// Connects, runs the migrations and starts listening for other replicas' changes.
+    pub async fn connect(database_url: &str, read_only: bool) -> Result<Self> {
+        let connect_options: PgConnectOptions = database_url.parse().map_err(|error| Error::Internal(format!("invalid database URL: {error}")))?;
+        let connect_options = connect_options.disable_statement_logging();
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(connect_options.clone())
+            .await?;
+        MIGRATOR.run(&pool).await.map_err(|error| Error::Internal(format!("migrations: {error}")))?;
+        let (listening, stopped) = tokio::sync::oneshot::channel();
+        let storage = PostgresStorage {
+            pool,
+            connect_options,
+            read_only,
+            scraper_changes: watch::channel(0).0,
+            enqueued: Arc::new(Notify::new()),
+            held_leases: Arc::default(),
+            _listening: Arc::new(listening),
+        };
+        storage.listen(stopped).await?;
+        Ok(storage)
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Turns NOTIFYs from any replica into local wake-ups. When the listening connection
+    /// drops, notifications may have been missed, so everyone is woken to re-check.
+    async fn listen(&self, mut stopped: tokio::sync::oneshot::Receiver<()>) -> Result<()> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen_all([SCRAPERS_CHANNEL, JOBS_CHANNEL]).await?;
+        let scraper_changes = self.scraper_changes.clone();
+        let enqueued = self.enqueued.clone();
+        tokio::spawn(async move {
+            loop {
+                let received = tokio::select! {
+                    _ = &mut stopped => break,
+                    received = listener.try_recv() => received,
+                };
+                match received {
+                    Ok(Some(notification)) if notification.channel() == JOBS_CHANNEL => enqueued.notify_waiters(),
+                    Ok(Some(_)) => scraper_changes.send_modify(|version| *version += 1),
+                    Ok(None) => {
+                        enqueued.notify_waiters();
+                        scraper_changes.send_modify(|version| *version += 1);
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "lost the notification connection; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+
+    fn writable(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::ReadOnly);
+        }
+        Ok(())
+    }
+}
+
+const SCRAPER_COLUMNS: &str = "id, name, schedule, schedule_crontab, handler, config, schedule_priority, state, timeout_seconds";
+const JOB_COLUMNS: &str = "id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result";
+/// Appended to a statement's RETURNING list to NOTIFY in the same statement (and commit).
+fn notify_column(channel: &str) -> String {
+    format!("(SELECT count(*) FROM (SELECT pg_notify('{channel}', '')) AS notified) AS notified")
+}
+
+fn scraper_from_row(row: &PgRow) -> Result<Scraper> {
+    let schedule: String = row.try_get("schedule")?;
+    let priority: i16 = row.try_get("schedule_priority")?;
+    let timeout: Option<i64> = row.try_get("timeout_seconds")?;
+    Ok(Scraper {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        schedule: serde_json::from_value(serde_json::Value::String(schedule)).map_err(Error::internal)?,
+        schedule_crontab: row.try_get("schedule_crontab")?,
+        handler: row.try_get("handler")?,
+        config: row.try_get::<Json<ScraperConfig>, _>("config")?.0,
+        schedule_priority: ScraperJobPriority::from_value(priority.into()).ok_or_else(|| Error::internal("bad priority"))?,
+        state: row.try_get("state")?,
+        timeout_seconds: timeout.map(|seconds| seconds as u64),
+    })
+}
+
+fn job_from_row(row: &PgRow) -> Result<ScraperJob> {
+    let status: String = row.try_get("status")?;
+    let priority: i16 = row.try_get("priority")?;
+    Ok(ScraperJob {
+        id: row.try_get("id")?,
+        scraper: row.try_get::<Json<Scraper>, _>("scraper")?.0,
+        status: ScraperJobStatus::parse(&status).ok_or_else(|| Error::internal("bad status"))?,
+        priority: ScraperJobPriority::from_value(priority.into()).ok_or_else(|| Error::internal("bad priority"))?,
+        created_at: row.try_get("created_at")?,
+        started_at: row.try_get("started_at")?,
+        last_active_at: row.try_get("last_active_at")?,
+        finished_at: row.try_get("finished_at")?,
+        result: row.try_get("result")?,
+    })
+}
+
+fn schedule_text(schedule: ScraperSchedule) -> &'static str {
+    schedule.as_str()
+}
+
+#[async_trait]
+impl ScrapersStorage for PostgresStorage {
+    fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    async fn get_scrapers(&self) -> Result<Vec<Scraper>> {
+        let rows = sqlx::query(&format!("SELECT {SCRAPER_COLUMNS} FROM scrapers ORDER BY id")).fetch_all(&self.pool).await?;
+        rows.iter().map(scraper_from_row).collect()
+    }
+
+    async fn search_scrapers(&self, name_filter: Option<&str>, max_items: Option<i64>, last_id: Option<i64>) -> Result<Vec<Scraper>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {SCRAPER_COLUMNS} FROM scrapers
+             WHERE ($1::text IS NULL OR strpos(name, $1) > 0) AND ($2::bigint IS NULL OR id > $2)
+             ORDER BY id LIMIT $3"
+        ))
+        .bind(name_filter)
+        .bind(last_id)
+        .bind(max_items.filter(|max| *max > 0))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(scraper_from_row).collect()
+    }
+
+    async fn get_scraper(&self, id: ScraperId) -> Result<Scraper> {
+        self.maybe_get_scraper(id).await?.ok_or(Error::ScraperNotFound(id))
+    }
+
+    async fn maybe_get_scraper(&self, id: ScraperId) -> Result<Option<Scraper>> {
+        let row = sqlx::query(&format!("SELECT {SCRAPER_COLUMNS} FROM scrapers WHERE id = $1")).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(scraper_from_row).transpose()
+    }
+
+    async fn create_scraper(&self, scraper: Scraper) -> Result<Scraper> {
+        self.writable()?;
+        let notify = notify_column(SCRAPERS_CHANNEL);
+        // An explicit id replaces that scraper (the original's semantics) and moves the
+        // sequence past it so assigned ids never collide with it.
+        let sql = if scraper.id > 0 {
+            format!(
+                "WITH upserted AS (
+                    INSERT INTO scrapers (id, name, schedule, schedule_crontab, handler, config, schedule_priority, state, timeout_seconds)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                    ON CONFLICT (id) DO UPDATE SET name = excluded.name, schedule = excluded.schedule,
+                        schedule_crontab = excluded.schedule_crontab, handler = excluded.handler, config = excluded.config,
+                        schedule_priority = excluded.schedule_priority, state = excluded.state,
+                        timeout_seconds = excluded.timeout_seconds, updated_at = now()
+                    RETURNING {SCRAPER_COLUMNS})
+                 SELECT upserted.*, {notify},
+                    (SELECT setval(pg_get_serial_sequence('scrapers', 'id'), GREATEST($1, (SELECT last_value FROM scrapers_id_seq)))) AS sequence
+                 FROM upserted"
+            )
+        } else {
+            format!(
+                "INSERT INTO scrapers (name, schedule, schedule_crontab, handler, config, schedule_priority, state, timeout_seconds)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 RETURNING {SCRAPER_COLUMNS}, {notify}"
+            )
+        };
+        let mut query = sqlx::query(&sql);
+        if scraper.id > 0 {
+            query = query.bind(scraper.id);
+        }
+        let row = query
+        .bind(&scraper.name)
+        .bind(schedule_text(scraper.schedule))
+        .bind(&scraper.schedule_crontab)
+        .bind(&scraper.handler)
+        .bind(Json(&scraper.config))
+        .bind(scraper.schedule_priority.value())
+        .bind(&scraper.state)
+        .bind(scraper.timeout_seconds.map(|seconds| seconds as i64))
+        .fetch_one(&self.pool)
+        .await?;
+        scraper_from_row(&row)
+    }
+
+    async fn update_scraper(&self, scraper: Scraper) -> Result<Scraper> {
+        self.writable()?;
+        let row = sqlx::query(&format!(
+            "UPDATE scrapers SET name = $2, schedule = $3, schedule_crontab = $4, handler = $5, config = $6,
+                schedule_priority = $7, state = $8, timeout_seconds = $9, updated_at = now()
+             WHERE id = $1
+             RETURNING {SCRAPER_COLUMNS}, {}",
+            notify_column(SCRAPERS_CHANNEL)
+        ))
+        .bind(scraper.id)
+        .bind(&scraper.name)
+        .bind(schedule_text(scraper.schedule))
+        .bind(&scraper.schedule_crontab)
+        .bind(&scraper.handler)
+        .bind(Json(&scraper.config))
+        .bind(scraper.schedule_priority.value())
+        .bind(&scraper.state)
+        .bind(scraper.timeout_seconds.map(|seconds| seconds as i64))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(scraper_from_row).transpose()?.ok_or(Error::ScraperNotFound(scraper.id))
+    }
+
+    async fn delete_scraper(&self, id: ScraperId) -> Result<Scraper> {
+        self.writable()?;
+        let row = sqlx::query(&format!("DELETE FROM scrapers WHERE id = $1 RETURNING {SCRAPER_COLUMNS}, {}", notify_column(SCRAPERS_CHANNEL)))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(scraper_from_row).transpose()?.ok_or(Error::ScraperNotFound(id))
+    }
+
+    async fn update_scraper_state(&self, id: ScraperId, state: Option<String>) -> Result<Scraper> {
+        // No NOTIFY: state is not part of the schedule, the scheduler need not wake.
+        let row = sqlx::query(&format!("UPDATE scrapers SET state = $2 WHERE id = $1 RETURNING {SCRAPER_COLUMNS}"))
+            .bind(id)
+            .bind(state)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(scraper_from_row).transpose()?.ok_or(Error::ScraperNotFound(id))
+    }
+
+    fn changes(&self) -> watch::Receiver<u64> {
+        self.scraper_changes.subscribe()
+    }
+}
+
+impl PostgresStorage {
+    async fn job_status(&self, job_id: ScraperJobId) -> Result<Option<(ScraperId, ScraperJobStatus)>> {
+        let row = sqlx::query("SELECT scraper_id, status FROM scraper_jobs WHERE id = $1").bind(job_id).fetch_optional(&self.pool).await?;
+        row.map(|row| {
+            let status: String = row.try_get("status")?;
+            Ok((row.try_get("scraper_id")?, ScraperJobStatus::parse(&status).ok_or_else(|| Error::internal("bad status"))?))
+        })
+        .transpose()
+    }
+}
+
+#[async_trait]
+impl ScraperJobsStorage for PostgresStorage {
+    async fn get_scraper_jobs(&self, scraper_id: ScraperId) -> Result<Vec<ScraperJob>> {
+        let rows = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM scraper_jobs WHERE scraper_id = $1 ORDER BY id DESC"))
+            .bind(scraper_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    async fn get_scraper_job(&self, scraper_id: ScraperId, job_id: ScraperJobId) -> Result<ScraperJob> {
+        let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM scraper_jobs WHERE id = $1 AND scraper_id = $2"))
+            .bind(job_id)
+            .bind(scraper_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(job_from_row).transpose()?.ok_or(Error::ScraperJobNotFound(job_id))
+    }
+
+    async fn add_scraper_job(&self, scraper: &Scraper, priority: ScraperJobPriority, origin: EnqueueOrigin) -> Result<ScraperJob> {
+        let scheduled_for = match origin {
+            EnqueueOrigin::Manual => None,
+            EnqueueOrigin::Scheduled(fire_time) => Some(fire_time),
+        };
+        // ON CONFLICT DO NOTHING covers both unique indexes: an active job of this scraper,
+        // or a job for this fire time. Either way no row comes back.
+        let row = sqlx::query(&format!(
+            "INSERT INTO scraper_jobs (scraper_id, scraper, status, priority, scheduled_for)
+             VALUES ($1, $2, 'pending', $3, $4)
+             ON CONFLICT DO NOTHING
+             RETURNING {JOB_COLUMNS}, {}",
+            notify_column(JOBS_CHANNEL)
+        ))
+        .bind(scraper.id)
+        .bind(Json(scraper))
+        .bind(priority.value())
+        .bind(scheduled_for)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(job_from_row).transpose()?.ok_or(Error::ScraperHasActiveRun)
+    }
+
+    async fn dequeue_scraper_jobs(&self, limit: usize) -> Result<Vec<ClaimedJob>> {
+        let rows = sqlx::query(&format!(
+            "UPDATE scraper_jobs SET status = 'started', started_at = now(), last_active_at = now()
+             WHERE id IN (
+                SELECT id FROM scraper_jobs WHERE status = 'pending'
+                ORDER BY priority, id
+                FOR UPDATE SKIP LOCKED
+                LIMIT $1)
+             RETURNING {JOB_COLUMNS}"
+        ))
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>>>()?;
+        jobs.sort_by_key(|job| (job.priority, job.id));
+        Ok(jobs)
+    }
+
+    async fn heartbeat(&self, job_id: ScraperJobId) -> Result<()> {
+        let updated = sqlx::query("UPDATE scraper_jobs SET last_active_at = now() WHERE id = $1 AND status = 'started'")
+            .bind(job_id)
+            .execute(&self.pool)
+            .await?;
+        if updated.rows_affected() == 1 {
+            return Ok(());
+        }
+        match self.job_status(job_id).await? {
+            None => Err(Error::ScraperJobNotFound(job_id)),
+            Some((_, ScraperJobStatus::Pending)) => Err(Error::PingNotStarted),
+            Some(_) => Err(Error::PingFinished),
+        }
+    }
+
+    async fn finish_scraper_job(&self, job_id: ScraperJobId, status: ScraperJobStatus, result: Option<String>) -> Result<Option<ScraperJob>> {
+        let row = sqlx::query(&format!(
+            "UPDATE scraper_jobs SET status = $2, result = COALESCE($3, result), finished_at = now()
+             WHERE id = $1 AND status = 'started'
+             RETURNING {JOB_COLUMNS}"
+        ))
+        .bind(job_id)
+        .bind(status.as_str())
+        .bind(result)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn kill_scraper_job(&self, scraper_id: ScraperId, job_id: ScraperJobId) -> Result<ScraperJob> {
+        let row = sqlx::query(&format!(
+            "UPDATE scraper_jobs SET status = 'killed', finished_at = now()
+             WHERE id = $1 AND scraper_id = $2 AND status IN ('pending', 'started')
+             RETURNING {JOB_COLUMNS}"
+        ))
+        .bind(job_id)
+        .bind(scraper_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = row {
+            return job_from_row(&row);
+        }
+        match self.job_status(job_id).await? {
+            Some((owner, _)) if owner == scraper_id => Err(Error::JobNotActive(job_id)),
+            _ => Err(Error::ScraperJobNotFound(job_id)),
+        }
+    }
+
+    async fn mark_dead_scraper_jobs(&self, heartbeat_before: DateTime<Utc>) -> Result<Vec<ScraperJob>> {
+        let rows = sqlx::query(&format!(
+            "UPDATE scraper_jobs SET status = 'dead', finished_at = now()
+             WHERE status = 'started' AND last_active_at < $1
+             RETURNING {JOB_COLUMNS}"
+        ))
+        .bind(heartbeat_before)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    async fn delete_old_scraper_jobs(&self, keep_last: usize) -> Result<u64> {
+        // In batches, so a large backlog never holds many row locks in one transaction.
+        const BATCH: i64 = 5_000;
+        let mut deleted = 0;
+        loop {
+            let batch = sqlx::query(
+                "DELETE FROM scraper_jobs WHERE id IN (
+                    SELECT id FROM (
+                        SELECT id, row_number() OVER (PARTITION BY scraper_id ORDER BY id DESC) AS newer
+                        FROM scraper_jobs WHERE status NOT IN ('pending', 'started')
+                    ) AS ranked
+                    WHERE newer > $1 LIMIT $2)",
+            )
+            .bind(keep_last as i64)
+            .bind(BATCH)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            deleted += batch;
+            if batch < BATCH as u64 {
+                return Ok(deleted);
+            }
+        }
+    }
+
+    async fn get_queue_len(&self, priority: ScraperJobPriority) -> Result<u64> {
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM scraper_jobs WHERE status = 'pending' AND priority = $1")
+            .bind(priority.value())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(count as u64)
+    }
+
+    fn enqueued(&self) -> Arc<Notify> {
+        self.enqueued.clone()
+    }
+}
+
+#[async_trait]
+impl LeaseStorage for PostgresStorage {
+    /// The lease is `pg_try_advisory_lock` on a connection of its own: it is held exactly as
+    /// long as that connection lives, so a crashed or partitioned holder loses it at once and
+    /// another replica takes it on its next attempt. `duration` only sets the advertised
+    /// expiry in the `leases` table.
+    async fn maybe_acquire_lease(&self, name: &str, owner_id: &str, duration: Duration) -> Result<Option<Lease>> {
+        let mut held = self.held_leases.lock().await;
+        if let Some(lease) = held.get_mut(name) {
+            if lease.owner_id != owner_id {
+                return Ok(None);
+            }
+            let alive = tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(&mut lease.connection)).await;
+            if !matches!(alive, Ok(Ok(_))) {
+                tracing::warn!(lease = name, "lost the lease connection; the lease is gone");
+                held.remove(name);
+                return Ok(None);
+            }
+        } else {
+            let mut connection = self.connect_options.connect().await?;
+            let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(1936614763, hashtext($1))").bind(name).fetch_one(&mut connection).await?;
+            if !locked {
+                let _ = connection.close().await;
+                return Ok(None);
+            }
+            held.insert(name.to_owned(), HeldLease { owner_id: owner_id.to_owned(), connection });
+        }
+        let duration = chrono::Duration::from_std(duration).map_err(Error::internal)?;
+        let now = Utc::now();
+        let lease = Lease { name: name.to_owned(), owner_id: owner_id.to_owned(), acquired: now, acquired_until: now + duration };
+        sqlx::query(
+            "INSERT INTO leases (name, owner_id, acquired, acquired_until) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (name) DO UPDATE SET owner_id = excluded.owner_id, acquired = excluded.acquired, acquired_until = excluded.acquired_until",
+        )
+        .bind(&lease.name)
+        .bind(&lease.owner_id)
+        .bind(lease.acquired)
+        .bind(lease.acquired_until)
+        .execute(&self.pool)
+        .await?;
+        Ok(Some(lease))
+    }
+
+    async fn release_lease(&self, name: &str, owner_id: &str) -> Result<()> {
+        let mut held = self.held_leases.lock().await;
+        if held.get(name).is_some_and(|lease| lease.owner_id == owner_id) {
+            if let Some(lease) = held.remove(name) {
+                // Closing the connection releases the advisory lock.
+                let _ = lease.connection.close().await;
+            }
+            sqlx::query("DELETE FROM leases WHERE name = $1 AND owner_id = $2").bind(name).bind(owner_id).execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+}
