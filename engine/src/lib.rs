@@ -16,6 +16,8 @@ mod engine;
 pub mod scraper;
 #[cfg(feature = "runtime")]
 pub mod storage;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 #[cfg(feature = "runtime")]
 pub use engine::Engine;
