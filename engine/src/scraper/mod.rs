@@ -1,12 +1,32 @@
 //! The scraping runtime: what a handler is, and what it can use while a worker runs it.
+//!
+//! A worker runs a job with [`run_scraper`]: it finds the scraper's handler in [`Handlers`],
+//! builds a [`ScraperContext`] from the process's shared [`Runtime`] and the job's
+//! [`JobHooks`], and awaits the handler. Every request a handler makes goes through the
+//! [`middleware`] chain. [`builtin_handlers`] are the `extract` and `script` handlers every
+//! server offers.
+
+mod context;
+mod extract;
+mod http;
+pub mod middleware;
+pub mod parse;
+mod runtime;
+mod script;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde_json::{Map, Value};
 
 use crate::model::Scraper;
+
+pub use context::ScraperContext;
+pub use extract::ExtractHandler;
+pub use http::{Method, Request, RequestError, Response};
+pub use middleware::{MiddlewareConfigError, MiddlewareSettings};
+pub use runtime::Runtime;
+pub use script::{ScriptHandler, ScriptLimits};
 
 /// The error a handler fails its job with; its text becomes the job's result.
 pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
@@ -21,15 +41,7 @@ pub trait ScraperHandler: Send + Sync + 'static {
     async fn run(&self, context: &ScraperContext) -> Result<String, HandlerError>;
 }
 
-/// Severity of a job log line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum LogLevel {
-    Debug,
-    Info,
-    Warning,
-    Error,
-}
+pub use crate::model::LogLevel;
 
 /// What the worker running a job offers the job's context: the link back to the queue and
 /// the scraper's storage.
@@ -42,44 +54,6 @@ pub trait JobHooks: Send + Sync {
     async fn update_scraper_state(&self, state: Option<String>) -> Result<Scraper, crate::Error>;
     /// Appends a line to the job's log (readable from the UI and the API while it runs).
     fn log(&self, level: LogLevel, message: String);
-}
-
-/// What a running handler gets: its scraper's parameters and state.
-pub struct ScraperContext {
-    scraper: Scraper,
-    hooks: Arc<dyn JobHooks>,
-}
-
-impl ScraperContext {
-    pub fn new(scraper: Scraper, hooks: Arc<dyn JobHooks>) -> Self {
-        ScraperContext { scraper, hooks }
-    }
-
-    /// Writes to the job's log.
-    pub fn log(&self, level: LogLevel, message: impl Into<String>) {
-        self.hooks.log(level, message.into());
-    }
-
-    /// Persists `state` on the scraper; its next run sees it in [`ScraperContext::state`].
-    pub async fn update_scraper_state(&mut self, state: Option<String>) -> Result<(), crate::Error> {
-        self.scraper = self.hooks.update_scraper_state(state).await?;
-        Ok(())
-    }
-
-    /// `config.params` of the scraper (empty when unset).
-    pub fn params(&self) -> &Map<String, Value> {
-        static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
-        self.scraper.config.params.as_ref().unwrap_or_else(|| EMPTY.get_or_init(Map::new))
-    }
-
-    /// The state the scraper's previous runs left.
-    pub fn state(&self) -> Option<&str> {
-        self.scraper.state.as_deref()
-    }
-
-    pub fn scraper(&self) -> &Scraper {
-        &self.scraper
-    }
 }
 
 /// The registered handlers, by name, in registration order.
@@ -107,4 +81,31 @@ impl Handlers {
     pub fn names(&self) -> &[String] {
         &self.names
     }
+}
+
+/// The handlers every server registers: `extract` and `script` (with default limits).
+pub fn builtin_handlers() -> Handlers {
+    let mut handlers = Handlers::default();
+    handlers.register(ExtractHandler).register(ScriptHandler::default());
+    handlers
+}
+
+/// Why a job's run failed; its text is the job's result.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{}", crate::Error::UnknownHandler(.0.clone()).describe())]
+    UnknownHandler(String),
+    #[error(transparent)]
+    InvalidMiddlewareConfig(#[from] MiddlewareConfigError),
+    #[error("{0}")]
+    Failed(HandlerError),
+}
+
+/// Runs one job of `scraper`: looks up its handler, builds its context and runs it. The
+/// caller (the worker, the local runner) owns timeouts and cancellation: dropping the future
+/// stops the handler at its next `.await`.
+pub async fn run_scraper(handlers: &Handlers, runtime: &Runtime, scraper: Scraper, hooks: Arc<dyn JobHooks>) -> Result<String, RunError> {
+    let handler = handlers.get(&scraper.handler).ok_or_else(|| RunError::UnknownHandler(scraper.handler.clone()))?;
+    let context = ScraperContext::new(scraper, hooks, runtime)?;
+    handler.run(&context).await.map_err(RunError::Failed)
 }

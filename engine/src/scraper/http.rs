@@ -1,0 +1,223 @@
+//! The HTTP vocabulary of handlers: a [`Request`] they build, the [`Response`] they get back,
+//! and the [`RequestError`] that says, for a person reading a job's result, which request
+//! failed and why.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+use reqwest::{StatusCode, Url};
+use serde::de::DeserializeOwned;
+
+pub use reqwest::Method;
+
+/// A request to send through [`ScraperContext::request`](super::ScraperContext::request).
+///
+/// Building never fails: a malformed URL or header is reported when the request is sent,
+/// with the URL in the message.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub(crate) method: Method,
+    pub(crate) url: String,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Option<Bytes>,
+    pub(crate) timeout: Option<Duration>,
+}
+
+impl Request {
+    pub fn new(method: Method, url: impl Into<String>) -> Self {
+        Request { method, url: url.into(), headers: Vec::new(), body: None, timeout: None }
+    }
+
+    pub fn get(url: impl Into<String>) -> Self {
+        Request::new(Method::GET, url)
+    }
+
+    pub fn post(url: impl Into<String>) -> Self {
+        Request::new(Method::POST, url)
+    }
+
+    pub fn put(url: impl Into<String>) -> Self {
+        Request::new(Method::PUT, url)
+    }
+
+    pub fn delete(url: impl Into<String>) -> Self {
+        Request::new(Method::DELETE, url)
+    }
+
+    pub fn head(url: impl Into<String>) -> Self {
+        Request::new(Method::HEAD, url)
+    }
+
+    pub fn options(url: impl Into<String>) -> Self {
+        Request::new(Method::OPTIONS, url)
+    }
+
+    /// Adds a header (a repeated name sends the header several times).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = Some(body.into());
+        self
+    }
+
+    /// Sends `value` as a JSON body with `Content-Type: application/json`.
+    pub fn json(self, value: &serde_json::Value) -> Self {
+        self.header(CONTENT_TYPE.as_str(), "application/json").body(value.to_string())
+    }
+
+    /// Gives up on the request (connecting, sending and reading the body) after `timeout`.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The request as the middleware chain sees it, with URL and headers checked.
+    pub(crate) fn prepare(self) -> Result<Outgoing, RequestError> {
+        let invalid = |reason: String| RequestError::Invalid { method: self.method.clone(), url: self.url.clone(), reason };
+        let url = Url::parse(&self.url).map_err(|error| invalid(format!("invalid URL: {error}")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(invalid("only http and https URLs with a host can be fetched".to_owned()));
+        }
+        let mut headers = HeaderMap::new();
+        for (name, value) in &self.headers {
+            let header_name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid(format!("invalid header name '{name}'")))?;
+            let header_value = HeaderValue::from_str(value).map_err(|_| invalid(format!("invalid value for header '{name}'")))?;
+            headers.append(header_name, header_value);
+        }
+        Ok(Outgoing { method: self.method, url, headers, body: self.body, timeout: self.timeout, proxy: None })
+    }
+}
+
+/// A request on its way out: what middleware read and change before it is sent.
+#[derive(Debug, Clone)]
+pub(crate) struct Outgoing {
+    pub method: Method,
+    pub url: Url,
+    pub headers: HeaderMap,
+    pub body: Option<Bytes>,
+    pub timeout: Option<Duration>,
+    /// Set by the `proxy` middleware.
+    pub proxy: Option<super::middleware::ProxyRoute>,
+}
+
+impl Outgoing {
+    /// The host rate limits and robots.txt apply to (every prepared URL has one).
+    pub fn host(&self) -> &str {
+        self.url.host_str().unwrap_or_default()
+    }
+}
+
+/// A response with its whole body read.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub(crate) method: Method,
+    pub(crate) url: Url,
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+}
+
+impl Response {
+    /// The URL the response came from, after redirects.
+    pub fn url(&self) -> &str {
+        self.url.as_str()
+    }
+
+    pub fn status(&self) -> u16 {
+        self.status.as_u16()
+    }
+
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// A header's value, when present and readable as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    pub fn bytes(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// The body as text (UTF-8; invalid sequences become U+FFFD).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(&self.body)
+    }
+
+    /// `Err` for a 4xx or 5xx status, naming the request and the status.
+    pub fn error_for_status(self) -> Result<Self, RequestError> {
+        if self.status.is_client_error() || self.status.is_server_error() {
+            return Err(RequestError::Status { method: self.method, url: self.url.to_string(), status: self.status });
+        }
+        Ok(self)
+    }
+}
+
+/// Why a request failed. The text is what a job's result shows, so every variant names the
+/// request.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("{method} {url}: {reason}")]
+    Invalid { method: Method, url: String, reason: String },
+    #[error("{method} {url} failed: {reason}")]
+    Network { method: Method, url: String, reason: String },
+    #[error("{method} {url} returned HTTP {status}")]
+    Status { method: Method, url: String, status: StatusCode },
+    /// The heartbeat before the request was refused: the job was killed or declared dead.
+    #[error("{method} {url} not sent: the job is no longer running ({})", .reason.describe())]
+    JobStopped { method: Method, url: String, reason: crate::Error },
+    #[error(
+        "Rate limited request to '{url}' because there were more than {max_requests} calls in the last {window_seconds}s \
+         to the domain {host}. Next available call will be permitted at {next_slot}."
+    )]
+    RateLimited { url: String, host: String, max_requests: u32, window_seconds: f64, next_slot: DateTime<Utc> },
+    #[error("robots.txt prohibits requesting {url} (user agent '{user_agent}')")]
+    RobotsTxtDisallowed { url: String, user_agent: String },
+    /// The shared rate limit store (PostgreSQL) could not be asked.
+    #[error("{method} {url} not sent: rate limiter unavailable: {}", .reason.describe())]
+    RateLimiterUnavailable { method: Method, url: String, reason: crate::Error },
+    #[error("{method} {url}: writing {path} failed: {source}")]
+    File { method: Method, url: String, path: String, source: std::io::Error },
+    #[error("expected one file path per URL, got {paths} paths for {urls} URLs")]
+    PathCountMismatch { paths: usize, urls: usize },
+}
+
+impl RequestError {
+    pub(crate) fn network(request: &Outgoing, error: &reqwest::Error) -> Self {
+        RequestError::Network { method: request.method.clone(), url: request.url.to_string(), reason: error_chain(error) }
+    }
+}
+
+/// An error with its causes, `outer: inner: innermost`: reqwest's own text alone ("error
+/// sending request") does not say what went wrong.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

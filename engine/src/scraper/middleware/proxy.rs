@@ -1,0 +1,85 @@
+//! `proxy`: sends a scraper's requests through an HTTP(S) proxy, optionally with basic auth.
+//! The proxy is a property of the HTTP client, so this middleware only marks the request with
+//! its route; the [`Runtime`](crate::scraper::Runtime) keeps one client per route.
+
+use async_trait::async_trait;
+use reqwest::Url;
+use serde::{Deserialize, Serialize};
+
+use super::Middleware;
+use crate::scraper::http::Outgoing;
+use crate::scraper::{JobHooks, RequestError};
+
+/// Active when `proxy` is set; a scraper turns a global proxy off with `{"proxy": null}`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// `http://host:port` or `https://host:port`.
+    pub proxy: Option<String>,
+    pub proxy_auth: Option<ProxyAuth>,
+}
+
+/// Basic auth for the proxy, as the original's `aiohttp.BasicAuth(login, password)`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyAuth {
+    pub login: String,
+    #[serde(default)]
+    pub password: String,
+}
+
+impl ProxyConfig {
+    pub(super) fn check(&self) -> Result<(), (&'static str, String)> {
+        match &self.proxy {
+            Some(proxy) => {
+                let url = Url::parse(proxy).map_err(|error| ("proxy", format!("'{proxy}' is not a URL: {error}")))?;
+                if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                    return Err(("proxy", format!("'{proxy}' must be an http:// or https:// URL with a host")));
+                }
+                Ok(())
+            }
+            None if self.proxy_auth.is_some() => Err(("proxy_auth", "is set but `proxy` is not".to_owned())),
+            None => Ok(()),
+        }
+    }
+
+    pub(super) fn route(&self) -> Option<ProxyRoute> {
+        self.proxy.clone().map(|url| ProxyRoute { url, auth: self.proxy_auth.clone() })
+    }
+}
+
+/// Where a request goes out: the key of the runtime's per-proxy HTTP clients.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct ProxyRoute {
+    pub url: String,
+    pub auth: Option<ProxyAuth>,
+}
+
+impl ProxyRoute {
+    /// The reqwest proxy for this route; the URL was checked with the config.
+    pub fn to_proxy(&self) -> Result<reqwest::Proxy, reqwest::Error> {
+        let proxy = reqwest::Proxy::all(&self.url)?;
+        Ok(match &self.auth {
+            Some(auth) => proxy.basic_auth(&auth.login, &auth.password),
+            None => proxy,
+        })
+    }
+}
+
+pub(super) struct Proxy {
+    route: ProxyRoute,
+}
+
+impl Proxy {
+    pub fn new(route: ProxyRoute) -> Self {
+        Proxy { route }
+    }
+}
+
+#[async_trait]
+impl Middleware for Proxy {
+    async fn before_request(&self, request: &mut Outgoing, _hooks: &dyn JobHooks) -> Result<(), RequestError> {
+        request.proxy = Some(self.route.clone());
+        Ok(())
+    }
+}

@@ -1,0 +1,157 @@
+//! `robots_txt`: checks each request against the robots.txt of its origin, for the agent in
+//! the request's `User-Agent`. robots.txt files are fetched once per origin and kept for an
+//! hour by the [`Runtime`](crate::scraper::Runtime), shared by all jobs of the process. A
+//! missing or unreadable robots.txt allows everything, as in the original.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use reqwest::header::USER_AGENT;
+use serde::{Deserialize, Serialize};
+use texting_robots::Robot;
+use tokio::sync::OnceCell;
+
+use super::Middleware;
+use crate::scraper::http::Outgoing;
+use crate::scraper::runtime::Runtime;
+use crate::scraper::{JobHooks, LogLevel, RequestError};
+
+/// What to do with a request robots.txt forbids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ViolationStrategy {
+    /// Log an error in the job log and send the request anyway.
+    #[serde(alias = "LOG")]
+    Log,
+    /// Fail the request.
+    #[serde(alias = "THROW")]
+    Throw,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RobotsTxtConfig {
+    pub enabled: bool,
+    pub violation_strategy: ViolationStrategy,
+}
+
+impl Default for RobotsTxtConfig {
+    fn default() -> Self {
+        RobotsTxtConfig { enabled: true, violation_strategy: ViolationStrategy::Log }
+    }
+}
+
+/// How long a fetched robots.txt is trusted.
+const CACHE_TTL: Duration = Duration::from_secs(60 * 60);
+/// Bigger files are cut here, as Google's crawler does (500 KiB): it bounds memory per origin.
+const MAX_ROBOTS_TXT_BYTES: usize = 500 * 1024;
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// robots.txt files by origin (`https://example.com:443`). Each origin's entry is a
+/// once-cell, so jobs asking for the same origin at the same time wait for one fetch.
+#[derive(Default)]
+pub(crate) struct RobotsCache {
+    origins: Mutex<HashMap<String, Arc<OnceCell<Fetched>>>>,
+}
+
+struct Fetched {
+    at: Instant,
+    /// `None` when the origin has no usable robots.txt: everything is allowed.
+    rules: Option<Arc<[u8]>>,
+}
+
+impl RobotsCache {
+    fn entry(&self, origin: &str) -> Arc<OnceCell<Fetched>> {
+        let mut origins = self.origins.lock().expect("robots cache lock");
+        let fresh = |cell: &Arc<OnceCell<Fetched>>| cell.get().is_none_or(|fetched| fetched.at.elapsed() < CACHE_TTL);
+        match origins.get(origin) {
+            Some(cell) if fresh(cell) => cell.clone(),
+            _ => {
+                let cell = Arc::new(OnceCell::new());
+                origins.insert(origin.to_owned(), cell.clone());
+                cell
+            }
+        }
+    }
+}
+
+pub(super) struct RobotsTxt {
+    config: RobotsTxtConfig,
+    runtime: Runtime,
+}
+
+impl RobotsTxt {
+    pub fn new(config: RobotsTxtConfig, runtime: Runtime) -> Self {
+        RobotsTxt { config, runtime }
+    }
+
+    async fn fetch(&self, request: &Outgoing, robots_url: &str, hooks: &dyn JobHooks) -> Fetched {
+        let failed = |reason: String| {
+            hooks.log(LogLevel::Warning, format!("could not read {robots_url} ({reason}); every path is allowed"));
+            Fetched { at: Instant::now(), rules: None }
+        };
+        let client = match self.runtime.client(request.proxy.as_ref()) {
+            Ok(client) => client,
+            Err(reason) => return failed(reason),
+        };
+        let mut fetch = client.get(robots_url).timeout(FETCH_TIMEOUT);
+        if let Some(agent) = request.headers.get(USER_AGENT) {
+            fetch = fetch.header(USER_AGENT, agent.clone());
+        }
+        let response = match fetch.send().await {
+            Ok(response) => response,
+            Err(error) => return failed(error.to_string()),
+        };
+        if !response.status().is_success() {
+            // 4xx means "no robots.txt"; 5xx is treated the same, as the original does.
+            return Fetched { at: Instant::now(), rules: None };
+        }
+        match response.bytes().await {
+            Ok(body) => Fetched { at: Instant::now(), rules: Some(Arc::from(&body[..body.len().min(MAX_ROBOTS_TXT_BYTES)])) },
+            Err(error) => failed(error.to_string()),
+        }
+    }
+}
+
+/// The agent robots.txt groups are matched against: the product token of the User-Agent
+/// (`MyBot` for `MyBot/1.2 (+https://…)`), or `*` without one.
+fn product_token(request: &Outgoing) -> String {
+    let agent = request.headers.get(USER_AGENT).and_then(|value| value.to_str().ok()).unwrap_or_default();
+    let token = agent.split(|c: char| c == '/' || c.is_whitespace()).next().unwrap_or_default();
+    if token.is_empty() { "*".to_owned() } else { token.to_owned() }
+}
+
+#[async_trait]
+impl Middleware for RobotsTxt {
+    async fn before_request(&self, request: &mut Outgoing, hooks: &dyn JobHooks) -> Result<(), RequestError> {
+        let origin = request.url.origin().ascii_serialization();
+        let robots_url = format!("{origin}/robots.txt");
+        if request.url.as_str() == robots_url {
+            return Ok(());
+        }
+        let entry = self.runtime.robots().entry(&origin);
+        let fetched = entry.get_or_init(|| self.fetch(request, &robots_url, hooks)).await;
+        let Some(rules) = &fetched.rules else { return Ok(()) };
+        let agent = product_token(request);
+        let robot = match Robot::new(&agent, rules) {
+            Ok(robot) => robot,
+            Err(error) => {
+                hooks.log(LogLevel::Warning, format!("could not parse {robots_url} ({error}); every path is allowed"));
+                return Ok(());
+            }
+        };
+        if robot.allowed(request.url.as_str()) {
+            return Ok(());
+        }
+        let violation = RequestError::RobotsTxtDisallowed { url: request.url.to_string(), user_agent: agent };
+        match self.config.violation_strategy {
+            ViolationStrategy::Throw => Err(violation),
+            ViolationStrategy::Log => {
+                hooks.log(LogLevel::Error, format!("{violation}. Proceeding because the violation strategy is log"));
+                Ok(())
+            }
+        }
+    }
+}
