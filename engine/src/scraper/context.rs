@@ -36,11 +36,25 @@ struct Inner {
 impl ScraperContext {
     /// The context of one job of `scraper`. Fails when the scraper's `config.plugins` is not
     /// a valid middleware configuration; the error's text is meant for the job's result.
-    pub fn new(scraper: Scraper, hooks: Arc<dyn JobHooks>, runtime: &Runtime) -> Result<Self, MiddlewareConfigError> {
-        let settings = runtime.settings().for_scraper(scraper.config.plugins.as_ref())?;
+    pub fn new(
+        scraper: Scraper,
+        hooks: Arc<dyn JobHooks>,
+        runtime: &Runtime,
+    ) -> Result<Self, MiddlewareConfigError> {
+        let settings = runtime
+            .settings()
+            .for_scraper(scraper.config.plugins.as_ref())?;
         let middleware = middleware::chain(&settings, runtime);
         let state = Mutex::new(scraper.state.clone());
-        Ok(ScraperContext { inner: Arc::new(Inner { scraper, state, hooks, runtime: runtime.clone(), middleware }) })
+        Ok(ScraperContext {
+            inner: Arc::new(Inner {
+                scraper,
+                state,
+                hooks,
+                runtime: runtime.clone(),
+                middleware,
+            }),
+        })
     }
 
     /// The scraper as it was when the job started (see [`Self::state`] for its current state).
@@ -51,7 +65,12 @@ impl ScraperContext {
     /// `config.params` of the scraper (empty when unset).
     pub fn params(&self) -> &Map<String, Value> {
         static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
-        self.inner.scraper.config.params.as_ref().unwrap_or_else(|| EMPTY.get_or_init(Map::new))
+        self.inner
+            .scraper
+            .config
+            .params
+            .as_ref()
+            .unwrap_or_else(|| EMPTY.get_or_init(Map::new))
     }
 
     /// The state previous runs left, or this run's latest [`Self::update_scraper_state`].
@@ -75,20 +94,41 @@ impl ScraperContext {
     /// response. Any status is a response; [`Response::error_for_status`] makes 4xx/5xx errors.
     pub async fn request(&self, request: Request) -> Result<Response, RequestError> {
         let (outgoing, response) = self.send(request).await?;
-        let (url, status, headers) = (response.url().clone(), response.status(), response.headers().clone());
-        let body = response.bytes().await.map_err(|error| RequestError::network(&outgoing, &error))?;
-        Ok(Response { method: outgoing.method, url, status, headers, body })
+        let (url, status, headers) = (
+            response.url().clone(),
+            response.status(),
+            response.headers().clone(),
+        );
+        let body = response
+            .bytes()
+            .await
+            .map_err(|error| RequestError::network(&outgoing, &error))?;
+        Ok(Response {
+            method: outgoing.method,
+            url,
+            status,
+            headers,
+            body,
+        })
     }
 
     pub async fn get(&self, url: impl Into<String>) -> Result<Response, RequestError> {
         self.request(Request::get(url)).await
     }
 
-    pub async fn post(&self, url: impl Into<String>, body: impl Into<bytes::Bytes>) -> Result<Response, RequestError> {
+    pub async fn post(
+        &self,
+        url: impl Into<String>,
+        body: impl Into<bytes::Bytes>,
+    ) -> Result<Response, RequestError> {
         self.request(Request::post(url).body(body)).await
     }
 
-    pub async fn put(&self, url: impl Into<String>, body: impl Into<bytes::Bytes>) -> Result<Response, RequestError> {
+    pub async fn put(
+        &self,
+        url: impl Into<String>,
+        body: impl Into<bytes::Bytes>,
+    ) -> Result<Response, RequestError> {
         self.request(Request::put(url).body(body)).await
     }
 
@@ -107,24 +147,44 @@ impl ScraperContext {
     /// Sends all `requests`, at most `max_concurrency` at a time (0: all at once), and
     /// returns the responses in request order. The first error fails the whole call and
     /// cancels the requests still running.
-    pub async fn request_all(&self, requests: impl IntoIterator<Item = Request>, max_concurrency: usize) -> Result<Vec<Response>, RequestError> {
+    pub async fn request_all(
+        &self,
+        requests: impl IntoIterator<Item = Request>,
+        max_concurrency: usize,
+    ) -> Result<Vec<Response>, RequestError> {
         let requests: Vec<Request> = requests.into_iter().collect();
         let limit = concurrency_limit(max_concurrency, requests.len());
-        stream::iter(requests).map(|request| self.request(request)).buffered(limit).try_collect().await
+        stream::iter(requests)
+            .map(|request| self.request(request))
+            .buffered(limit)
+            .try_collect()
+            .await
     }
 
     /// As [`Self::request_all`], but every request runs to its end and its error, if any,
     /// takes its place in the list.
-    pub async fn request_all_settled(&self, requests: impl IntoIterator<Item = Request>, max_concurrency: usize) -> Vec<Result<Response, RequestError>> {
+    pub async fn request_all_settled(
+        &self,
+        requests: impl IntoIterator<Item = Request>,
+        max_concurrency: usize,
+    ) -> Vec<Result<Response, RequestError>> {
         let requests: Vec<Request> = requests.into_iter().collect();
         let limit = concurrency_limit(max_concurrency, requests.len());
-        stream::iter(requests).map(|request| self.request(request)).buffered(limit).collect().await
+        stream::iter(requests)
+            .map(|request| self.request(request))
+            .buffered(limit)
+            .collect()
+            .await
     }
 
     /// Streams the response body into `path`, or into a new temporary file when `None`, and
     /// returns the file's path (the caller owns the file). A 4xx/5xx status fails without
     /// leaving a file.
-    pub async fn download(&self, request: Request, path: Option<PathBuf>) -> Result<PathBuf, RequestError> {
+    pub async fn download(
+        &self,
+        request: Request,
+        path: Option<PathBuf>,
+    ) -> Result<PathBuf, RequestError> {
         let path = path.unwrap_or_else(temporary_path);
         let (outgoing, response) = self.send(request).await?;
         let file_error = |source: std::io::Error| RequestError::File {
@@ -133,14 +193,24 @@ impl ScraperContext {
             path: path.display().to_string(),
             source,
         };
-        let mut response = response.error_for_status().map_err(|error| match error.status() {
-            Some(status) => RequestError::Status { method: outgoing.method.clone(), url: outgoing.url.to_string(), status },
-            None => RequestError::network(&outgoing, &error),
-        })?;
+        let mut response = response
+            .error_for_status()
+            .map_err(|error| match error.status() {
+                Some(status) => RequestError::Status {
+                    method: outgoing.method.clone(),
+                    url: outgoing.url.to_string(),
+                    status,
+                },
+                None => RequestError::network(&outgoing, &error),
+            })?;
         let mut file = tokio::fs::File::create(&path).await.map_err(file_error)?;
         // Removes a partial file on any failure, including the job being cancelled here.
         let partial = RemoveOnDrop(Some(path.clone()));
-        while let Some(chunk) = response.chunk().await.map_err(|error| RequestError::network(&outgoing, &error))? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|error| RequestError::network(&outgoing, &error))?
+        {
             file.write_all(&chunk).await.map_err(file_error)?;
         }
         file.flush().await.map_err(file_error)?;
@@ -150,7 +220,11 @@ impl ScraperContext {
 
     /// Downloads into a temporary file, runs `process` on it, deletes the file (even when
     /// `process` fails or panics) and returns what `process` returned.
-    pub async fn download_with<T, F, Fut>(&self, request: Request, process: F) -> Result<T, RequestError>
+    pub async fn download_with<T, F, Fut>(
+        &self,
+        request: Request,
+        process: F,
+    ) -> Result<T, RequestError>
     where
         F: FnOnce(PathBuf) -> Fut,
         Fut: Future<Output = T>,
@@ -163,10 +237,18 @@ impl ScraperContext {
     /// Downloads each request into its path of `paths` (one per request), or into temporary
     /// files when `None`, at most `max_concurrency` at a time (0: all at once). Fails on the
     /// first error.
-    pub async fn download_all(&self, requests: Vec<Request>, paths: Option<Vec<PathBuf>>, max_concurrency: usize) -> Result<Vec<PathBuf>, RequestError> {
+    pub async fn download_all(
+        &self,
+        requests: Vec<Request>,
+        paths: Option<Vec<PathBuf>>,
+        max_concurrency: usize,
+    ) -> Result<Vec<PathBuf>, RequestError> {
         let paths: Vec<Option<PathBuf>> = match paths {
             Some(paths) if paths.len() != requests.len() => {
-                return Err(RequestError::PathCountMismatch { paths: paths.len(), urls: requests.len() })
+                return Err(RequestError::PathCountMismatch {
+                    paths: paths.len(),
+                    urls: requests.len(),
+                })
             }
             Some(paths) => paths.into_iter().map(Some).collect(),
             None => vec![None; requests.len()],
@@ -194,29 +276,43 @@ impl ScraperContext {
     async fn send(&self, request: Request) -> Result<(Outgoing, reqwest::Response), RequestError> {
         let mut outgoing = request.prepare()?;
         let hooks = &*self.inner.hooks;
-        hooks.heartbeat().await.map_err(|reason| RequestError::JobStopped {
-            method: outgoing.method.clone(),
-            url: outgoing.url.to_string(),
-            reason,
-        })?;
+        hooks
+            .heartbeat()
+            .await
+            .map_err(|reason| RequestError::JobStopped {
+                method: outgoing.method.clone(),
+                url: outgoing.url.to_string(),
+                reason,
+            })?;
         for middleware in &self.inner.middleware {
             middleware.before_request(&mut outgoing, hooks).await?;
         }
-        let client = self.inner.runtime.client(outgoing.proxy.as_ref()).map_err(|reason| RequestError::Invalid {
-            method: outgoing.method.clone(),
-            url: outgoing.url.to_string(),
-            reason,
-        })?;
-        let mut builder = client.request(outgoing.method.clone(), outgoing.url.clone()).headers(outgoing.headers.clone());
+        let client = self
+            .inner
+            .runtime
+            .client(outgoing.proxy.as_ref())
+            .map_err(|reason| RequestError::Invalid {
+                method: outgoing.method.clone(),
+                url: outgoing.url.to_string(),
+                reason,
+            })?;
+        let mut builder = client
+            .request(outgoing.method.clone(), outgoing.url.clone())
+            .headers(outgoing.headers.clone());
         if let Some(body) = &outgoing.body {
             builder = builder.body(body.clone());
         }
         if let Some(timeout) = outgoing.timeout {
             builder = builder.timeout(timeout);
         }
-        let response = builder.send().await.map_err(|error| RequestError::network(&outgoing, &error))?;
+        let response = builder
+            .send()
+            .await
+            .map_err(|error| RequestError::network(&outgoing, &error))?;
         for middleware in &self.inner.middleware {
-            middleware.after_response(&outgoing, response.status(), hooks).await?;
+            middleware
+                .after_response(&outgoing, response.status(), hooks)
+                .await?;
         }
         Ok((outgoing, response))
     }

@@ -21,10 +21,10 @@ use futures_util::{stream, StreamExt, TryStreamExt};
 use regex::Regex;
 use reqwest::Url;
 use scraper::{Html, Selector};
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::params::{parse_params, parse_params_at, ParamsError};
 use super::parse::{compile_regex, element_text, parse_selector, to_match};
 use super::{HandlerError, Method, Request, Response, ScraperContext, ScraperHandler};
 
@@ -43,36 +43,14 @@ impl ScraperHandler for ExtractHandler {
             0 => plan.starts.len(),
             limit => limit,
         };
-        let walks: Vec<Vec<Value>> =
-            stream::iter(plan.starts.clone()).map(|start| plan.walk(context, start)).buffered(limit).try_collect().await?;
+        let walks: Vec<Vec<Value>> = stream::iter(plan.starts.clone())
+            .map(|start| plan.walk(context, start))
+            .buffered(limit)
+            .try_collect()
+            .await?;
         let pages: Vec<Value> = walks.into_iter().flatten().collect();
         Ok(json!({ "pages": pages }).to_string())
     }
-}
-
-/// A wrong parameter: `invalid params.fields.title.css: invalid CSS selector …`.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid params.{field}: {message}")]
-pub struct ParamsError {
-    field: String,
-    message: String,
-}
-
-fn params_error(field: impl Into<String>, message: impl Into<String>) -> ParamsError {
-    ParamsError { field: field.into(), message: message.into() }
-}
-
-/// `value` as a `T`, with serde's complaint placed at `path` (`fields.title` + `css`).
-fn deserialize_at<T: DeserializeOwned>(path: &str, value: Value) -> Result<T, ParamsError> {
-    serde_path_to_error::deserialize(value).map_err(|failure| {
-        let inner = failure.path().to_string();
-        let field = match inner.as_str() {
-            "." => path.to_owned(),
-            _ if path.is_empty() => inner,
-            _ => format!("{path}.{inner}"),
-        };
-        params_error(field.trim_start_matches('.'), failure.inner().to_string())
-    })
 }
 
 #[derive(Deserialize)]
@@ -111,10 +89,19 @@ struct RawFollow {
 /// What to pull out of each page.
 enum Field {
     /// Text of the matched elements, or their attribute `attr`.
-    Css { selector: Selector, attr: Option<String>, all: bool },
-    Regex { regex: Regex, all: bool },
+    Css {
+        selector: Selector,
+        attr: Option<String>,
+        all: bool,
+    },
+    Regex {
+        regex: Regex,
+        all: bool,
+    },
     /// A JSON pointer (RFC 6901) into a JSON response.
-    Json { pointer: String },
+    Json {
+        pointer: String,
+    },
 }
 
 struct Follow {
@@ -141,29 +128,58 @@ const DEFAULT_MAX_PAGES: usize = 10;
 
 impl Plan {
     fn parse(params: &Map<String, Value>) -> Result<Plan, ParamsError> {
-        let raw: RawParams = deserialize_at("", Value::Object(params.clone()))?;
+        let raw: RawParams = parse_params(params)?;
         let starts = match (raw.url, raw.urls) {
             (Some(url), None) => vec![url],
-            (None, Some(urls)) if urls.is_empty() => return Err(params_error("urls", "must list at least one URL")),
+            (None, Some(urls)) if urls.is_empty() => {
+                return Err(ParamsError::new("urls", "must list at least one URL"))
+            }
             (None, Some(urls)) => urls,
-            (Some(_), Some(_)) => return Err(params_error("urls", "give either `url` or `urls`, not both")),
-            (None, None) => return Err(params_error("url", "is required (or `urls`, a list)")),
+            (Some(_), Some(_)) => {
+                return Err(ParamsError::new(
+                    "urls",
+                    "give either `url` or `urls`, not both",
+                ))
+            }
+            (None, None) => return Err(ParamsError::new("url", "is required (or `urls`, a list)")),
         };
         let method = match raw.method {
-            Some(method) => Method::from_bytes(method.to_ascii_uppercase().as_bytes())
-                .map_err(|_| params_error("method", format!("'{method}' is not an HTTP method")))?,
+            Some(method) => {
+                Method::from_bytes(method.to_ascii_uppercase().as_bytes()).map_err(|_| {
+                    ParamsError::new("method", format!("'{method}' is not an HTTP method"))
+                })?
+            }
             None => Method::GET,
         };
-        let fields = raw.fields.into_iter().map(|(name, spec)| Ok((name.clone(), Field::parse(&name, spec)?))).collect::<Result<_, ParamsError>>()?;
+        let fields = raw
+            .fields
+            .into_iter()
+            .map(|(name, spec)| Ok((name.clone(), Field::parse(&name, spec)?)))
+            .collect::<Result<_, ParamsError>>()?;
         let follow = raw.follow.map(Follow::parse).transpose()?;
         let max_concurrency = raw.max_concurrency.unwrap_or(DEFAULT_MAX_CONCURRENCY);
-        Ok(Plan { starts, method, headers: raw.headers, body: raw.body, fields, follow, max_concurrency })
+        Ok(Plan {
+            starts,
+            method,
+            headers: raw.headers,
+            body: raw.body,
+            fields,
+            follow,
+            max_concurrency,
+        })
     }
 
     /// The first page of a walk is requested as configured; pages reached by `follow` are
     /// plain GETs with the same headers.
     fn request(&self, url: &str, first: bool) -> Request {
-        let mut request = Request::new(if first { self.method.clone() } else { Method::GET }, url);
+        let mut request = Request::new(
+            if first {
+                self.method.clone()
+            } else {
+                Method::GET
+            },
+            url,
+        );
         for (name, value) in &self.headers {
             request = request.header(name, value);
         }
@@ -175,17 +191,26 @@ impl Plan {
     }
 
     /// Scrapes `start` and, with `follow`, the pages it links to, in order.
-    async fn walk(&self, context: &ScraperContext, start: String) -> Result<Vec<Value>, HandlerError> {
+    async fn walk(
+        &self,
+        context: &ScraperContext,
+        start: String,
+    ) -> Result<Vec<Value>, HandlerError> {
         let max_pages = self.follow.as_ref().map_or(1, |follow| follow.max_pages);
         let mut pages = Vec::new();
         let mut visited = HashSet::new();
         let mut next = Some(start);
         while let Some(url) = next.take() {
-            let response = context.request(self.request(&url, pages.is_empty())).await?.error_for_status()?;
+            let response = context
+                .request(self.request(&url, pages.is_empty()))
+                .await?
+                .error_for_status()?;
             visited.insert(url);
             visited.insert(response.url().to_owned());
             let (fields, link) = self.read_page(&response)?;
-            pages.push(json!({ "url": response.url(), "status": response.status(), "fields": fields }));
+            pages.push(
+                json!({ "url": response.url(), "status": response.status(), "fields": fields }),
+            );
             next = link.filter(|link| pages.len() < max_pages && !visited.contains(link));
         }
         Ok(pages)
@@ -193,34 +218,63 @@ impl Plan {
 
     /// The fields of one page and the absolute URL of its `follow` link. Synchronous: the
     /// parsed document must not live across an `.await`.
-    fn read_page(&self, response: &Response) -> Result<(Map<String, Value>, Option<String>), HandlerError> {
+    fn read_page(
+        &self,
+        response: &Response,
+    ) -> Result<(Map<String, Value>, Option<String>), HandlerError> {
         let text = response.text();
-        let needs_html = self.follow.is_some() || self.fields.iter().any(|(_, field)| matches!(field, Field::Css { .. }));
+        let needs_html = self.follow.is_some()
+            || self
+                .fields
+                .iter()
+                .any(|(_, field)| matches!(field, Field::Css { .. }));
         let document = needs_html.then(|| Html::parse_document(&text));
         let mut json_body: Option<Value> = None;
         let mut values = Map::new();
         for (name, field) in &self.fields {
             let value = match field {
-                Field::Css { selector, attr, all } => {
+                Field::Css {
+                    selector,
+                    attr,
+                    all,
+                } => {
                     let document = document.as_ref().expect("parsed for css fields");
                     let mut found = document.select(selector).filter_map(|element| match attr {
                         Some(attr) => element.attr(attr).map(str::to_owned),
                         None => Some(element_text(element)),
                     });
-                    if *all { Value::from(found.collect::<Vec<_>>()) } else { found.next().map_or(Value::Null, Value::from) }
+                    if *all {
+                        Value::from(found.collect::<Vec<_>>())
+                    } else {
+                        found.next().map_or(Value::Null, Value::from)
+                    }
                 }
                 Field::Regex { regex, all } => {
-                    let mut found = regex.captures_iter(&text).map(|captures| regex_value(regex, &captures));
-                    if *all { Value::from(found.collect::<Vec<_>>()) } else { found.next().unwrap_or(Value::Null) }
+                    let mut found = regex
+                        .captures_iter(&text)
+                        .map(|captures| regex_value(regex, &captures));
+                    if *all {
+                        Value::from(found.collect::<Vec<_>>())
+                    } else {
+                        found.next().unwrap_or(Value::Null)
+                    }
                 }
                 Field::Json { pointer } => {
                     if json_body.is_none() {
                         let parsed = response.json().map_err(|error| {
-                            format!("field '{name}': {} {} did not return JSON: {error}", self.method, response.url())
+                            format!(
+                                "field '{name}': {} {} did not return JSON: {error}",
+                                self.method,
+                                response.url()
+                            )
                         })?;
                         json_body = Some(parsed);
                     }
-                    json_body.as_ref().and_then(|body| body.pointer(pointer)).cloned().unwrap_or(Value::Null)
+                    json_body
+                        .as_ref()
+                        .and_then(|body| body.pointer(pointer))
+                        .cloned()
+                        .unwrap_or(Value::Null)
                 }
             };
             values.insert(name.clone(), value);
@@ -245,48 +299,74 @@ fn regex_value(regex: &Regex, captures: &regex::Captures<'_>) -> Value {
     }
     match regex.captures_len() {
         1 => Value::from(&captures[0]),
-        _ => captures.get(1).map_or(Value::Null, |group| Value::from(group.as_str())),
+        _ => captures
+            .get(1)
+            .map_or(Value::Null, |group| Value::from(group.as_str())),
     }
 }
 
 impl Field {
     fn parse(name: &str, spec: Value) -> Result<Field, ParamsError> {
         let path = format!("fields.{name}");
-        let raw: RawField = deserialize_at(&path, spec)?;
+        let raw: RawField = parse_params_at(&path, spec)?;
         let all = raw.all.unwrap_or(false);
         if raw.attr.is_some() && raw.css.is_none() {
-            return Err(params_error(format!("{path}.attr"), "only applies to `css` fields"));
+            return Err(ParamsError::new(
+                format!("{path}.attr"),
+                "only applies to `css` fields",
+            ));
         }
         match (raw.css, raw.regex, raw.json) {
             (Some(css), None, None) => {
-                let selector = parse_selector(&css).map_err(|error| params_error(format!("{path}.css"), error.to_string()))?;
-                Ok(Field::Css { selector, attr: raw.attr, all })
+                let selector = parse_selector(&css)
+                    .map_err(|error| ParamsError::new(format!("{path}.css"), error.to_string()))?;
+                Ok(Field::Css {
+                    selector,
+                    attr: raw.attr,
+                    all,
+                })
             }
             (None, Some(pattern), None) => {
-                let regex = compile_regex(&pattern).map_err(|error| params_error(format!("{path}.regex"), error.to_string()))?;
+                let regex = compile_regex(&pattern).map_err(|error| {
+                    ParamsError::new(format!("{path}.regex"), error.to_string())
+                })?;
                 Ok(Field::Regex { regex, all })
             }
             (None, None, Some(pointer)) => {
                 if raw.all.is_some() {
-                    return Err(params_error(format!("{path}.all"), "does not apply to `json` fields"));
+                    return Err(ParamsError::new(
+                        format!("{path}.all"),
+                        "does not apply to `json` fields",
+                    ));
                 }
                 if !(pointer.is_empty() || pointer.starts_with('/')) {
-                    return Err(params_error(format!("{path}.json"), format!("'{pointer}' is not a JSON pointer (it must start with '/')")));
+                    return Err(ParamsError::new(
+                        format!("{path}.json"),
+                        format!("'{pointer}' is not a JSON pointer (it must start with '/')"),
+                    ));
                 }
                 Ok(Field::Json { pointer })
             }
-            _ => Err(params_error(path, "needs exactly one of `css`, `regex` or `json`")),
+            _ => Err(ParamsError::new(
+                path,
+                "needs exactly one of `css`, `regex` or `json`",
+            )),
         }
     }
 }
 
 impl Follow {
     fn parse(raw: RawFollow) -> Result<Follow, ParamsError> {
-        let selector = parse_selector(&raw.css).map_err(|error| params_error("follow.css", error.to_string()))?;
+        let selector = parse_selector(&raw.css)
+            .map_err(|error| ParamsError::new("follow.css", error.to_string()))?;
         let max_pages = raw.max_pages.unwrap_or(DEFAULT_MAX_PAGES);
         if max_pages == 0 {
-            return Err(params_error("follow.max_pages", "must be at least 1"));
+            return Err(ParamsError::new("follow.max_pages", "must be at least 1"));
         }
-        Ok(Follow { selector, attr: raw.attr.unwrap_or_else(|| "href".to_owned()), max_pages })
+        Ok(Follow {
+            selector,
+            attr: raw.attr.unwrap_or_else(|| "href".to_owned()),
+            max_pages,
+        })
     }
 }

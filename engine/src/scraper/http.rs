@@ -27,7 +27,13 @@ pub struct Request {
 
 impl Request {
     pub fn new(method: Method, url: impl Into<String>) -> Self {
-        Request { method, url: url.into(), headers: Vec::new(), body: None, timeout: None }
+        Request {
+            method,
+            url: url.into(),
+            headers: Vec::new(),
+            body: None,
+            timeout: None,
+        }
     }
 
     pub fn get(url: impl Into<String>) -> Self {
@@ -67,7 +73,8 @@ impl Request {
 
     /// Sends `value` as a JSON body with `Content-Type: application/json`.
     pub fn json(self, value: &serde_json::Value) -> Self {
-        self.header(CONTENT_TYPE.as_str(), "application/json").body(value.to_string())
+        self.header(CONTENT_TYPE.as_str(), "application/json")
+            .body(value.to_string())
     }
 
     /// Gives up on the request (connecting, sending and reading the body) after `timeout`.
@@ -86,18 +93,34 @@ impl Request {
 
     /// The request as the middleware chain sees it, with URL and headers checked.
     pub(crate) fn prepare(self) -> Result<Outgoing, RequestError> {
-        let invalid = |reason: String| RequestError::Invalid { method: self.method.clone(), url: self.url.clone(), reason };
-        let url = Url::parse(&self.url).map_err(|error| invalid(format!("invalid URL: {error}")))?;
+        let invalid = |reason: String| RequestError::Invalid {
+            method: self.method.clone(),
+            url: self.url.clone(),
+            reason,
+        };
+        let url =
+            Url::parse(&self.url).map_err(|error| invalid(format!("invalid URL: {error}")))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(invalid("only http and https URLs with a host can be fetched".to_owned()));
+            return Err(invalid(
+                "only http and https URLs with a host can be fetched".to_owned(),
+            ));
         }
         let mut headers = HeaderMap::new();
         for (name, value) in &self.headers {
-            let header_name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid(format!("invalid header name '{name}'")))?;
-            let header_value = HeaderValue::from_str(value).map_err(|_| invalid(format!("invalid value for header '{name}'")))?;
+            let header_name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| invalid(format!("invalid header name '{name}'")))?;
+            let header_value = HeaderValue::from_str(value)
+                .map_err(|_| invalid(format!("invalid value for header '{name}'")))?;
             headers.append(header_name, header_value);
         }
-        Ok(Outgoing { method: self.method, url, headers, body: self.body, timeout: self.timeout, proxy: None })
+        Ok(Outgoing {
+            method: self.method,
+            url,
+            headers,
+            body: self.body,
+            timeout: self.timeout,
+            proxy: None,
+        })
     }
 }
 
@@ -165,7 +188,11 @@ impl Response {
     /// `Err` for a 4xx or 5xx status, naming the request and the status.
     pub fn error_for_status(self) -> Result<Self, RequestError> {
         if self.status.is_client_error() || self.status.is_server_error() {
-            return Err(RequestError::Status { method: self.method, url: self.url.to_string(), status: self.status });
+            return Err(RequestError::Status {
+                method: self.method,
+                url: self.url.to_string(),
+                status: self.status,
+            });
         }
         Ok(self)
     }
@@ -176,33 +203,68 @@ impl Response {
 #[derive(Debug, thiserror::Error)]
 pub enum RequestError {
     #[error("{method} {url}: {reason}")]
-    Invalid { method: Method, url: String, reason: String },
+    Invalid {
+        method: Method,
+        url: String,
+        reason: String,
+    },
     #[error("{method} {url} failed: {reason}")]
-    Network { method: Method, url: String, reason: String },
+    Network {
+        method: Method,
+        url: String,
+        reason: String,
+    },
     #[error("{method} {url} returned HTTP {status}")]
-    Status { method: Method, url: String, status: StatusCode },
+    Status {
+        method: Method,
+        url: String,
+        status: StatusCode,
+    },
     /// The heartbeat before the request was refused: the job was killed or declared dead.
     #[error("{method} {url} not sent: the job is no longer running ({})", .reason.describe())]
-    JobStopped { method: Method, url: String, reason: crate::Error },
+    JobStopped {
+        method: Method,
+        url: String,
+        reason: crate::Error,
+    },
     #[error(
         "Rate limited request to '{url}' because there were more than {max_requests} calls in the last {window_seconds}s \
          to the domain {host}. Next available call will be permitted at {next_slot}."
     )]
-    RateLimited { url: String, host: String, max_requests: u32, window_seconds: f64, next_slot: DateTime<Utc> },
+    RateLimited {
+        url: String,
+        host: String,
+        max_requests: u32,
+        window_seconds: f64,
+        next_slot: DateTime<Utc>,
+    },
     #[error("robots.txt prohibits requesting {url} (user agent '{user_agent}')")]
     RobotsTxtDisallowed { url: String, user_agent: String },
     /// The shared rate limit store (PostgreSQL) could not be asked.
     #[error("{method} {url} not sent: rate limiter unavailable: {}", .reason.describe())]
-    RateLimiterUnavailable { method: Method, url: String, reason: crate::Error },
+    RateLimiterUnavailable {
+        method: Method,
+        url: String,
+        reason: crate::Error,
+    },
     #[error("{method} {url}: writing {path} failed: {source}")]
-    File { method: Method, url: String, path: String, source: std::io::Error },
+    File {
+        method: Method,
+        url: String,
+        path: String,
+        source: std::io::Error,
+    },
     #[error("expected one file path per URL, got {paths} paths for {urls} URLs")]
     PathCountMismatch { paths: usize, urls: usize },
 }
 
 impl RequestError {
     pub(crate) fn network(request: &Outgoing, error: &reqwest::Error) -> Self {
-        RequestError::Network { method: request.method.clone(), url: request.url.to_string(), reason: error_chain(error) }
+        RequestError::Network {
+            method: request.method.clone(),
+            url: request.url.to_string(),
+            reason: error_chain(error),
+        }
     }
 }
 

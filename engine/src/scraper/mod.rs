@@ -10,6 +10,7 @@ mod context;
 mod extract;
 mod http;
 pub mod middleware;
+pub mod params;
 pub mod parse;
 mod runtime;
 mod script;
@@ -67,7 +68,11 @@ impl Handlers {
     /// Registers a handler; a later one with the same name replaces the earlier.
     pub fn register(&mut self, handler: impl ScraperHandler) -> &mut Self {
         let name = handler.name().to_owned();
-        if self.by_name.insert(name.clone(), Arc::new(handler)).is_none() {
+        if self
+            .by_name
+            .insert(name.clone(), Arc::new(handler))
+            .is_none()
+        {
             self.names.push(name);
         }
         self
@@ -86,7 +91,9 @@ impl Handlers {
 /// The handlers every server registers: `extract` and `script` (with default limits).
 pub fn builtin_handlers() -> Handlers {
     let mut handlers = Handlers::default();
-    handlers.register(ExtractHandler).register(ScriptHandler::default());
+    handlers
+        .register(ExtractHandler)
+        .register(ScriptHandler::default());
     handlers
 }
 
@@ -104,8 +111,15 @@ pub enum RunError {
 /// Runs one job of `scraper`: looks up its handler, builds its context and runs it. The
 /// caller (the worker, the local runner) owns timeouts and cancellation: dropping the future
 /// stops the handler at its next `.await`.
-pub async fn run_scraper(handlers: &Handlers, runtime: &Runtime, scraper: Scraper, hooks: Arc<dyn JobHooks>) -> Result<String, RunError> {
-    let handler = handlers.get(&scraper.handler).ok_or_else(|| RunError::UnknownHandler(scraper.handler.clone()))?;
+pub async fn run_scraper(
+    handlers: &Handlers,
+    runtime: &Runtime,
+    scraper: Scraper,
+    hooks: Arc<dyn JobHooks>,
+) -> Result<String, RunError> {
+    let handler = handlers
+        .get(&scraper.handler)
+        .ok_or_else(|| RunError::UnknownHandler(scraper.handler.clone()))?;
     let context = ScraperContext::new(scraper, hooks, runtime)?;
     handler.run(&context).await.map_err(RunError::Failed)
 }

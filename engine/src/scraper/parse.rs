@@ -22,12 +22,18 @@ pub struct RegexMatch {
 /// Compiles `pattern` case-insensitive and multi-line, the original's defaults. A pattern
 /// turns them off inline: `(?-i)` for case, `(?-m)` for `^`/`$` at line ends.
 pub fn compile_regex(pattern: &str) -> Result<Regex, regex::Error> {
-    RegexBuilder::new(pattern).case_insensitive(true).multi_line(true).build()
+    RegexBuilder::new(pattern)
+        .case_insensitive(true)
+        .multi_line(true)
+        .build()
 }
 
 /// All non-overlapping matches of a compiled pattern in `text`.
 pub fn regex_matches(regex: &Regex, text: &str) -> Vec<RegexMatch> {
-    regex.captures_iter(text).map(|captures| to_match(regex, &captures)).collect()
+    regex
+        .captures_iter(text)
+        .map(|captures| to_match(regex, &captures))
+        .collect()
 }
 
 /// All matches of `pattern` (see [`compile_regex`] for its flags) in `text`.
@@ -39,9 +45,17 @@ pub(crate) fn to_match(regex: &Regex, captures: &regex::Captures<'_>) -> RegexMa
     let groups = regex
         .capture_names()
         .flatten()
-        .map(|name| (name.to_owned(), captures.name(name).map(|group| group.as_str().to_owned())))
+        .map(|name| {
+            (
+                name.to_owned(),
+                captures.name(name).map(|group| group.as_str().to_owned()),
+            )
+        })
         .collect();
-    RegexMatch { full_match: captures[0].to_owned(), groups }
+    RegexMatch {
+        full_match: captures[0].to_owned(),
+        groups,
+    }
 }
 
 /// A CSS selector that failed to parse; the message names the selector.
@@ -53,7 +67,10 @@ pub struct SelectorError {
 }
 
 pub fn parse_selector(selector: &str) -> Result<Selector, SelectorError> {
-    Selector::parse(selector).map_err(|error| SelectorError { selector: selector.to_owned(), reason: error.to_string() })
+    Selector::parse(selector).map_err(|error| SelectorError {
+        selector: selector.to_owned(),
+        reason: error.to_string(),
+    })
 }
 
 /// One element a selector matched, detached from its document.
@@ -81,7 +98,11 @@ pub fn select(html: &str, selector: &str) -> Result<Vec<Element>, SelectorError>
         .map(|element| Element {
             text: element_text(element),
             inner_html: element.inner_html(),
-            attrs: element.value().attrs().map(|(name, value)| (name.to_owned(), value.to_owned())).collect(),
+            attrs: element
+                .value()
+                .attrs()
+                .map(|(name, value)| (name.to_owned(), value.to_owned()))
+                .collect(),
         })
         .collect())
 }

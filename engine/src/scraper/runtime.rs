@@ -7,7 +7,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::middleware::{MemoryRateLimitStore, MiddlewareConfigError, MiddlewareSettings, ProxyRoute, RateLimitStore, RobotsCache};
+use super::middleware::{
+    MemoryRateLimitStore, MiddlewareConfigError, MiddlewareSettings, ProxyRoute, RateLimitStore,
+    RobotsCache,
+};
 
 /// Shared scraping state of a process. Cheap to clone.
 #[derive(Clone)]
@@ -34,10 +37,18 @@ impl Runtime {
 
     /// A runtime whose rate limits live in `store`, e.g. a
     /// [`PostgresRateLimitStore`](super::middleware::PostgresRateLimitStore) shared by replicas.
-    pub fn with_rate_limit_store(settings: MiddlewareSettings, store: Arc<dyn RateLimitStore>) -> Result<Runtime, MiddlewareConfigError> {
+    pub fn with_rate_limit_store(
+        settings: MiddlewareSettings,
+        store: Arc<dyn RateLimitStore>,
+    ) -> Result<Runtime, MiddlewareConfigError> {
         settings.validate()?;
         Ok(Runtime {
-            shared: Arc::new(Shared { settings, rate_limits: store, robots: RobotsCache::default(), clients: Mutex::default() }),
+            shared: Arc::new(Shared {
+                settings,
+                rate_limits: store,
+                robots: RobotsCache::default(),
+                clients: Mutex::default(),
+            }),
         })
     }
 
@@ -63,9 +74,15 @@ impl Runtime {
         }
         let mut builder = reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT);
         if let Some(route) = proxy {
-            builder = builder.proxy(route.to_proxy().map_err(|error| format!("unusable proxy {}: {error}", route.url))?);
+            builder = builder.proxy(
+                route
+                    .to_proxy()
+                    .map_err(|error| format!("unusable proxy {}: {error}", route.url))?,
+            );
         }
-        let client = builder.build().map_err(|error| format!("cannot build an HTTP client: {error}"))?;
+        let client = builder
+            .build()
+            .map_err(|error| format!("cannot build an HTTP client: {error}"))?;
         clients.insert(proxy.cloned(), client.clone());
         Ok(client)
     }

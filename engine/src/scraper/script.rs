@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::runtime::Handle;
 
+use super::params::parse_params;
 use super::parse;
 use super::{HandlerError, LogLevel, Method, Request, Response, ScraperContext, ScraperHandler};
 
@@ -77,8 +78,6 @@ struct ScriptParams {
 /// Why a script failed, with where: what the job's result shows.
 #[derive(Debug, thiserror::Error)]
 enum ScriptError {
-    #[error("invalid params.{field}: {message}")]
-    Params { field: String, message: String },
     #[error("script syntax error at line {line}: {message}")]
     Syntax { line: usize, message: String },
     #[error("script error at line {line}: {message}")]
@@ -92,15 +91,15 @@ impl ScraperHandler for ScriptHandler {
     }
 
     async fn run(&self, context: &ScraperContext) -> Result<String, HandlerError> {
-        let params: ScriptParams = serde_path_to_error::deserialize(Value::Object(context.params().clone())).map_err(|failure| {
-            ScriptError::Params { field: failure.path().to_string(), message: failure.inner().to_string() }
-        })?;
+        let params: ScriptParams = parse_params(context.params())?;
         let stopped = Arc::new(AtomicBool::new(false));
         // Dropping this future (job timeout, kill) raises the flag; the script checks it at
         // every operation.
         let _stop_on_drop = StopOnDrop(stopped.clone());
         let (context, limits, handle) = (context.clone(), self.limits, Handle::current());
-        let result = tokio::task::spawn_blocking(move || execute(&params, limits, context, handle, stopped)).await?;
+        let result =
+            tokio::task::spawn_blocking(move || execute(&params, limits, context, handle, stopped))
+                .await?;
         Ok(result?)
     }
 }
@@ -114,7 +113,13 @@ impl Drop for StopOnDrop {
 }
 
 /// Compiles and evaluates the script on the current (blocking) thread.
-fn execute(params: &ScriptParams, limits: ScriptLimits, context: ScraperContext, handle: Handle, stopped: Arc<AtomicBool>) -> Result<String, ScriptError> {
+fn execute(
+    params: &ScriptParams,
+    limits: ScriptLimits,
+    context: ScraperContext,
+    handle: Handle,
+    stopped: Arc<AtomicBool>,
+) -> Result<String, ScriptError> {
     let mut engine = Engine::new();
     engine
         .set_max_operations(limits.max_operations)
@@ -123,27 +128,53 @@ fn execute(params: &ScriptParams, limits: ScriptLimits, context: ScraperContext,
         .set_max_map_size(limits.max_map_size)
         .set_max_call_levels(limits.max_call_levels)
         .set_max_expr_depths(limits.max_expr_depth, limits.max_expr_depth)
-        .on_progress(move |_| stopped.load(Ordering::Relaxed).then(|| Dynamic::from("the job was stopped")));
+        .on_progress(move |_| {
+            stopped
+                .load(Ordering::Relaxed)
+                .then(|| Dynamic::from("the job was stopped"))
+        });
     register_api(&mut engine, &context, &handle);
 
-    let ast = engine.compile(&params.source).map_err(|error| ScriptError::Syntax { line: error.1.line().unwrap_or(0), message: error.0.to_string() })?;
+    let ast = engine
+        .compile(&params.source)
+        .map_err(|error| ScriptError::Syntax {
+            line: error.1.line().unwrap_or(0),
+            message: error.0.to_string(),
+        })?;
     let mut scope = Scope::new();
-    scope.push_constant_dynamic("params", to_script(&Value::Object(context.params().clone())));
+    scope.push_constant_dynamic(
+        "params",
+        to_script(&Value::Object(context.params().clone())),
+    );
     scope.push_constant_dynamic("args", to_script(&Value::Object(params.args.clone())));
-    let value: Dynamic = engine.eval_ast_with_scope(&mut scope, &ast).map_err(|error| runtime_error(&error, &limits))?;
+    let value: Dynamic = engine
+        .eval_ast_with_scope(&mut scope, &ast)
+        .map_err(|error| runtime_error(&error, &limits))?;
     if value.is_string() {
         return Ok(value.into_string().expect("checked to be a string"));
     }
-    serde_json::to_string(&value).map_err(|error| ScriptError::Runtime { line: 0, message: format!("the result cannot be JSON-encoded: {error}") })
+    serde_json::to_string(&value).map_err(|error| ScriptError::Runtime {
+        line: 0,
+        message: format!("the result cannot be JSON-encoded: {error}"),
+    })
 }
 
 /// Names the innermost error (the one inside a called script function) and its line.
 fn runtime_error(error: &EvalAltResult, limits: &ScriptLimits) -> ScriptError {
     let inner = error.unwrap_inner();
-    let line = inner.position().line().or(error.position().line()).unwrap_or(0);
+    let line = inner
+        .position()
+        .line()
+        .or(error.position().line())
+        .unwrap_or(0);
     let message = match inner {
-        EvalAltResult::ErrorTooManyOperations(_) => format!("the script exceeded its limit of {} operations", limits.max_operations),
-        EvalAltResult::ErrorTerminated(..) => "the script was stopped because its job ended (timeout or kill)".to_owned(),
+        EvalAltResult::ErrorTooManyOperations(_) => format!(
+            "the script exceeded its limit of {} operations",
+            limits.max_operations
+        ),
+        EvalAltResult::ErrorTerminated(..) => {
+            "the script was stopped because its job ended (timeout or kill)".to_owned()
+        }
         // Values the script throws, and errors of context calls, are shown as they are.
         EvalAltResult::ErrorRuntime(value, _) => value.to_string(),
         // The line is reported apart: drop Rhai's " (line 3, position 7)" suffix.
@@ -164,60 +195,114 @@ fn register_api(engine: &mut Engine, context: &ScraperContext, handle: &Handle) 
     let fetch = {
         let (context, handle) = (context.clone(), handle.clone());
         move |request: Request| -> ScriptResult<RhaiMap> {
-            handle.block_on(context.request(request)).map(|response| response_to_script(&response)).map_err(|error| error.to_string().into())
+            handle
+                .block_on(context.request(request))
+                .map(|response| response_to_script(&response))
+                .map_err(|error| error.to_string().into())
         }
     };
-    for (name, method) in [("get", Method::GET), ("delete", Method::DELETE), ("head", Method::HEAD), ("options", Method::OPTIONS)] {
+    for (name, method) in [
+        ("get", Method::GET),
+        ("delete", Method::DELETE),
+        ("head", Method::HEAD),
+        ("options", Method::OPTIONS),
+    ] {
         let fetch = fetch.clone();
-        engine.register_fn(name, move |url: &str| fetch(Request::new(method.clone(), url)));
+        engine.register_fn(name, move |url: &str| {
+            fetch(Request::new(method.clone(), url))
+        });
     }
     for (name, method) in [("post", Method::POST), ("put", Method::PUT)] {
         let fetch = fetch.clone();
-        engine.register_fn(name, move |url: &str, body: Dynamic| fetch(with_body(Request::new(method.clone(), url), &body)?));
+        engine.register_fn(name, move |url: &str, body: Dynamic| {
+            fetch(with_body(Request::new(method.clone(), url), &body)?)
+        });
     }
     {
         let fetch = fetch.clone();
-        engine.register_fn("request", move |options: RhaiMap| fetch(request_from_script(&options)?));
+        engine.register_fn("request", move |options: RhaiMap| {
+            fetch(request_from_script(&options)?)
+        });
     }
     {
         let (context, handle) = (context.clone(), handle.clone());
-        engine.register_fn("get_all", move |urls: Array, max_concurrency: i64| -> ScriptResult<Array> {
-            let requests = urls.iter().map(|url| Ok(Request::get(url.clone().into_string()?))).collect::<Result<Vec<_>, &str>>()?;
-            let responses = handle.block_on(context.request_all(requests, max_concurrency.max(0) as usize)).map_err(|error| error.to_string())?;
-            Ok(responses.iter().map(|response| Dynamic::from_map(response_to_script(response))).collect())
-        });
+        engine.register_fn(
+            "get_all",
+            move |urls: Array, max_concurrency: i64| -> ScriptResult<Array> {
+                let requests = urls
+                    .iter()
+                    .map(|url| Ok(Request::get(url.clone().into_string()?)))
+                    .collect::<Result<Vec<_>, &str>>()?;
+                let responses = handle
+                    .block_on(context.request_all(requests, max_concurrency.max(0) as usize))
+                    .map_err(|error| error.to_string())?;
+                Ok(responses
+                    .iter()
+                    .map(|response| Dynamic::from_map(response_to_script(response)))
+                    .collect())
+            },
+        );
     }
-    engine.register_fn("select", |html: &str, selector: &str| -> ScriptResult<Dynamic> {
-        let elements = parse::select(html, selector).map_err(|error| error.to_string())?;
-        Ok(to_script(&serde_json::to_value(elements).expect("elements serialize")))
-    });
-    engine.register_fn("regex", |text: &str, pattern: &str| -> ScriptResult<Dynamic> {
-        let matches = parse::regex(text, pattern).map_err(|error| error.to_string())?;
-        Ok(to_script(&serde_json::to_value(matches).expect("matches serialize")))
-    });
+    engine.register_fn(
+        "select",
+        |html: &str, selector: &str| -> ScriptResult<Dynamic> {
+            let elements = parse::select(html, selector).map_err(|error| error.to_string())?;
+            Ok(to_script(
+                &serde_json::to_value(elements).expect("elements serialize"),
+            ))
+        },
+    );
+    engine.register_fn(
+        "regex",
+        |text: &str, pattern: &str| -> ScriptResult<Dynamic> {
+            let matches = parse::regex(text, pattern).map_err(|error| error.to_string())?;
+            Ok(to_script(
+                &serde_json::to_value(matches).expect("matches serialize"),
+            ))
+        },
+    );
     {
         let context = context.clone();
-        engine.register_fn("state", move || -> Dynamic { context.state().map_or(Dynamic::UNIT, Dynamic::from) });
+        engine.register_fn("state", move || -> Dynamic {
+            context.state().map_or(Dynamic::UNIT, Dynamic::from)
+        });
     }
     {
         let (context, handle) = (context.clone(), handle.clone());
         engine.register_fn("set_state", move |state: Dynamic| -> ScriptResult<()> {
-            let state = if state.is_unit() { None } else { Some(state.into_string().map_err(|kind| format!("set_state takes a string or (), not {kind}"))?) };
-            handle.block_on(context.update_scraper_state(state)).map_err(|error| error.describe().into())
+            let state = if state.is_unit() {
+                None
+            } else {
+                Some(
+                    state
+                        .into_string()
+                        .map_err(|kind| format!("set_state takes a string or (), not {kind}"))?,
+                )
+            };
+            handle
+                .block_on(context.update_scraper_state(state))
+                .map_err(|error| error.describe().into())
         });
     }
     {
         let context = context.clone();
-        engine.register_fn("log", move |message: &str| context.log(LogLevel::Info, message));
+        engine.register_fn("log", move |message: &str| {
+            context.log(LogLevel::Info, message)
+        });
     }
     {
         let context = context.clone();
-        engine.register_fn("log", move |level: &str, message: &str| -> ScriptResult<()> {
-            let level: LogLevel = serde_json::from_value(Value::from(level.to_ascii_uppercase()))
-                .map_err(|_| format!("unknown log level '{level}' (debug, info, warning or error)"))?;
-            context.log(level, message);
-            Ok(())
-        });
+        engine.register_fn(
+            "log",
+            move |level: &str, message: &str| -> ScriptResult<()> {
+                let level: LogLevel =
+                    serde_json::from_value(Value::from(level.to_ascii_uppercase())).map_err(
+                        |_| format!("unknown log level '{level}' (debug, info, warning or error)"),
+                    )?;
+                context.log(level, message);
+                Ok(())
+            },
+        );
     }
     let (printer, debugger) = (context.clone(), context.clone());
     engine.on_print(move |text| printer.log(LogLevel::Info, text));
@@ -233,7 +318,12 @@ fn response_to_script(response: &Response) -> RhaiMap {
     let headers: RhaiMap = response
         .headers()
         .iter()
-        .filter_map(|(name, value)| Some((name.as_str().into(), Dynamic::from(value.to_str().ok()?.to_owned()))))
+        .filter_map(|(name, value)| {
+            Some((
+                name.as_str().into(),
+                Dynamic::from(value.to_str().ok()?.to_owned()),
+            ))
+        })
         .collect();
     let mut map = RhaiMap::new();
     map.insert("url".into(), Dynamic::from(response.url().to_owned()));
@@ -255,16 +345,28 @@ fn with_body(request: Request, body: &Dynamic) -> ScriptResult<Request> {
 /// `request(#{method: "POST", url: "…", headers: #{…}, body: …, timeout: 5})`.
 fn request_from_script(options: &RhaiMap) -> ScriptResult<Request> {
     let text = |key: &str| -> ScriptResult<Option<String>> {
-        options.get(key).map(|value| value.clone().into_string().map_err(|kind| format!("request: `{key}` must be a string, not {kind}").into())).transpose()
+        options
+            .get(key)
+            .map(|value| {
+                value
+                    .clone()
+                    .into_string()
+                    .map_err(|kind| format!("request: `{key}` must be a string, not {kind}").into())
+            })
+            .transpose()
     };
     let url = text("url")?.ok_or("request: `url` is required")?;
     let method = match text("method")? {
-        Some(method) => Method::from_bytes(method.to_ascii_uppercase().as_bytes()).map_err(|_| format!("request: '{method}' is not an HTTP method"))?,
+        Some(method) => Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| format!("request: '{method}' is not an HTTP method"))?,
         None => Method::GET,
     };
     let mut request = Request::new(method, url);
     if let Some(headers) = options.get("headers") {
-        let headers = headers.clone().try_cast::<RhaiMap>().ok_or("request: `headers` must be a map")?;
+        let headers = headers
+            .clone()
+            .try_cast::<RhaiMap>()
+            .ok_or("request: `headers` must be a map")?;
         for (name, value) in headers {
             request = request.header(name.as_str(), value.to_string());
         }
@@ -273,8 +375,12 @@ fn request_from_script(options: &RhaiMap) -> ScriptResult<Request> {
         request = with_body(request, body)?;
     }
     if let Some(timeout) = options.get("timeout") {
-        let seconds = timeout.as_float().or_else(|_| timeout.as_int().map(|int| int as f64)).map_err(|_| "request: `timeout` must be a number of seconds")?;
-        let timeout = Duration::try_from_secs_f64(seconds).map_err(|_| format!("request: `timeout` {seconds} is not a duration"))?;
+        let seconds = timeout
+            .as_float()
+            .or_else(|_| timeout.as_int().map(|int| int as f64))
+            .map_err(|_| "request: `timeout` must be a number of seconds")?;
+        let timeout = Duration::try_from_secs_f64(seconds)
+            .map_err(|_| format!("request: `timeout` {seconds} is not a duration"))?;
         request = request.timeout(timeout);
     }
     Ok(request)

@@ -19,15 +19,27 @@ impl ScraperHandler for PageTitle {
     }
 
     async fn run(&self, context: &ScraperContext) -> Result<String, HandlerError> {
-        let url = context.params().get("url").and_then(|url| url.as_str()).ok_or("params.url (a string) is required")?;
+        let url = context
+            .params()
+            .get("url")
+            .and_then(|url| url.as_str())
+            .ok_or("params.url (a string) is required")?;
         // The request goes through the middleware chain: rate limiter, robots.txt, User-Agent…
         let page = context.get(url).await?.error_for_status()?.text();
-        let title = context.select(&page, "title")?.into_iter().next().map(|title| title.text).unwrap_or_default();
+        let title = context
+            .select(&page, "title")?
+            .into_iter()
+            .next()
+            .map(|title| title.text)
+            .unwrap_or_default();
         let links = context.select(&page, "a[href]")?.len();
 
         let previous = context.state();
         if previous.as_deref() != Some(title.as_str()) {
-            context.log(LogLevel::Info, format!("title changed from {previous:?} to {title:?}"));
+            context.log(
+                LogLevel::Info,
+                format!("title changed from {previous:?} to {title:?}"),
+            );
             context.update_scraper_state(Some(title.clone())).await?;
         }
         Ok(json!({ "title": title, "links": links, "changed": previous.as_deref() != Some(title.as_str()) }).to_string())

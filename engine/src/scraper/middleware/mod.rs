@@ -23,10 +23,11 @@ use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-pub use proxy::{ProxyAuth, ProxyConfig};
 pub(crate) use proxy::ProxyRoute;
+pub use proxy::{ProxyAuth, ProxyConfig};
 pub use rate_limiter::{
-    Acquired, MemoryRateLimitStore, PostgresRateLimitStore, RateLimitStore, RateLimitedStrategy, RateLimiterConfig,
+    Acquired, MemoryRateLimitStore, PostgresRateLimitStore, RateLimitStore, RateLimitedStrategy,
+    RateLimiterConfig,
 };
 pub use requests_logging::RequestsLoggingConfig;
 pub(crate) use robots_txt::RobotsCache;
@@ -67,33 +68,55 @@ const GLOBAL_SCOPE: &str = "middleware settings ";
 impl MiddlewareSettings {
     /// These settings with a scraper's `config.plugins` laid over them: each field the
     /// scraper sets replaces the default, the others stay.
-    pub fn for_scraper(&self, plugins: Option<&Map<String, Value>>) -> Result<MiddlewareSettings, MiddlewareConfigError> {
-        let Some(plugins) = plugins else { return Ok(self.clone()) };
+    pub fn for_scraper(
+        &self,
+        plugins: Option<&Map<String, Value>>,
+    ) -> Result<MiddlewareSettings, MiddlewareConfigError> {
+        let Some(plugins) = plugins else {
+            return Ok(self.clone());
+        };
         let error = |middleware: &str, field: &str, message: String| MiddlewareConfigError {
             scope: SCRAPER_SCOPE,
             middleware: middleware.to_owned(),
             field: field.to_owned(),
             message,
         };
-        let Value::Object(mut merged) = serde_json::to_value(self).expect("settings serialize to JSON") else {
+        let Value::Object(mut merged) =
+            serde_json::to_value(self).expect("settings serialize to JSON")
+        else {
             unreachable!("a struct serializes to an object")
         };
         for (name, overrides) in plugins {
             let Some(Value::Object(defaults)) = merged.get_mut(name) else {
                 let known: Vec<&String> = merged.keys().collect();
-                return Err(error(name, "", format!("unknown middleware; known ones are {known:?}")));
+                return Err(error(
+                    name,
+                    "",
+                    format!("unknown middleware; known ones are {known:?}"),
+                ));
             };
             match overrides {
                 Value::Null => {}
-                Value::Object(fields) => defaults.extend(fields.iter().map(|(key, value)| (key.clone(), value.clone()))),
-                other => return Err(error(name, "", format!("expected an object of settings, got {other}"))),
+                Value::Object(fields) => defaults.extend(
+                    fields
+                        .iter()
+                        .map(|(key, value)| (key.clone(), value.clone())),
+                ),
+                other => {
+                    return Err(error(
+                        name,
+                        "",
+                        format!("expected an object of settings, got {other}"),
+                    ))
+                }
             }
         }
-        let settings: MiddlewareSettings = serde_path_to_error::deserialize(Value::Object(merged)).map_err(|failure| {
-            let path = failure.path().to_string();
-            let (middleware, field) = path.split_once('.').unwrap_or((path.as_str(), ""));
-            error(middleware, field, failure.inner().to_string())
-        })?;
+        let settings: MiddlewareSettings = serde_path_to_error::deserialize(Value::Object(merged))
+            .map_err(|failure| {
+                let path = failure.path().to_string();
+                let (middleware, field) = path.split_once('.').unwrap_or((path.as_str(), ""));
+                error(middleware, field, failure.inner().to_string())
+            })?;
         settings.check().map_err(|mut failure| {
             failure.scope = SCRAPER_SCOPE;
             failure
@@ -131,12 +154,21 @@ impl MiddlewareSettings {
 #[async_trait]
 pub(crate) trait Middleware: Send + Sync {
     /// May change the request, wait, or refuse it.
-    async fn before_request(&self, _request: &mut Outgoing, _hooks: &dyn JobHooks) -> Result<(), RequestError> {
+    async fn before_request(
+        &self,
+        _request: &mut Outgoing,
+        _hooks: &dyn JobHooks,
+    ) -> Result<(), RequestError> {
         Ok(())
     }
 
     /// Sees the response status before the handler does.
-    async fn after_response(&self, _request: &Outgoing, _status: StatusCode, _hooks: &dyn JobHooks) -> Result<(), RequestError> {
+    async fn after_response(
+        &self,
+        _request: &Outgoing,
+        _status: StatusCode,
+        _hooks: &dyn JobHooks,
+    ) -> Result<(), RequestError> {
         Ok(())
     }
 }
@@ -145,19 +177,29 @@ pub(crate) trait Middleware: Send + Sync {
 pub(crate) fn chain(settings: &MiddlewareSettings, runtime: &Runtime) -> Vec<Box<dyn Middleware>> {
     let mut chain: Vec<Box<dyn Middleware>> = Vec::new();
     if settings.user_agent_injecter.enabled {
-        chain.push(Box::new(user_agent::UserAgentInjecter::new(&settings.user_agent_injecter)));
+        chain.push(Box::new(user_agent::UserAgentInjecter::new(
+            &settings.user_agent_injecter,
+        )));
     }
     if let Some(route) = settings.proxy.route() {
         chain.push(Box::new(proxy::Proxy::new(route)));
     }
     if settings.robots_txt.enabled {
-        chain.push(Box::new(robots_txt::RobotsTxt::new(settings.robots_txt.clone(), runtime.clone())));
+        chain.push(Box::new(robots_txt::RobotsTxt::new(
+            settings.robots_txt.clone(),
+            runtime.clone(),
+        )));
     }
     if settings.rate_limiter.enabled {
-        chain.push(Box::new(rate_limiter::RateLimiter::new(settings.rate_limiter.clone(), runtime.rate_limits())));
+        chain.push(Box::new(rate_limiter::RateLimiter::new(
+            settings.rate_limiter.clone(),
+            runtime.rate_limits(),
+        )));
     }
     if settings.requests_logging.enabled {
-        chain.push(Box::new(requests_logging::RequestsLogging::new(settings.requests_logging.clone())));
+        chain.push(Box::new(requests_logging::RequestsLogging::new(
+            settings.requests_logging.clone(),
+        )));
     }
     chain
 }

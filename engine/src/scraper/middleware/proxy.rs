@@ -32,19 +32,28 @@ impl ProxyConfig {
     pub(super) fn check(&self) -> Result<(), (&'static str, String)> {
         match &self.proxy {
             Some(proxy) => {
-                let url = Url::parse(proxy).map_err(|error| ("proxy", format!("'{proxy}' is not a URL: {error}")))?;
+                let url = Url::parse(proxy)
+                    .map_err(|error| ("proxy", format!("'{proxy}' is not a URL: {error}")))?;
                 if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-                    return Err(("proxy", format!("'{proxy}' must be an http:// or https:// URL with a host")));
+                    return Err((
+                        "proxy",
+                        format!("'{proxy}' must be an http:// or https:// URL with a host"),
+                    ));
                 }
                 Ok(())
             }
-            None if self.proxy_auth.is_some() => Err(("proxy_auth", "is set but `proxy` is not".to_owned())),
+            None if self.proxy_auth.is_some() => {
+                Err(("proxy_auth", "is set but `proxy` is not".to_owned()))
+            }
             None => Ok(()),
         }
     }
 
     pub(super) fn route(&self) -> Option<ProxyRoute> {
-        self.proxy.clone().map(|url| ProxyRoute { url, auth: self.proxy_auth.clone() })
+        self.proxy.clone().map(|url| ProxyRoute {
+            url,
+            auth: self.proxy_auth.clone(),
+        })
     }
 }
 
@@ -78,7 +87,11 @@ impl Proxy {
 
 #[async_trait]
 impl Middleware for Proxy {
-    async fn before_request(&self, request: &mut Outgoing, _hooks: &dyn JobHooks) -> Result<(), RequestError> {
+    async fn before_request(
+        &self,
+        request: &mut Outgoing,
+        _hooks: &dyn JobHooks,
+    ) -> Result<(), RequestError> {
         request.proxy = Some(self.route.clone());
         Ok(())
     }

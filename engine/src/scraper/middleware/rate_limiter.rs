@@ -45,7 +45,12 @@ pub struct RateLimiterConfig {
 impl Default for RateLimiterConfig {
     /// The original's defaults: 60 requests a minute per host, waiting when over.
     fn default() -> Self {
-        RateLimiterConfig { enabled: true, max_requests: 60, time_window: 60.0, rate_limited_strategy: RateLimitedStrategy::Wait }
+        RateLimiterConfig {
+            enabled: true,
+            max_requests: 60,
+            time_window: 60.0,
+            rate_limited_strategy: RateLimitedStrategy::Wait,
+        }
     }
 }
 
@@ -55,7 +60,13 @@ impl RateLimiterConfig {
             return Err(("max_requests", "must be greater than 0".to_owned()));
         }
         if !(self.time_window.is_finite() && self.time_window > 0.0) {
-            return Err(("time_window", format!("must be a positive number of seconds, got {}", self.time_window)));
+            return Err((
+                "time_window",
+                format!(
+                    "must be a positive number of seconds, got {}",
+                    self.time_window
+                ),
+            ));
         }
         Ok(())
     }
@@ -80,7 +91,12 @@ pub enum Acquired {
 pub trait RateLimitStore: Send + Sync {
     /// Counts a request to `key` if fewer than `max_requests` were counted in the last
     /// `window`; otherwise says when a slot frees. Check and count are one atomic step.
-    async fn acquire(&self, key: &str, max_requests: u32, window: Duration) -> Result<Acquired, crate::Error>;
+    async fn acquire(
+        &self,
+        key: &str,
+        max_requests: u32,
+        window: Duration,
+    ) -> Result<Acquired, crate::Error>;
 }
 
 /// Windows in this process's memory: limits hold across all its workers.
@@ -100,14 +116,31 @@ const MAX_IDLE_BUCKETS: usize = 4096;
 
 #[async_trait]
 impl RateLimitStore for MemoryRateLimitStore {
-    async fn acquire(&self, key: &str, max_requests: u32, window: Duration) -> Result<Acquired, crate::Error> {
+    async fn acquire(
+        &self,
+        key: &str,
+        max_requests: u32,
+        window: Duration,
+    ) -> Result<Acquired, crate::Error> {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().expect("rate limiter lock");
         if buckets.len() > MAX_IDLE_BUCKETS {
-            buckets.retain(|_, bucket| bucket.hits.back().is_some_and(|last| now.duration_since(*last) < bucket.window));
+            buckets.retain(|_, bucket| {
+                bucket
+                    .hits
+                    .back()
+                    .is_some_and(|last| now.duration_since(*last) < bucket.window)
+            });
         }
-        let bucket = buckets.entry(key.to_owned()).or_insert_with(|| Bucket { window, hits: VecDeque::new() });
-        while bucket.hits.front().is_some_and(|hit| now.duration_since(*hit) >= window) {
+        let bucket = buckets.entry(key.to_owned()).or_insert_with(|| Bucket {
+            window,
+            hits: VecDeque::new(),
+        });
+        while bucket
+            .hits
+            .front()
+            .is_some_and(|hit| now.duration_since(*hit) >= window)
+        {
             bucket.hits.pop_front();
         }
         if bucket.hits.len() < max_requests as usize {
@@ -115,7 +148,9 @@ impl RateLimitStore for MemoryRateLimitStore {
             return Ok(Acquired::Granted);
         }
         let oldest = bucket.hits.front().expect("a full window has hits");
-        Ok(Acquired::Limited { retry_after: window.saturating_sub(now.duration_since(*oldest)) })
+        Ok(Acquired::Limited {
+            retry_after: window.saturating_sub(now.duration_since(*oldest)),
+        })
     }
 }
 
@@ -135,7 +170,12 @@ impl PostgresRateLimitStore {
 
 #[async_trait]
 impl RateLimitStore for PostgresRateLimitStore {
-    async fn acquire(&self, key: &str, max_requests: u32, window: Duration) -> Result<Acquired, crate::Error> {
+    async fn acquire(
+        &self,
+        key: &str,
+        max_requests: u32,
+        window: Duration,
+    ) -> Result<Acquired, crate::Error> {
         let window = chrono::Duration::from_std(window).map_err(crate::Error::internal)?;
         let mut transaction = self.pool.begin().await.map_err(crate::Error::internal)?;
         // The no-op update on conflict locks the key's row until commit: concurrent callers
@@ -149,7 +189,8 @@ impl RateLimitStore for PostgresRateLimitStore {
         .fetch_one(&mut *transaction)
         .await
         .map_err(crate::Error::internal)?;
-        let mut recent: Vec<DateTime<Utc>> = hits.into_iter().filter(|hit| now - *hit < window).collect();
+        let mut recent: Vec<DateTime<Utc>> =
+            hits.into_iter().filter(|hit| now - *hit < window).collect();
         let acquired = if recent.len() < max_requests as usize {
             recent.push(now);
             Acquired::Granted
@@ -187,15 +228,27 @@ impl RateLimiter {
 
 #[async_trait]
 impl Middleware for RateLimiter {
-    async fn before_request(&self, request: &mut Outgoing, hooks: &dyn JobHooks) -> Result<(), RequestError> {
+    async fn before_request(
+        &self,
+        request: &mut Outgoing,
+        hooks: &dyn JobHooks,
+    ) -> Result<(), RequestError> {
         let host = request.host().to_owned();
         let window = self.config.window();
         let key = format!("{host}|{}|{}", self.config.max_requests, window.as_millis());
         loop {
-            let acquired = self.store.acquire(&key, self.config.max_requests, window).await.map_err(|reason| {
-                RequestError::RateLimiterUnavailable { method: request.method.clone(), url: request.url.to_string(), reason }
-            })?;
-            let Acquired::Limited { retry_after } = acquired else { return Ok(()) };
+            let acquired = self
+                .store
+                .acquire(&key, self.config.max_requests, window)
+                .await
+                .map_err(|reason| RequestError::RateLimiterUnavailable {
+                    method: request.method.clone(),
+                    url: request.url.to_string(),
+                    reason,
+                })?;
+            let Acquired::Limited { retry_after } = acquired else {
+                return Ok(());
+            };
             let limited = RequestError::RateLimited {
                 url: request.url.to_string(),
                 host: host.clone(),
@@ -208,11 +261,14 @@ impl Middleware for RateLimiter {
             }
             hooks.log(LogLevel::Info, format!("{limited} Waiting for it."));
             // A wait can be long: check that the job is still wanted before sleeping.
-            hooks.heartbeat().await.map_err(|reason| RequestError::JobStopped {
-                method: request.method.clone(),
-                url: request.url.to_string(),
-                reason,
-            })?;
+            hooks
+                .heartbeat()
+                .await
+                .map_err(|reason| RequestError::JobStopped {
+                    method: request.method.clone(),
+                    url: request.url.to_string(),
+                    reason,
+                })?;
             tokio::time::sleep(retry_after + self.jitter()).await;
         }
     }

@@ -21,7 +21,11 @@ pub struct RequestsLoggingConfig {
 
 impl Default for RequestsLoggingConfig {
     fn default() -> Self {
-        RequestsLoggingConfig { enabled: true, log_request: true, log_response: true }
+        RequestsLoggingConfig {
+            enabled: true,
+            log_request: true,
+            log_response: true,
+        }
     }
 }
 
@@ -37,16 +41,31 @@ impl RequestsLogging {
 
 #[async_trait]
 impl Middleware for RequestsLogging {
-    async fn before_request(&self, request: &mut Outgoing, hooks: &dyn JobHooks) -> Result<(), RequestError> {
+    async fn before_request(
+        &self,
+        request: &mut Outgoing,
+        hooks: &dyn JobHooks,
+    ) -> Result<(), RequestError> {
         if self.config.log_request {
-            hooks.log(LogLevel::Info, format!("{} {}", request.method, request.url));
+            hooks.log(
+                LogLevel::Info,
+                format!("{} {}", request.method, request.url),
+            );
         }
         Ok(())
     }
 
-    async fn after_response(&self, request: &Outgoing, status: StatusCode, hooks: &dyn JobHooks) -> Result<(), RequestError> {
+    async fn after_response(
+        &self,
+        request: &Outgoing,
+        status: StatusCode,
+        hooks: &dyn JobHooks,
+    ) -> Result<(), RequestError> {
         if self.config.log_response {
-            hooks.log(LogLevel::Info, format!("{} {} - {}", request.method, request.url, status.as_u16()));
+            hooks.log(
+                LogLevel::Info,
+                format!("{} {} - {}", request.method, request.url, status.as_u16()),
+            );
         }
         Ok(())
     }

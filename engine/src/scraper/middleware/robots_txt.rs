@@ -39,7 +39,10 @@ pub struct RobotsTxtConfig {
 
 impl Default for RobotsTxtConfig {
     fn default() -> Self {
-        RobotsTxtConfig { enabled: true, violation_strategy: ViolationStrategy::Log }
+        RobotsTxtConfig {
+            enabled: true,
+            violation_strategy: ViolationStrategy::Log,
+        }
     }
 }
 
@@ -65,7 +68,10 @@ struct Fetched {
 impl RobotsCache {
     fn entry(&self, origin: &str) -> Arc<OnceCell<Fetched>> {
         let mut origins = self.origins.lock().expect("robots cache lock");
-        let fresh = |cell: &Arc<OnceCell<Fetched>>| cell.get().is_none_or(|fetched| fetched.at.elapsed() < CACHE_TTL);
+        let fresh = |cell: &Arc<OnceCell<Fetched>>| {
+            cell.get()
+                .is_none_or(|fetched| fetched.at.elapsed() < CACHE_TTL)
+        };
         match origins.get(origin) {
             Some(cell) if fresh(cell) => cell.clone(),
             _ => {
@@ -89,8 +95,14 @@ impl RobotsTxt {
 
     async fn fetch(&self, request: &Outgoing, robots_url: &str, hooks: &dyn JobHooks) -> Fetched {
         let failed = |reason: String| {
-            hooks.log(LogLevel::Warning, format!("could not read {robots_url} ({reason}); every path is allowed"));
-            Fetched { at: Instant::now(), rules: None }
+            hooks.log(
+                LogLevel::Warning,
+                format!("could not read {robots_url} ({reason}); every path is allowed"),
+            );
+            Fetched {
+                at: Instant::now(),
+                rules: None,
+            }
         };
         let client = match self.runtime.client(request.proxy.as_ref()) {
             Ok(client) => client,
@@ -106,10 +118,16 @@ impl RobotsTxt {
         };
         if !response.status().is_success() {
             // 4xx means "no robots.txt"; 5xx is treated the same, as the original does.
-            return Fetched { at: Instant::now(), rules: None };
+            return Fetched {
+                at: Instant::now(),
+                rules: None,
+            };
         }
         match response.bytes().await {
-            Ok(body) => Fetched { at: Instant::now(), rules: Some(Arc::from(&body[..body.len().min(MAX_ROBOTS_TXT_BYTES)])) },
+            Ok(body) => Fetched {
+                at: Instant::now(),
+                rules: Some(Arc::from(&body[..body.len().min(MAX_ROBOTS_TXT_BYTES)])),
+            },
             Err(error) => failed(error.to_string()),
         }
     }
@@ -118,38 +136,66 @@ impl RobotsTxt {
 /// The agent robots.txt groups are matched against: the product token of the User-Agent
 /// (`MyBot` for `MyBot/1.2 (+https://…)`), or `*` without one.
 fn product_token(request: &Outgoing) -> String {
-    let agent = request.headers.get(USER_AGENT).and_then(|value| value.to_str().ok()).unwrap_or_default();
-    let token = agent.split(|c: char| c == '/' || c.is_whitespace()).next().unwrap_or_default();
-    if token.is_empty() { "*".to_owned() } else { token.to_owned() }
+    let agent = request
+        .headers
+        .get(USER_AGENT)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    let token = agent
+        .split(|c: char| c == '/' || c.is_whitespace())
+        .next()
+        .unwrap_or_default();
+    if token.is_empty() {
+        "*".to_owned()
+    } else {
+        token.to_owned()
+    }
 }
 
 #[async_trait]
 impl Middleware for RobotsTxt {
-    async fn before_request(&self, request: &mut Outgoing, hooks: &dyn JobHooks) -> Result<(), RequestError> {
+    async fn before_request(
+        &self,
+        request: &mut Outgoing,
+        hooks: &dyn JobHooks,
+    ) -> Result<(), RequestError> {
         let origin = request.url.origin().ascii_serialization();
         let robots_url = format!("{origin}/robots.txt");
         if request.url.as_str() == robots_url {
             return Ok(());
         }
         let entry = self.runtime.robots().entry(&origin);
-        let fetched = entry.get_or_init(|| self.fetch(request, &robots_url, hooks)).await;
-        let Some(rules) = &fetched.rules else { return Ok(()) };
+        let fetched = entry
+            .get_or_init(|| self.fetch(request, &robots_url, hooks))
+            .await;
+        let Some(rules) = &fetched.rules else {
+            return Ok(());
+        };
         let agent = product_token(request);
         let robot = match Robot::new(&agent, rules) {
             Ok(robot) => robot,
             Err(error) => {
-                hooks.log(LogLevel::Warning, format!("could not parse {robots_url} ({error}); every path is allowed"));
+                hooks.log(
+                    LogLevel::Warning,
+                    format!("could not parse {robots_url} ({error}); every path is allowed"),
+                );
                 return Ok(());
             }
         };
         if robot.allowed(request.url.as_str()) {
             return Ok(());
         }
-        let violation = RequestError::RobotsTxtDisallowed { url: request.url.to_string(), user_agent: agent };
+        let violation = RequestError::RobotsTxtDisallowed {
+            url: request.url.to_string(),
+            user_agent: agent,
+        };
         match self.config.violation_strategy {
             ViolationStrategy::Throw => Err(violation),
             ViolationStrategy::Log => {
-                hooks.log(LogLevel::Error, format!("{violation}. Proceeding because the violation strategy is log"));
+                hooks.log(
+                    LogLevel::Error,
+                    format!("{violation}. Proceeding because the violation strategy is log"),
+                );
                 Ok(())
             }
         }

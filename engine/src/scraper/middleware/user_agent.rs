@@ -33,7 +33,13 @@ impl Default for UserAgentInjecterConfig {
     fn default() -> Self {
         UserAgentInjecterConfig {
             enabled: true,
-            browsers: vec![Browser::Chrome, Browser::Edge, Browser::Firefox, Browser::Safari, Browser::Opera],
+            browsers: vec![
+                Browser::Chrome,
+                Browser::Edge,
+                Browser::Firefox,
+                Browser::Safari,
+                Browser::Opera,
+            ],
         }
     }
 }
@@ -72,18 +78,28 @@ pub(super) struct UserAgentInjecter {
 
 impl UserAgentInjecter {
     pub fn new(config: &UserAgentInjecterConfig) -> Self {
-        let candidates = USER_AGENTS.iter().filter(|(browser, _)| config.browsers.contains(browser)).map(|(_, agent)| *agent).collect();
+        let candidates = USER_AGENTS
+            .iter()
+            .filter(|(browser, _)| config.browsers.contains(browser))
+            .map(|(_, agent)| *agent)
+            .collect();
         UserAgentInjecter { candidates }
     }
 }
 
 #[async_trait]
 impl Middleware for UserAgentInjecter {
-    async fn before_request(&self, request: &mut Outgoing, _hooks: &dyn JobHooks) -> Result<(), RequestError> {
+    async fn before_request(
+        &self,
+        request: &mut Outgoing,
+        _hooks: &dyn JobHooks,
+    ) -> Result<(), RequestError> {
         if !request.headers.contains_key(USER_AGENT) {
             // `check` guarantees at least one browser, and every family has agents.
             let agent = self.candidates[fastrand::usize(..self.candidates.len())];
-            request.headers.insert(USER_AGENT, HeaderValue::from_static(agent));
+            request
+                .headers
+                .insert(USER_AGENT, HeaderValue::from_static(agent));
         }
         Ok(())
     }

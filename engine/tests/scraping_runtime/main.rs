@@ -1,0 +1,7 @@
+//! The scraping runtime against real local HTTP servers (and a local proxy) started by each
+//! test: the context's HTTP and parsing API, every middleware, and the built-in handlers.
+
+mod context;
+mod handlers;
+mod middleware;
+mod support;
