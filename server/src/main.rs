@@ -1,13 +1,31 @@
-//! `sneakpeek`: the server binary with the built-in handlers.
+//! `sneakpeek`: the server binary with the built-in handlers. Without a subcommand it serves;
+//! `sneakpeek run-once …` runs one scraper once locally (see [`local_runner`]).
 
-use clap::Parser;
+mod local_runner;
+
+use clap::{Parser, Subcommand};
 use server::settings::LogFormat;
 use server::{Server, Settings};
 use tracing_subscriber::EnvFilter;
 
+#[derive(Parser)]
+#[command(name = "sneakpeek", version, about = "Sneakpeek: a self-hosted platform for running web scrapers")]
+struct Cli {
+    #[command(flatten)]
+    settings: Settings,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one scraper once, without a server; print its log and result.
+    RunOnce(local_runner::RunOnce),
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let settings = Settings::parse();
+    let Cli { settings, command } = Cli::parse();
     let filter = EnvFilter::try_new(&settings.log).unwrap_or_else(|error| {
         eprintln!("invalid --log / SNEAKPEEK_LOG {:?}: {error}", settings.log);
         std::process::exit(2);
@@ -16,6 +34,9 @@ async fn main() -> std::process::ExitCode {
     match settings.log_format {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().init(),
+    }
+    if let Some(Command::RunOnce(arguments)) = command {
+        return local_runner::run_once(&engine::scraper::builtin_handlers(), arguments).await;
     }
 
     let server = match Server::builder().settings(settings).build().await {

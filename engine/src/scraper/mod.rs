@@ -18,10 +18,11 @@ mod script;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use async_trait::async_trait;
-
 use crate::model::Scraper;
 
+/// Re-exported so crates with handlers need no dependency of their own to implement
+/// [`ScraperHandler`] and [`JobHooks`].
+pub use async_trait::async_trait;
 pub use context::ScraperContext;
 pub use extract::ExtractHandler;
 pub use http::{Method, Request, RequestError, Response};

@@ -5,8 +5,7 @@
 //! page's title and how many links it has, and remembers the title in the scraper's state, so
 //! the next run can say whether it changed.
 
-use async_trait::async_trait;
-use engine::scraper::{HandlerError, LogLevel, ScraperContext, ScraperHandler};
+use engine::scraper::{async_trait, HandlerError, LogLevel, ScraperContext, ScraperHandler};
 use serde_json::json;
 
 /// Fetches `params.url` and reports its `<title>` and number of links.
