@@ -9,7 +9,11 @@ use server::{Server, Settings};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "sneakpeek", version, about = "Sneakpeek: a self-hosted platform for running web scrapers")]
+#[command(
+    name = "sneakpeek",
+    version,
+    about = "Sneakpeek: a self-hosted platform for running web scrapers"
+)]
 struct Cli {
     #[command(flatten)]
     settings: Settings,
