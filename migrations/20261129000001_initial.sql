@@ -55,3 +55,14 @@ CREATE TABLE leases (
     acquired       TIMESTAMPTZ NOT NULL,
     acquired_until TIMESTAMPTZ NOT NULL
 );
+
+-- Each job's log, written by the worker running it, read live by the UI and the API.
+-- Pruned together with its job.
+CREATE TABLE scraper_job_logs (
+    job_id  BIGINT  NOT NULL REFERENCES scraper_jobs (id) ON DELETE CASCADE,
+    line_no BIGINT  NOT NULL,
+    at      TIMESTAMPTZ NOT NULL,
+    level   TEXT    NOT NULL,
+    message TEXT    NOT NULL,
+    PRIMARY KEY (job_id, line_no)
+);

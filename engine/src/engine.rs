@@ -4,21 +4,33 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::model::{Priority, Scraper, ScraperId, ScraperJob, ScraperJobId, ScraperJobPriority, ScraperSchedule};
+use crate::model::{
+    JobLogLine, Priority, Scraper, ScraperId, ScraperJob, ScraperJobId, ScraperJobPriority,
+    ScraperSchedule,
+};
 use crate::schedule::validate_scraper;
-use crate::scraper::Handlers;
+use crate::scheduler::{Scheduler, SchedulerSettings, SchedulerStatus};
+use crate::scraper::{Handlers, Runtime};
 use crate::storage::{EnqueueOrigin, Storages};
+use crate::worker::{Worker, WorkerSettings};
 
 /// A handle to the platform. Cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
     storages: Storages,
     handlers: Arc<Handlers>,
+    runtime: Runtime,
 }
 
 impl Engine {
-    pub fn new(storages: Storages, handlers: Handlers) -> Self {
-        Engine { storages, handlers: Arc::new(handlers) }
+    /// `runtime` is what this replica's jobs share while scraping (middleware settings, HTTP
+    /// clients, rate limits).
+    pub fn new(storages: Storages, handlers: Handlers, runtime: Runtime) -> Self {
+        Engine {
+            storages,
+            handlers: Arc::new(handlers),
+            runtime,
+        }
     }
 
     pub fn storages(&self) -> &Storages {
@@ -38,7 +50,10 @@ impl Engine {
     }
 
     pub fn get_priorities(&self) -> Vec<Priority> {
-        ScraperJobPriority::ALL.into_iter().map(Priority::from).collect()
+        ScraperJobPriority::ALL
+            .into_iter()
+            .map(Priority::from)
+            .collect()
     }
 
     pub fn get_scraper_handlers(&self) -> Vec<String> {
@@ -49,8 +64,16 @@ impl Engine {
         self.storages.scrapers.get_scrapers().await
     }
 
-    pub async fn search_scrapers(&self, name_filter: Option<&str>, max_items: Option<i64>, last_id: Option<i64>) -> Result<Vec<Scraper>> {
-        self.storages.scrapers.search_scrapers(name_filter, max_items, last_id).await
+    pub async fn search_scrapers(
+        &self,
+        name_filter: Option<&str>,
+        max_items: Option<i64>,
+        last_id: Option<i64>,
+    ) -> Result<Vec<Scraper>> {
+        self.storages
+            .scrapers
+            .search_scrapers(name_filter, max_items, last_id)
+            .await
     }
 
     pub async fn get_scraper(&self, id: ScraperId) -> Result<Scraper> {
@@ -71,17 +94,31 @@ impl Engine {
         self.storages.scrapers.update_scraper(scraper).await
     }
 
-    /// Deletes a scraper. Its jobs stay readable; a pending one will not run.
+    /// Deletes a scraper. Its jobs stay readable; a pending one is killed so it never runs.
     pub async fn delete_scraper(&self, id: ScraperId) -> Result<Scraper> {
         self.writable()?;
-        self.storages.scrapers.delete_scraper(id).await
+        let deleted = self.storages.scrapers.delete_scraper(id).await?;
+        for job in self.storages.jobs.get_scraper_jobs(id).await? {
+            if job.status == crate::model::ScraperJobStatus::Pending {
+                // Losing the race to a worker is fine: the job then simply runs.
+                let _ = self.storages.jobs.kill_scraper_job(id, job.id).await;
+            }
+        }
+        Ok(deleted)
     }
 
     /// Queues a run of the scraper now. `Error::ScraperHasActiveRun` while one is pending or
     /// running.
-    pub async fn enqueue_scraper(&self, scraper_id: ScraperId, priority: ScraperJobPriority) -> Result<ScraperJob> {
+    pub async fn enqueue_scraper(
+        &self,
+        scraper_id: ScraperId,
+        priority: ScraperJobPriority,
+    ) -> Result<ScraperJob> {
         let scraper = self.storages.scrapers.get_scraper(scraper_id).await?;
-        self.storages.jobs.add_scraper_job(&scraper, priority, EnqueueOrigin::Manual).await
+        self.storages
+            .jobs
+            .add_scraper_job(&scraper, priority, EnqueueOrigin::Manual)
+            .await
     }
 
     /// The scraper's jobs, newest first (empty for an unknown scraper, as the original).
@@ -89,14 +126,43 @@ impl Engine {
         self.storages.jobs.get_scraper_jobs(scraper_id).await
     }
 
-    pub async fn get_scraper_job(&self, scraper_id: ScraperId, job_id: ScraperJobId) -> Result<ScraperJob> {
+    pub async fn get_scraper_job(
+        &self,
+        scraper_id: ScraperId,
+        job_id: ScraperJobId,
+    ) -> Result<ScraperJob> {
         self.storages.jobs.get_scraper_job(scraper_id, job_id).await
+    }
+
+    /// Lines of a job's log after line `after`, at most `max_lines` (capped at 10,000).
+    pub async fn get_scraper_job_logs(
+        &self,
+        scraper_id: ScraperId,
+        job_id: ScraperJobId,
+        after: Option<i64>,
+        max_lines: Option<usize>,
+    ) -> Result<Vec<JobLogLine>> {
+        self.storages
+            .jobs
+            .get_scraper_job(scraper_id, job_id)
+            .await?;
+        self.storages
+            .jobs
+            .get_job_log(job_id, after, max_lines.unwrap_or(1_000).min(10_000))
+            .await
     }
 
     /// Kills a pending or running job; a running handler is cancelled by its worker.
     /// Allowed in read-only mode, like enqueueing: read-only protects the scraper list.
-    pub async fn kill_scraper_job(&self, scraper_id: ScraperId, job_id: ScraperJobId) -> Result<ScraperJob> {
-        self.storages.jobs.kill_scraper_job(scraper_id, job_id).await
+    pub async fn kill_scraper_job(
+        &self,
+        scraper_id: ScraperId,
+        job_id: ScraperJobId,
+    ) -> Result<ScraperJob> {
+        self.storages
+            .jobs
+            .kill_scraper_job(scraper_id, job_id)
+            .await
     }
 
     fn writable(&self) -> Result<()> {
@@ -104,5 +170,62 @@ impl Engine {
             return Err(Error::ReadOnly);
         }
         Ok(())
+    }
+}
+
+impl Engine {
+    /// Starts this replica's background components: the scheduler (it acts only while it
+    /// holds the lease) and the worker, each when given settings.
+    pub fn start(
+        &self,
+        scheduler: Option<SchedulerSettings>,
+        worker: Option<WorkerSettings>,
+    ) -> Background {
+        let (shutdown, stopped) = tokio::sync::watch::channel(false);
+        let mut tasks = Vec::new();
+        let mut scheduler_status = None;
+        if let Some(settings) = scheduler {
+            let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4());
+            let scheduler = Scheduler::new(self.storages.clone(), owner, settings);
+            scheduler_status = Some(scheduler.status());
+            tasks.push(tokio::spawn(scheduler.run(stopped.clone())));
+        }
+        if let Some(settings) = worker {
+            let worker = Worker::new(
+                self.storages.clone(),
+                self.handlers.clone(),
+                self.runtime.clone(),
+                settings,
+            );
+            tasks.push(tokio::spawn(worker.run(stopped)));
+        }
+        Background {
+            shutdown,
+            tasks,
+            scheduler_status,
+        }
+    }
+}
+
+/// The running scheduler and worker of this replica.
+pub struct Background {
+    shutdown: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    scheduler_status: Option<tokio::sync::watch::Receiver<SchedulerStatus>>,
+}
+
+impl Background {
+    /// Whether this replica's scheduler currently leads; `None` when it runs no scheduler.
+    pub fn scheduler_status(&self) -> Option<tokio::sync::watch::Receiver<SchedulerStatus>> {
+        self.scheduler_status.clone()
+    }
+
+    /// Stops claiming and scheduling, lets running jobs finish (within the worker's grace
+    /// period) and releases the scheduler lease.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
     }
 }

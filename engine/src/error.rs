@@ -15,7 +15,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(loc: &[&str], msg: impl Into<String>) -> Self {
-        FieldError { loc: loc.iter().map(|part| (*part).to_owned()).collect(), msg: msg.into() }
+        FieldError {
+            loc: loc.iter().map(|part| (*part).to_owned()).collect(),
+            msg: msg.into(),
+        }
     }
 }
 
@@ -68,7 +71,9 @@ impl Error {
     pub fn data(&self) -> Option<serde_json::Value> {
         use serde_json::json;
         match self {
-            Error::ScraperNotFound(id) | Error::ScraperJobNotFound(id) | Error::JobNotActive(id) => Some(json!(id)),
+            Error::ScraperNotFound(id)
+            | Error::ScraperJobNotFound(id)
+            | Error::JobNotActive(id) => Some(json!(id)),
             Error::UnknownHandler(name) => Some(json!({ "handler": name })),
             Error::InvalidScraper(errors) => Some(json!({ "errors": errors })),
             _ => None,
@@ -84,7 +89,10 @@ impl Error {
         match self {
             Error::UnknownHandler(name) => format!("Unknown scraper handler '{name}'"),
             Error::InvalidScraper(errors) => {
-                let details: Vec<String> = errors.iter().map(|error| format!("{}: {}", error.loc.join("."), error.msg)).collect();
+                let details: Vec<String> = errors
+                    .iter()
+                    .map(|error| format!("{}: {}", error.loc.join("."), error.msg))
+                    .collect();
                 format!("Invalid scraper: {}", details.join("; "))
             }
             other => other.to_string(),
@@ -121,9 +129,27 @@ mod tests {
 
     #[test]
     fn original_errors_keep_their_codes_and_messages() {
-        assert_eq!((Error::ScraperNotFound(3).code(), Error::ScraperNotFound(3).to_string()), (5000, "Scraper not found".into()));
+        assert_eq!(
+            (
+                Error::ScraperNotFound(3).code(),
+                Error::ScraperNotFound(3).to_string()
+            ),
+            (5000, "Scraper not found".into())
+        );
         assert_eq!(Error::ScraperNotFound(3).data(), Some(serde_json::json!(3)));
-        assert_eq!((Error::ScraperJobNotFound(3).code(), Error::ScraperJobNotFound(3).to_string()), (5001, "Scraper job not found".into()));
-        assert_eq!((Error::ScraperHasActiveRun.code(), Error::ScraperHasActiveRun.to_string()), (10000, "Scraper has active jobs".into()));
+        assert_eq!(
+            (
+                Error::ScraperJobNotFound(3).code(),
+                Error::ScraperJobNotFound(3).to_string()
+            ),
+            (5001, "Scraper job not found".into())
+        );
+        assert_eq!(
+            (
+                Error::ScraperHasActiveRun.code(),
+                Error::ScraperHasActiveRun.to_string()
+            ),
+            (10000, "Scraper has active jobs".into())
+        );
     }
 }

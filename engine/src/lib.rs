@@ -13,12 +13,16 @@ pub mod schedule;
 #[cfg(feature = "runtime")]
 mod engine;
 #[cfg(feature = "runtime")]
+pub mod scheduler;
+#[cfg(feature = "runtime")]
 pub mod scraper;
 #[cfg(feature = "runtime")]
 pub mod storage;
 #[cfg(feature = "test-support")]
 pub mod testing;
+#[cfg(feature = "runtime")]
+pub mod worker;
 
 #[cfg(feature = "runtime")]
-pub use engine::Engine;
+pub use engine::{Background, Engine};
 pub use error::{Error, Result};

@@ -147,7 +147,8 @@ impl ScraperJobPriority {
 }
 
 /// The message the original returns for a priority outside 0/1/2; clients may match on it.
-pub const INVALID_PRIORITY_MESSAGE: &str = "value is not a valid enumeration member; permitted: 0, 1, 2";
+pub const INVALID_PRIORITY_MESSAGE: &str =
+    "value is not a valid enumeration member; permitted: 0, 1, 2";
 
 impl Serialize for ScraperJobPriority {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -212,7 +213,9 @@ impl ScraperJobStatus {
     }
 
     pub fn parse(value: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|status| status.as_str() == value)
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == value)
     }
 
     /// Pending or started: the job still occupies its scraper's single active slot.
@@ -295,6 +298,44 @@ pub struct ScraperJob {
     pub result: Option<String>,
 }
 
+/// Severity of a job log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warning,
+    Error,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Debug => "DEBUG",
+            Self::Info => "INFO",
+            Self::Warning => "WARNING",
+            Self::Error => "ERROR",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Debug, Self::Info, Self::Warning, Self::Error]
+            .into_iter()
+            .find(|level| level.as_str() == text)
+    }
+}
+
+/// One line of a job's log. `id` is the line number within the job, from 1, so a reader can
+/// ask for the lines after the last one it has.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobLogLine {
+    pub id: i64,
+    #[serde(with = "timestamp")]
+    pub at: DateTime<Utc>,
+    pub level: LogLevel,
+    pub message: String,
+}
+
 /// The scheduler lease: at most one owner at a time, until `acquired_until`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Lease {
@@ -315,7 +356,10 @@ pub struct Priority {
 
 impl From<ScraperJobPriority> for Priority {
     fn from(priority: ScraperJobPriority) -> Self {
-        Priority { name: priority.name().to_owned(), value: priority.value() }
+        Priority {
+            name: priority.name().to_owned(),
+            value: priority.value(),
+        }
     }
 }
 
@@ -334,14 +378,22 @@ pub mod timestamp {
     pub fn parse(text: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
         DateTime::parse_from_rfc3339(text)
             .map(|value| value.with_timezone(&Utc))
-            .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").map(|naive| naive.and_utc()))
+            .or_else(|_| {
+                NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+                    .map(|naive| naive.and_utc())
+            })
     }
 
-    pub fn serialize<S: Serializer>(value: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(
+        value: &DateTime<Utc>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&format(value))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTime<Utc>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<DateTime<Utc>, D::Error> {
         let text = String::deserialize(deserializer)?;
         parse(&text).map_err(serde::de::Error::custom)
     }
@@ -350,14 +402,19 @@ pub mod timestamp {
         use chrono::{DateTime, Utc};
         use serde::{Deserialize, Deserializer, Serializer};
 
-        pub fn serialize<S: Serializer>(value: &Option<DateTime<Utc>>, serializer: S) -> Result<S::Ok, S::Error> {
+        pub fn serialize<S: Serializer>(
+            value: &Option<DateTime<Utc>>,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
             match value {
                 Some(value) => super::serialize(value, serializer),
                 None => serializer.serialize_none(),
             }
         }
 
-        pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Option<DateTime<Utc>>, D::Error> {
             Option::<String>::deserialize(deserializer)?
                 .map(|text| super::parse(&text).map_err(serde::de::Error::custom))
                 .transpose()
@@ -381,7 +438,11 @@ mod tests {
     fn without_additions(mut value: Value) -> Value {
         fn strip(scraper: &mut Value) {
             let removed = scraper.as_object_mut().unwrap().remove("timeout_seconds");
-            assert_eq!(removed, Some(Value::Null), "timeout_seconds is appended and null when unset");
+            assert_eq!(
+                removed,
+                Some(Value::Null),
+                "timeout_seconds is appended and null when unset"
+            );
         }
         if value.get("scraper").is_some() {
             strip(&mut value["scraper"]);
@@ -395,7 +456,9 @@ mod tests {
     fn a_job_of_the_original_round_trips_to_the_same_json_text() {
         for original in [ORIGINAL_JOB, ORIGINAL_PENDING_JOB] {
             let job: ScraperJob = serde_json::from_str(original).unwrap();
-            let text = serde_json::to_string(&without_additions(serde_json::to_value(&job).unwrap())).unwrap();
+            let text =
+                serde_json::to_string(&without_additions(serde_json::to_value(&job).unwrap()))
+                    .unwrap();
             assert_eq!(text, original);
         }
     }
@@ -406,7 +469,10 @@ mod tests {
         assert_eq!(job.status, ScraperJobStatus::Failed);
         assert_eq!(job.priority, ScraperJobPriority::Normal);
         assert_eq!(job.scraper.schedule, ScraperSchedule::Inactive);
-        assert_eq!(job.scraper.config.params.as_ref().unwrap()["fail"], json!("x"));
+        assert_eq!(
+            job.scraper.config.params.as_ref().unwrap()["fail"],
+            json!("x")
+        );
         assert_eq!(job.finished_at.unwrap().timestamp_subsec_micros(), 529531);
         assert_eq!(job.result.as_deref(), Some("boom: x"));
     }
@@ -416,7 +482,9 @@ mod tests {
         let request = json!({"id":-1,"name":"Demo","schedule":"every_second","schedule_crontab":null,"schedule_priority":2,"handler":"echo","config":{"params":{"url":"http://example.com"},"plugins":null}});
         let mut scraper: Scraper = serde_json::from_value(request).unwrap();
         scraper.id = 1;
-        let text = serde_json::to_string(&without_additions(serde_json::to_value(&scraper).unwrap())).unwrap();
+        let text =
+            serde_json::to_string(&without_additions(serde_json::to_value(&scraper).unwrap()))
+                .unwrap();
         assert_eq!(
             text,
             r#"{"id":1,"name":"Demo","schedule":"every_second","schedule_crontab":null,"handler":"echo","config":{"params":{"url":"http://example.com"},"plugins":null},"schedule_priority":2,"state":null}"#
@@ -425,21 +493,41 @@ mod tests {
 
     #[test]
     fn a_scraper_without_id_or_optional_fields_gets_the_defaults() {
-        let scraper: Scraper =
-            serde_json::from_value(json!({"name":"Failing","schedule":"inactive","handler":"echo","config":{}})).unwrap();
+        let scraper: Scraper = serde_json::from_value(
+            json!({"name":"Failing","schedule":"inactive","handler":"echo","config":{}}),
+        )
+        .unwrap();
         assert_eq!(scraper.id, UNSET_ID);
         assert_eq!(scraper.schedule_priority, ScraperJobPriority::Normal);
-        assert_eq!(scraper.config, ScraperConfig { params: None, plugins: None });
-        assert_eq!(serde_json::to_value(&scraper.config).unwrap(), json!({"params":null,"plugins":null}));
+        assert_eq!(
+            scraper.config,
+            ScraperConfig {
+                params: None,
+                plugins: None
+            }
+        );
+        assert_eq!(
+            serde_json::to_value(&scraper.config).unwrap(),
+            json!({"params":null,"plugins":null})
+        );
     }
 
     #[test]
     fn priorities_are_integers_on_the_wire_and_other_values_get_the_original_message() {
-        assert_eq!(serde_json::to_string(&ScraperJobPriority::Utmost).unwrap(), "0");
-        assert_eq!(serde_json::from_str::<ScraperJobPriority>("1").unwrap(), ScraperJobPriority::High);
+        assert_eq!(
+            serde_json::to_string(&ScraperJobPriority::Utmost).unwrap(),
+            "0"
+        );
+        assert_eq!(
+            serde_json::from_str::<ScraperJobPriority>("1").unwrap(),
+            ScraperJobPriority::High
+        );
         for bad in [r#""HIGH""#, "7", "-1", "1.5", "null"] {
             let error = serde_json::from_str::<ScraperJobPriority>(bad).unwrap_err();
-            assert!(error.to_string().starts_with(INVALID_PRIORITY_MESSAGE), "{bad}: {error}");
+            assert!(
+                error.to_string().starts_with(INVALID_PRIORITY_MESSAGE),
+                "{bad}: {error}"
+            );
         }
     }
 
@@ -448,10 +536,22 @@ mod tests {
         let values = serde_json::to_value(ScraperSchedule::ALL).unwrap();
         assert_eq!(
             values,
-            json!(["inactive","every_second","every_minute","every_hour","every_day","every_week","every_month","crontab"])
+            json!([
+                "inactive",
+                "every_second",
+                "every_minute",
+                "every_hour",
+                "every_day",
+                "every_week",
+                "every_month",
+                "crontab"
+            ])
         );
         for schedule in ScraperSchedule::ALL {
-            assert_eq!(serde_json::to_value(schedule).unwrap(), json!(schedule.as_str()));
+            assert_eq!(
+                serde_json::to_value(schedule).unwrap(),
+                json!(schedule.as_str())
+            );
         }
         assert!(serde_json::from_str::<ScraperSchedule>(r#""every_year""#).is_err());
     }
@@ -459,7 +559,10 @@ mod tests {
     #[test]
     fn statuses_serialise_to_the_original_strings() {
         for status in ScraperJobStatus::ALL {
-            assert_eq!(serde_json::to_value(status).unwrap(), json!(status.as_str()));
+            assert_eq!(
+                serde_json::to_value(status).unwrap(),
+                json!(status.as_str())
+            );
             assert_eq!(ScraperJobStatus::parse(status.as_str()), Some(status));
         }
         assert!(ScraperJobStatus::Pending.is_active() && ScraperJobStatus::Started.is_active());
@@ -482,7 +585,10 @@ mod tests {
 
     #[test]
     fn priorities_list_matches_the_original() {
-        let priorities: Vec<Priority> = ScraperJobPriority::ALL.into_iter().map(Priority::from).collect();
+        let priorities: Vec<Priority> = ScraperJobPriority::ALL
+            .into_iter()
+            .map(Priority::from)
+            .collect();
         assert_eq!(
             serde_json::to_value(priorities).unwrap(),
             json!([{"name":"UTMOST","value":0},{"name":"HIGH","value":1},{"name":"NORMAL","value":2}])

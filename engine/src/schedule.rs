@@ -27,10 +27,18 @@ impl Crontab {
         let expression = expression.trim();
         let fields = expression.split_whitespace().count();
         if !expression.starts_with('@') && fields != 5 {
-            return Err(format!("expected 5 fields (minute hour day-of-month month day-of-week), found {fields}"));
+            return Err(format!(
+                "expected 5 fields (minute hour day-of-month month day-of-week), found {fields}"
+            ));
         }
-        let parser = CronParser::builder().seconds(Seconds::Disallowed).year(Year::Disallowed).build();
-        parser.parse(expression).map(Crontab).map_err(|error| error.to_string())
+        let parser = CronParser::builder()
+            .seconds(Seconds::Disallowed)
+            .year(Year::Disallowed)
+            .build();
+        parser
+            .parse(expression)
+            .map(Crontab)
+            .map_err(|error| error.to_string())
     }
 
     /// The first fire time strictly after `after`.
@@ -59,10 +67,14 @@ impl Trigger {
     pub fn of(schedule: ScraperSchedule, crontab: Option<&str>) -> Result<Option<Trigger>, String> {
         match schedule {
             ScraperSchedule::Inactive => Ok(None),
-            ScraperSchedule::Crontab => match crontab.map(str::trim).filter(|text| !text.is_empty()) {
-                None => Err("required when the schedule is crontab".to_owned()),
-                Some(expression) => Crontab::parse(expression).map(|cron| Some(Trigger::Cron(cron))),
-            },
+            ScraperSchedule::Crontab => {
+                match crontab.map(str::trim).filter(|text| !text.is_empty()) {
+                    None => Err("required when the schedule is crontab".to_owned()),
+                    Some(expression) => {
+                        Crontab::parse(expression).map(|cron| Some(Trigger::Cron(cron)))
+                    }
+                }
+            }
             interval => Ok(interval.interval().map(Trigger::Interval)),
         }
     }
@@ -109,7 +121,10 @@ pub fn validate_scraper(scraper: &Scraper, handlers: &[String]) -> Result<(), Er
         errors.push(FieldError::new(&["scraper", "schedule_crontab"], problem));
     }
     if scraper.timeout_seconds == Some(0) {
-        errors.push(FieldError::new(&["scraper", "timeout_seconds"], "must be positive"));
+        errors.push(FieldError::new(
+            &["scraper", "timeout_seconds"],
+            "must be positive",
+        ));
     }
     if !errors.is_empty() {
         return Err(Error::InvalidScraper(errors));
@@ -130,45 +145,92 @@ mod tests {
 
     #[test]
     fn interval_schedules_fire_at_whole_multiples_of_their_period() {
-        let every_second = Trigger::of(ScraperSchedule::EverySecond, None).unwrap().unwrap();
-        assert_eq!(every_second.next_after(at("2026-11-29T10:00:00.250000")), Some(at("2026-11-29T10:00:01")));
-        assert_eq!(every_second.next_after(at("2026-11-29T10:00:01")), Some(at("2026-11-29T10:00:02")));
-        let every_hour = Trigger::of(ScraperSchedule::EveryHour, None).unwrap().unwrap();
-        assert_eq!(every_hour.next_after(at("2026-11-29T10:59:59")), Some(at("2026-11-29T11:00:00")));
-        let every_day = Trigger::of(ScraperSchedule::EveryDay, None).unwrap().unwrap();
-        assert_eq!(every_day.next_after(at("2026-11-29T10:00:00")), Some(at("2026-11-30T00:00:00")));
-        let every_month = Trigger::of(ScraperSchedule::EveryMonth, None).unwrap().unwrap();
+        let every_second = Trigger::of(ScraperSchedule::EverySecond, None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            every_second.next_after(at("2026-11-29T10:00:00.250000")),
+            Some(at("2026-11-29T10:00:01"))
+        );
+        assert_eq!(
+            every_second.next_after(at("2026-11-29T10:00:01")),
+            Some(at("2026-11-29T10:00:02"))
+        );
+        let every_hour = Trigger::of(ScraperSchedule::EveryHour, None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            every_hour.next_after(at("2026-11-29T10:59:59")),
+            Some(at("2026-11-29T11:00:00"))
+        );
+        let every_day = Trigger::of(ScraperSchedule::EveryDay, None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            every_day.next_after(at("2026-11-29T10:00:00")),
+            Some(at("2026-11-30T00:00:00"))
+        );
+        let every_month = Trigger::of(ScraperSchedule::EveryMonth, None)
+            .unwrap()
+            .unwrap();
         let next = every_month.next_after(at("2026-11-29T10:00:00")).unwrap();
-        assert_eq!(every_month.next_after(next).unwrap() - next, chrono::Duration::days(30));
+        assert_eq!(
+            every_month.next_after(next).unwrap() - next,
+            chrono::Duration::days(30)
+        );
     }
 
     #[test]
     fn inactive_never_fires() {
-        assert!(Trigger::of(ScraperSchedule::Inactive, Some("* * * * *")).unwrap().is_none());
+        assert!(Trigger::of(ScraperSchedule::Inactive, Some("* * * * *"))
+            .unwrap()
+            .is_none());
     }
 
     #[test]
     fn crontab_fires_at_the_right_minutes_in_utc() {
-        let trigger = Trigger::of(ScraperSchedule::Crontab, Some("30 2 * * *")).unwrap().unwrap();
+        let trigger = Trigger::of(ScraperSchedule::Crontab, Some("30 2 * * *"))
+            .unwrap()
+            .unwrap();
         assert_eq!(
             trigger.upcoming(at("2026-11-29T02:30:00"), 2),
             vec![at("2026-11-30T02:30:00"), at("2026-12-01T02:30:00")]
         );
-        let every_five = Trigger::of(ScraperSchedule::Crontab, Some("*/5 * * * *")).unwrap().unwrap();
-        assert_eq!(every_five.next_after(at("2026-11-29T10:07:10")), Some(at("2026-11-29T10:10:00")));
-        let hourly = Trigger::of(ScraperSchedule::Crontab, Some("@hourly")).unwrap().unwrap();
-        assert_eq!(hourly.next_after(at("2026-11-29T10:07:10")), Some(at("2026-11-29T11:00:00")));
+        let every_five = Trigger::of(ScraperSchedule::Crontab, Some("*/5 * * * *"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            every_five.next_after(at("2026-11-29T10:07:10")),
+            Some(at("2026-11-29T10:10:00"))
+        );
+        let hourly = Trigger::of(ScraperSchedule::Crontab, Some("@hourly"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            hourly.next_after(at("2026-11-29T10:07:10")),
+            Some(at("2026-11-29T11:00:00"))
+        );
     }
 
     #[test]
     fn crontab_refuses_six_fields_garbage_and_absence() {
         for bad in ["*/5 * * * * *", "* * *", "61 * * * *", "every day", ""] {
-            assert!(Trigger::of(ScraperSchedule::Crontab, Some(bad)).is_err(), "{bad:?} should be refused");
+            assert!(
+                Trigger::of(ScraperSchedule::Crontab, Some(bad)).is_err(),
+                "{bad:?} should be refused"
+            );
         }
-        assert!(Trigger::of(ScraperSchedule::Crontab, None).unwrap_err().contains("required"));
+        assert!(Trigger::of(ScraperSchedule::Crontab, None)
+            .unwrap_err()
+            .contains("required"));
     }
 
-    fn scraper(name: &str, schedule: ScraperSchedule, crontab: Option<&str>, handler: &str) -> Scraper {
+    fn scraper(
+        name: &str,
+        schedule: ScraperSchedule,
+        crontab: Option<&str>,
+        handler: &str,
+    ) -> Scraper {
         serde_json::from_value(serde_json::json!({
             "name": name, "schedule": schedule, "schedule_crontab": crontab, "handler": handler
         }))
@@ -178,15 +240,24 @@ mod tests {
     #[test]
     fn validation_names_each_bad_field_and_unknown_handlers() {
         let handlers = vec!["extract".to_owned()];
-        assert!(validate_scraper(&scraper("ok", ScraperSchedule::Crontab, Some("0 * * * *"), "extract"), &handlers).is_ok());
-        let Err(Error::InvalidScraper(errors)) = validate_scraper(&scraper(" ", ScraperSchedule::Crontab, Some("nope"), "extract"), &handlers)
-        else {
+        assert!(validate_scraper(
+            &scraper("ok", ScraperSchedule::Crontab, Some("0 * * * *"), "extract"),
+            &handlers
+        )
+        .is_ok());
+        let Err(Error::InvalidScraper(errors)) = validate_scraper(
+            &scraper(" ", ScraperSchedule::Crontab, Some("nope"), "extract"),
+            &handlers,
+        ) else {
             panic!("expected field errors")
         };
         let paths: Vec<String> = errors.iter().map(|error| error.loc.join(".")).collect();
         assert_eq!(paths, ["scraper.name", "scraper.schedule_crontab"]);
         assert_eq!(
-            validate_scraper(&scraper("ok", ScraperSchedule::EveryHour, None, "missing"), &handlers),
+            validate_scraper(
+                &scraper("ok", ScraperSchedule::EveryHour, None, "missing"),
+                &handlers
+            ),
             Err(Error::UnknownHandler("missing".into()))
         );
     }

@@ -5,7 +5,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use engine::model::{Scraper, ScraperJobPriority, ScraperJobStatus, ScraperSchedule};
 use engine::storage::{EnqueueOrigin, Storages};
 use engine::testing::TestDatabase;
@@ -18,13 +17,21 @@ struct Backend {
 }
 
 async fn memory() -> Backend {
-    Backend { storages: Storages::in_memory(Vec::new(), false), _database: None }
+    Backend {
+        storages: Storages::in_memory(Vec::new(), false),
+        _database: None,
+    }
 }
 
 async fn postgres() -> Backend {
     let database = TestDatabase::create().await;
-    let storages = Storages::postgres(&database.url, false).await.expect("connects");
-    Backend { storages, _database: Some(database) }
+    let storages = Storages::postgres(&database.url, false)
+        .await
+        .expect("connects");
+    Backend {
+        storages,
+        _database: Some(database),
+    }
 }
 
 /// Declares each check once and runs it against both backends.
@@ -71,7 +78,10 @@ fn scraper(name: &str) -> Scraper {
 /// A scraper with a given id, for queue tests that need many distinct scrapers (the queue
 /// does not look scrapers up: it keeps the snapshot it is given).
 fn scraper_with_id(id: i64) -> Scraper {
-    Scraper { id, ..scraper(&format!("scraper {id}")) }
+    Scraper {
+        id,
+        ..scraper(&format!("scraper {id}"))
+    }
 }
 
 async fn scrapers_read_after_write(backend: Backend) {
@@ -79,8 +89,15 @@ async fn scrapers_read_after_write(backend: Backend) {
     let created = scrapers.create_scraper(scraper("first")).await.unwrap();
     assert!(created.id > 0);
     assert_eq!(scrapers.get_scraper(created.id).await.unwrap(), created);
-    let updated = Scraper { name: "renamed".into(), schedule: ScraperSchedule::EveryMinute, ..created.clone() };
-    assert_eq!(scrapers.update_scraper(updated.clone()).await.unwrap(), updated);
+    let updated = Scraper {
+        name: "renamed".into(),
+        schedule: ScraperSchedule::EveryMinute,
+        ..created.clone()
+    };
+    assert_eq!(
+        scrapers.update_scraper(updated.clone()).await.unwrap(),
+        updated
+    );
     assert_eq!(scrapers.get_scraper(created.id).await.unwrap(), updated);
     assert_eq!(scrapers.delete_scraper(created.id).await.unwrap(), updated);
     assert_eq!(scrapers.maybe_get_scraper(created.id).await.unwrap(), None);
@@ -90,11 +107,22 @@ async fn get_scrapers_lists_by_id(backend: Backend) {
     let scrapers = &backend.storages.scrapers;
     let mut created = Vec::new();
     for index in 1..10 {
-        created.push(scrapers.create_scraper(scraper(&format!("scraper {index}"))).await.unwrap());
+        created.push(
+            scrapers
+                .create_scraper(scraper(&format!("scraper {index}")))
+                .await
+                .unwrap(),
+        );
     }
     assert_eq!(scrapers.get_scrapers().await.unwrap(), created);
     // An explicit id is kept, and later assigned ids do not collide with it.
-    let explicit = scrapers.create_scraper(Scraper { id: 100, ..scraper("explicit") }).await.unwrap();
+    let explicit = scrapers
+        .create_scraper(Scraper {
+            id: 100,
+            ..scraper("explicit")
+        })
+        .await
+        .unwrap();
     assert_eq!(explicit.id, 100);
     assert!(scrapers.create_scraper(scraper("after")).await.unwrap().id > 100);
 }
@@ -105,20 +133,73 @@ async fn search_scrapers_filters_by_name_and_last_id(backend: Backend) {
     for name in ["news a", "shop", "news b", "news c", "blog"] {
         ids.push(scrapers.create_scraper(scraper(name)).await.unwrap().id);
     }
-    let names = |found: Vec<Scraper>| found.into_iter().map(|scraper| scraper.name).collect::<Vec<_>>();
-    assert_eq!(names(scrapers.search_scrapers(Some("news"), None, None).await.unwrap()), ["news a", "news b", "news c"]);
-    assert_eq!(names(scrapers.search_scrapers(Some("news"), Some(2), None).await.unwrap()), ["news a", "news b"]);
-    assert_eq!(names(scrapers.search_scrapers(Some("news"), Some(0), Some(ids[2])).await.unwrap()), ["news c"]);
-    assert_eq!(names(scrapers.search_scrapers(Some("NEWS"), None, None).await.unwrap()), Vec::<String>::new());
-    assert_eq!(scrapers.search_scrapers(None, None, None).await.unwrap().len(), 5);
+    let names = |found: Vec<Scraper>| {
+        found
+            .into_iter()
+            .map(|scraper| scraper.name)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(
+            scrapers
+                .search_scrapers(Some("news"), None, None)
+                .await
+                .unwrap()
+        ),
+        ["news a", "news b", "news c"]
+    );
+    assert_eq!(
+        names(
+            scrapers
+                .search_scrapers(Some("news"), Some(2), None)
+                .await
+                .unwrap()
+        ),
+        ["news a", "news b"]
+    );
+    assert_eq!(
+        names(
+            scrapers
+                .search_scrapers(Some("news"), Some(0), Some(ids[2]))
+                .await
+                .unwrap()
+        ),
+        ["news c"]
+    );
+    assert_eq!(
+        names(
+            scrapers
+                .search_scrapers(Some("NEWS"), None, None)
+                .await
+                .unwrap()
+        ),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        scrapers
+            .search_scrapers(None, None, None)
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
 }
 
 async fn unknown_scrapers_are_not_found(backend: Backend) {
     let scrapers = &backend.storages.scrapers;
-    assert_eq!(scrapers.get_scraper(404).await, Err(Error::ScraperNotFound(404)));
+    assert_eq!(
+        scrapers.get_scraper(404).await,
+        Err(Error::ScraperNotFound(404))
+    );
     assert_eq!(scrapers.maybe_get_scraper(404).await, Ok(None));
-    assert_eq!(scrapers.update_scraper(scraper_with_id(404)).await, Err(Error::ScraperNotFound(404)));
-    assert_eq!(scrapers.delete_scraper(404).await, Err(Error::ScraperNotFound(404)));
+    assert_eq!(
+        scrapers.update_scraper(scraper_with_id(404)).await,
+        Err(Error::ScraperNotFound(404))
+    );
+    assert_eq!(
+        scrapers.delete_scraper(404).await,
+        Err(Error::ScraperNotFound(404))
+    );
 }
 
 async fn deleted_scraper_ids_are_never_reused(backend: Backend) {
@@ -132,48 +213,118 @@ async fn deleted_scraper_ids_are_never_reused(backend: Backend) {
 async fn scraper_state_is_persisted(backend: Backend) {
     let scrapers = &backend.storages.scrapers;
     let created = scrapers.create_scraper(scraper("stateful")).await.unwrap();
-    scrapers.update_scraper_state(created.id, Some("page=2".into())).await.unwrap();
-    assert_eq!(scrapers.get_scraper(created.id).await.unwrap().state.as_deref(), Some("page=2"));
+    scrapers
+        .update_scraper_state(created.id, Some("page=2".into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        scrapers
+            .get_scraper(created.id)
+            .await
+            .unwrap()
+            .state
+            .as_deref(),
+        Some("page=2")
+    );
 }
 
 async fn enqueue_then_dequeue_claims_the_job(backend: Backend) {
     let jobs = &backend.storages.jobs;
-    let enqueued = jobs.add_scraper_job(&scraper_with_id(1), ScraperJobPriority::Utmost, EnqueueOrigin::Manual).await.unwrap();
+    let enqueued = jobs
+        .add_scraper_job(
+            &scraper_with_id(1),
+            ScraperJobPriority::Utmost,
+            EnqueueOrigin::Manual,
+        )
+        .await
+        .unwrap();
     assert_eq!(enqueued.status, ScraperJobStatus::Pending);
-    assert_eq!(jobs.get_queue_len(ScraperJobPriority::Utmost).await.unwrap(), 1);
+    assert_eq!(
+        jobs.get_queue_len(ScraperJobPriority::Utmost)
+            .await
+            .unwrap(),
+        1
+    );
     let claimed = jobs.dequeue_scraper_jobs(10).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!((claimed[0].id, claimed[0].scraper.id), (enqueued.id, 1));
     assert_eq!(claimed[0].status, ScraperJobStatus::Started);
     assert!(claimed[0].started_at.is_some());
-    assert_eq!(jobs.get_queue_len(ScraperJobPriority::Utmost).await.unwrap(), 0);
+    assert_eq!(
+        jobs.get_queue_len(ScraperJobPriority::Utmost)
+            .await
+            .unwrap(),
+        0
+    );
     assert!(jobs.dequeue_scraper_jobs(10).await.unwrap().is_empty());
 }
 
 async fn a_second_active_job_of_a_scraper_is_refused(backend: Backend) {
     let jobs = &backend.storages.jobs;
-    let first = jobs.add_scraper_job(&scraper_with_id(1), ScraperJobPriority::Normal, EnqueueOrigin::Manual).await.unwrap();
-    let refused = jobs.add_scraper_job(&scraper_with_id(1), ScraperJobPriority::High, EnqueueOrigin::Manual).await;
+    let first = jobs
+        .add_scraper_job(
+            &scraper_with_id(1),
+            ScraperJobPriority::Normal,
+            EnqueueOrigin::Manual,
+        )
+        .await
+        .unwrap();
+    let refused = jobs
+        .add_scraper_job(
+            &scraper_with_id(1),
+            ScraperJobPriority::High,
+            EnqueueOrigin::Manual,
+        )
+        .await;
     assert_eq!(refused, Err(Error::ScraperHasActiveRun));
     jobs.dequeue_scraper_jobs(1).await.unwrap();
-    assert_eq!(jobs.add_scraper_job(&scraper_with_id(1), ScraperJobPriority::High, EnqueueOrigin::Manual).await, Err(Error::ScraperHasActiveRun));
-    jobs.finish_scraper_job(first.id, ScraperJobStatus::Succeeded, Some("done".into())).await.unwrap();
-    assert!(jobs.add_scraper_job(&scraper_with_id(1), ScraperJobPriority::High, EnqueueOrigin::Manual).await.is_ok());
+    assert_eq!(
+        jobs.add_scraper_job(
+            &scraper_with_id(1),
+            ScraperJobPriority::High,
+            EnqueueOrigin::Manual
+        )
+        .await,
+        Err(Error::ScraperHasActiveRun)
+    );
+    jobs.finish_scraper_job(first.id, ScraperJobStatus::Succeeded, Some("done".into()))
+        .await
+        .unwrap();
+    assert!(jobs
+        .add_scraper_job(
+            &scraper_with_id(1),
+            ScraperJobPriority::High,
+            EnqueueOrigin::Manual
+        )
+        .await
+        .is_ok());
 }
 
 async fn fifty_concurrent_enqueues_create_exactly_one_job(backend: Backend) {
     let jobs = backend.storages.jobs.clone();
     let attempts = (0..50).map(|_| {
         let jobs = jobs.clone();
-        tokio::spawn(async move { jobs.add_scraper_job(&scraper_with_id(7), ScraperJobPriority::Normal, EnqueueOrigin::Manual).await })
+        tokio::spawn(async move {
+            jobs.add_scraper_job(
+                &scraper_with_id(7),
+                ScraperJobPriority::Normal,
+                EnqueueOrigin::Manual,
+            )
+            .await
+        })
     });
     let outcomes = futures_join_all(attempts).await;
     assert_eq!(outcomes.iter().filter(|outcome| outcome.is_ok()).count(), 1);
-    assert!(outcomes.iter().filter_map(|outcome| outcome.as_ref().err()).all(|error| *error == Error::ScraperHasActiveRun));
+    assert!(outcomes
+        .iter()
+        .filter_map(|outcome| outcome.as_ref().err())
+        .all(|error| *error == Error::ScraperHasActiveRun));
     assert_eq!(jobs.get_scraper_jobs(7).await.unwrap().len(), 1);
 }
 
-async fn futures_join_all<T: Send + 'static>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
+async fn futures_join_all<T: Send + 'static>(
+    handles: impl Iterator<Item = tokio::task::JoinHandle<T>>,
+) -> Vec<T> {
     let mut results = Vec::new();
     for handle in handles.collect::<Vec<_>>() {
         results.push(handle.await.expect("task completes"));
@@ -185,11 +336,26 @@ async fn dequeue_is_fifo_within_a_priority(backend: Backend) {
     let jobs = &backend.storages.jobs;
     let mut enqueued = Vec::new();
     for id in 1..=10 {
-        enqueued.push(jobs.add_scraper_job(&scraper_with_id(id), ScraperJobPriority::Normal, EnqueueOrigin::Manual).await.unwrap().id);
+        enqueued.push(
+            jobs.add_scraper_job(
+                &scraper_with_id(id),
+                ScraperJobPriority::Normal,
+                EnqueueOrigin::Manual,
+            )
+            .await
+            .unwrap()
+            .id,
+        );
     }
     let mut dequeued = Vec::new();
     for _ in 0..10 {
-        dequeued.extend(jobs.dequeue_scraper_jobs(1).await.unwrap().into_iter().map(|job| job.id));
+        dequeued.extend(
+            jobs.dequeue_scraper_jobs(1)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|job| job.id),
+        );
     }
     assert_eq!(dequeued, enqueued);
 }
@@ -197,10 +363,22 @@ async fn dequeue_is_fifo_within_a_priority(backend: Backend) {
 async fn dequeue_takes_the_highest_priority_first(backend: Backend) {
     let jobs = &backend.storages.jobs;
     let mut ids = Vec::new();
-    for (scraper_id, priority) in
-        [(1, ScraperJobPriority::Normal), (2, ScraperJobPriority::High), (3, ScraperJobPriority::High), (4, ScraperJobPriority::Utmost)]
-    {
-        ids.push(jobs.add_scraper_job(&scraper_with_id(scraper_id), priority, EnqueueOrigin::Manual).await.unwrap().id);
+    for (scraper_id, priority) in [
+        (1, ScraperJobPriority::Normal),
+        (2, ScraperJobPriority::High),
+        (3, ScraperJobPriority::High),
+        (4, ScraperJobPriority::Utmost),
+    ] {
+        ids.push(
+            jobs.add_scraper_job(
+                &scraper_with_id(scraper_id),
+                priority,
+                EnqueueOrigin::Manual,
+            )
+            .await
+            .unwrap()
+            .id,
+        );
     }
     let mut order = Vec::new();
     while let Some(job) = jobs.dequeue_scraper_jobs(1).await.unwrap().pop() {
@@ -208,108 +386,282 @@ async fn dequeue_takes_the_highest_priority_first(backend: Backend) {
     }
     assert_eq!(order, [ids[3], ids[1], ids[2], ids[0]]);
     // A batch claim returns the same order.
-    for (scraper_id, priority) in [(5, ScraperJobPriority::Normal), (6, ScraperJobPriority::Utmost)] {
-        jobs.add_scraper_job(&scraper_with_id(scraper_id), priority, EnqueueOrigin::Manual).await.unwrap();
+    for (scraper_id, priority) in [
+        (5, ScraperJobPriority::Normal),
+        (6, ScraperJobPriority::Utmost),
+    ] {
+        jobs.add_scraper_job(
+            &scraper_with_id(scraper_id),
+            priority,
+            EnqueueOrigin::Manual,
+        )
+        .await
+        .unwrap();
     }
-    let batch: Vec<i64> = jobs.dequeue_scraper_jobs(5).await.unwrap().into_iter().map(|job| job.scraper.id).collect();
+    let batch: Vec<i64> = jobs
+        .dequeue_scraper_jobs(5)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|job| job.scraper.id)
+        .collect();
     assert_eq!(batch, [6, 5]);
 }
 
 async fn heartbeat_follows_the_job_state(backend: Backend) {
     let jobs = &backend.storages.jobs;
-    let job = jobs.add_scraper_job(&scraper_with_id(1), ScraperJobPriority::Utmost, EnqueueOrigin::Manual).await.unwrap();
+    let job = jobs
+        .add_scraper_job(
+            &scraper_with_id(1),
+            ScraperJobPriority::Utmost,
+            EnqueueOrigin::Manual,
+        )
+        .await
+        .unwrap();
     assert_eq!(jobs.heartbeat(job.id).await, Err(Error::PingNotStarted));
     let claimed = jobs.dequeue_scraper_jobs(1).await.unwrap().remove(0);
     tokio::time::sleep(Duration::from_millis(5)).await; // let the clock move past the claim time
     jobs.heartbeat(job.id).await.unwrap();
     let beaten = jobs.get_scraper_job(1, job.id).await.unwrap();
     assert!(beaten.last_active_at > claimed.last_active_at);
-    let finished = jobs.finish_scraper_job(job.id, ScraperJobStatus::Succeeded, Some("ok".into())).await.unwrap().unwrap();
-    assert_eq!((finished.status, finished.result.as_deref()), (ScraperJobStatus::Succeeded, Some("ok")));
+    let finished = jobs
+        .finish_scraper_job(job.id, ScraperJobStatus::Succeeded, Some("ok".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (finished.status, finished.result.as_deref()),
+        (ScraperJobStatus::Succeeded, Some("ok"))
+    );
     assert!(finished.finished_at.is_some());
     assert_eq!(jobs.heartbeat(job.id).await, Err(Error::PingFinished));
-    assert_eq!(jobs.heartbeat(999_999).await, Err(Error::ScraperJobNotFound(999_999)));
+    assert_eq!(
+        jobs.heartbeat(999_999).await,
+        Err(Error::ScraperJobNotFound(999_999))
+    );
 }
 
 async fn a_killed_job_is_never_flipped_back(backend: Backend) {
     let jobs = &backend.storages.jobs;
-    let pending = jobs.add_scraper_job(&scraper_with_id(1), ScraperJobPriority::Normal, EnqueueOrigin::Manual).await.unwrap();
-    assert_eq!(jobs.kill_scraper_job(1, pending.id).await.unwrap().status, ScraperJobStatus::Killed);
-    assert!(jobs.dequeue_scraper_jobs(10).await.unwrap().is_empty(), "a killed pending job is never claimed");
+    let pending = jobs
+        .add_scraper_job(
+            &scraper_with_id(1),
+            ScraperJobPriority::Normal,
+            EnqueueOrigin::Manual,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        jobs.kill_scraper_job(1, pending.id).await.unwrap().status,
+        ScraperJobStatus::Killed
+    );
+    assert!(
+        jobs.dequeue_scraper_jobs(10).await.unwrap().is_empty(),
+        "a killed pending job is never claimed"
+    );
 
-    let running = jobs.add_scraper_job(&scraper_with_id(1), ScraperJobPriority::Normal, EnqueueOrigin::Manual).await.unwrap();
+    let running = jobs
+        .add_scraper_job(
+            &scraper_with_id(1),
+            ScraperJobPriority::Normal,
+            EnqueueOrigin::Manual,
+        )
+        .await
+        .unwrap();
     jobs.dequeue_scraper_jobs(1).await.unwrap();
     jobs.kill_scraper_job(1, running.id).await.unwrap();
     // The worker finishes late: nothing changes.
-    assert_eq!(jobs.finish_scraper_job(running.id, ScraperJobStatus::Succeeded, Some("late".into())).await.unwrap(), None);
+    assert_eq!(
+        jobs.finish_scraper_job(running.id, ScraperJobStatus::Succeeded, Some("late".into()))
+            .await
+            .unwrap(),
+        None
+    );
     let stored = jobs.get_scraper_job(1, running.id).await.unwrap();
-    assert_eq!((stored.status, stored.result), (ScraperJobStatus::Killed, None));
-    assert_eq!(jobs.kill_scraper_job(1, running.id).await, Err(Error::JobNotActive(running.id)));
-    assert_eq!(jobs.kill_scraper_job(2, running.id).await, Err(Error::ScraperJobNotFound(running.id)));
+    assert_eq!(
+        (stored.status, stored.result),
+        (ScraperJobStatus::Killed, None)
+    );
+    assert_eq!(
+        jobs.kill_scraper_job(1, running.id).await,
+        Err(Error::JobNotActive(running.id))
+    );
+    assert_eq!(
+        jobs.kill_scraper_job(2, running.id).await,
+        Err(Error::ScraperJobNotFound(running.id))
+    );
 }
 
 async fn dead_jobs_are_the_ones_without_recent_heartbeat(backend: Backend) {
     let jobs = &backend.storages.jobs;
-    let quiet = jobs.add_scraper_job(&scraper_with_id(1), ScraperJobPriority::Normal, EnqueueOrigin::Manual).await.unwrap();
-    let pending = jobs.add_scraper_job(&scraper_with_id(2), ScraperJobPriority::Normal, EnqueueOrigin::Manual).await.unwrap();
+    let quiet = jobs
+        .add_scraper_job(
+            &scraper_with_id(1),
+            ScraperJobPriority::Normal,
+            EnqueueOrigin::Manual,
+        )
+        .await
+        .unwrap();
+    let pending = jobs
+        .add_scraper_job(
+            &scraper_with_id(2),
+            ScraperJobPriority::Normal,
+            EnqueueOrigin::Manual,
+        )
+        .await
+        .unwrap();
     jobs.dequeue_scraper_jobs(1).await.unwrap();
-    assert!(jobs.mark_dead_scraper_jobs(Utc::now() - chrono::Duration::seconds(30)).await.unwrap().is_empty());
-    let dead = jobs.mark_dead_scraper_jobs(Utc::now() + chrono::Duration::seconds(1)).await.unwrap();
-    assert_eq!(dead.iter().map(|job| (job.id, job.status)).collect::<Vec<_>>(), [(quiet.id, ScraperJobStatus::Dead)]);
+    assert!(jobs.mark_dead_scraper_jobs(Duration::from_secs(30)).await.unwrap().is_empty());
+    // Let the heartbeat age past a short timeout.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let dead = jobs.mark_dead_scraper_jobs(Duration::from_millis(10)).await.unwrap();
+    assert_eq!(
+        dead.iter()
+            .map(|job| (job.id, job.status))
+            .collect::<Vec<_>>(),
+        [(quiet.id, ScraperJobStatus::Dead)]
+    );
     assert!(dead[0].finished_at.is_some());
-    assert_eq!(jobs.get_scraper_job(2, pending.id).await.unwrap().status, ScraperJobStatus::Pending);
+    assert_eq!(
+        jobs.get_scraper_job(2, pending.id).await.unwrap().status,
+        ScraperJobStatus::Pending
+    );
     // The worker that lost the job reports late: the job stays dead, the scraper is free.
-    assert_eq!(jobs.finish_scraper_job(quiet.id, ScraperJobStatus::Succeeded, None).await.unwrap(), None);
+    assert_eq!(
+        jobs.finish_scraper_job(quiet.id, ScraperJobStatus::Succeeded, None)
+            .await
+            .unwrap(),
+        None
+    );
     assert_eq!(jobs.heartbeat(quiet.id).await, Err(Error::PingFinished));
-    assert!(jobs.add_scraper_job(&scraper_with_id(1), ScraperJobPriority::Normal, EnqueueOrigin::Manual).await.is_ok());
+    assert!(jobs
+        .add_scraper_job(
+            &scraper_with_id(1),
+            ScraperJobPriority::Normal,
+            EnqueueOrigin::Manual
+        )
+        .await
+        .is_ok());
 }
 
 async fn a_schedule_fire_creates_at_most_one_job(backend: Backend) {
     let jobs = &backend.storages.jobs;
     let fire = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
-    let job = jobs.add_scraper_job(&scraper_with_id(1), ScraperJobPriority::Normal, EnqueueOrigin::Scheduled(fire)).await.unwrap();
+    let job = jobs
+        .add_scraper_job(
+            &scraper_with_id(1),
+            ScraperJobPriority::Normal,
+            EnqueueOrigin::Scheduled(fire),
+        )
+        .await
+        .unwrap();
     jobs.dequeue_scraper_jobs(1).await.unwrap();
-    jobs.finish_scraper_job(job.id, ScraperJobStatus::Succeeded, None).await.unwrap();
+    jobs.finish_scraper_job(job.id, ScraperJobStatus::Succeeded, None)
+        .await
+        .unwrap();
     // A stale leader fires the same instant again after the job finished: refused.
     assert_eq!(
-        jobs.add_scraper_job(&scraper_with_id(1), ScraperJobPriority::Normal, EnqueueOrigin::Scheduled(fire)).await,
+        jobs.add_scraper_job(
+            &scraper_with_id(1),
+            ScraperJobPriority::Normal,
+            EnqueueOrigin::Scheduled(fire)
+        )
+        .await,
         Err(Error::ScraperHasActiveRun)
     );
     let next = fire + chrono::Duration::seconds(1);
-    assert!(jobs.add_scraper_job(&scraper_with_id(1), ScraperJobPriority::Normal, EnqueueOrigin::Scheduled(next)).await.is_ok());
+    assert!(jobs
+        .add_scraper_job(
+            &scraper_with_id(1),
+            ScraperJobPriority::Normal,
+            EnqueueOrigin::Scheduled(next)
+        )
+        .await
+        .is_ok());
 }
 
 async fn jobs_are_listed_newest_first_and_scoped_to_their_scraper(backend: Backend) {
     let jobs = &backend.storages.jobs;
     let mut ids = Vec::new();
     for _ in 0..3 {
-        let job = jobs.add_scraper_job(&scraper_with_id(1), ScraperJobPriority::Normal, EnqueueOrigin::Manual).await.unwrap();
+        let job = jobs
+            .add_scraper_job(
+                &scraper_with_id(1),
+                ScraperJobPriority::Normal,
+                EnqueueOrigin::Manual,
+            )
+            .await
+            .unwrap();
         jobs.kill_scraper_job(1, job.id).await.unwrap();
         ids.push(job.id);
     }
-    let other = jobs.add_scraper_job(&scraper_with_id(2), ScraperJobPriority::Normal, EnqueueOrigin::Manual).await.unwrap();
-    let listed: Vec<i64> = jobs.get_scraper_jobs(1).await.unwrap().into_iter().map(|job| job.id).collect();
+    let other = jobs
+        .add_scraper_job(
+            &scraper_with_id(2),
+            ScraperJobPriority::Normal,
+            EnqueueOrigin::Manual,
+        )
+        .await
+        .unwrap();
+    let listed: Vec<i64> = jobs
+        .get_scraper_jobs(1)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|job| job.id)
+        .collect();
     ids.reverse();
     assert_eq!(listed, ids);
     assert!(jobs.get_scraper_jobs(3).await.unwrap().is_empty());
-    assert_eq!(jobs.get_scraper_job(1, other.id).await, Err(Error::ScraperJobNotFound(other.id)));
-    assert_eq!(jobs.get_scraper_job(2, other.id).await.unwrap().scraper.id, 2);
+    assert_eq!(
+        jobs.get_scraper_job(1, other.id).await,
+        Err(Error::ScraperJobNotFound(other.id))
+    );
+    assert_eq!(
+        jobs.get_scraper_job(2, other.id).await.unwrap().scraper.id,
+        2
+    );
 }
 
 async fn old_finished_jobs_are_pruned_per_scraper(backend: Backend) {
     let jobs = &backend.storages.jobs;
     for scraper_id in [1, 2] {
         for _ in 0..10 {
-            let job = jobs.add_scraper_job(&scraper_with_id(scraper_id), ScraperJobPriority::Normal, EnqueueOrigin::Manual).await.unwrap();
+            let job = jobs
+                .add_scraper_job(
+                    &scraper_with_id(scraper_id),
+                    ScraperJobPriority::Normal,
+                    EnqueueOrigin::Manual,
+                )
+                .await
+                .unwrap();
             jobs.kill_scraper_job(scraper_id, job.id).await.unwrap();
         }
     }
-    let active = jobs.add_scraper_job(&scraper_with_id(1), ScraperJobPriority::Normal, EnqueueOrigin::Manual).await.unwrap();
-    let newest_before: Vec<i64> = jobs.get_scraper_jobs(1).await.unwrap().iter().skip(1).take(5).map(|job| job.id).collect();
+    let active = jobs
+        .add_scraper_job(
+            &scraper_with_id(1),
+            ScraperJobPriority::Normal,
+            EnqueueOrigin::Manual,
+        )
+        .await
+        .unwrap();
+    let newest_before: Vec<i64> = jobs
+        .get_scraper_jobs(1)
+        .await
+        .unwrap()
+        .iter()
+        .skip(1)
+        .take(5)
+        .map(|job| job.id)
+        .collect();
     assert_eq!(jobs.delete_old_scraper_jobs(5).await.unwrap(), 10);
     let kept = jobs.get_scraper_jobs(1).await.unwrap();
     assert_eq!(kept[0].id, active.id, "active jobs are never pruned");
-    assert_eq!(kept.iter().skip(1).map(|job| job.id).collect::<Vec<_>>(), newest_before);
+    assert_eq!(
+        kept.iter().skip(1).map(|job| job.id).collect::<Vec<_>>(),
+        newest_before
+    );
     assert_eq!(jobs.get_scraper_jobs(2).await.unwrap().len(), 5);
 }
 
@@ -322,12 +674,25 @@ async fn four_workers_drain_ten_thousand_jobs_each_exactly_once(backend: Backend
         tokio::spawn(async move {
             let mut ids = Vec::new();
             for scraper_id in (1..=JOBS).filter(|id| id % 8 == lane) {
-                ids.push(jobs.add_scraper_job(&scraper_with_id(scraper_id), ScraperJobPriority::Normal, EnqueueOrigin::Manual).await.unwrap().id);
+                ids.push(
+                    jobs.add_scraper_job(
+                        &scraper_with_id(scraper_id),
+                        ScraperJobPriority::Normal,
+                        EnqueueOrigin::Manual,
+                    )
+                    .await
+                    .unwrap()
+                    .id,
+                );
             }
             ids
         })
     });
-    let enqueued: HashSet<i64> = futures_join_all(enqueuers).await.into_iter().flatten().collect();
+    let enqueued: HashSet<i64> = futures_join_all(enqueuers)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
     assert_eq!(enqueued.len() as i64, JOBS);
 
     let workers = (0..4).map(|_| {
@@ -340,13 +705,21 @@ async fn four_workers_drain_ten_thousand_jobs_each_exactly_once(backend: Backend
                     return ran;
                 }
                 for job in claimed {
-                    assert!(jobs.finish_scraper_job(job.id, ScraperJobStatus::Succeeded, None).await.unwrap().is_some());
+                    assert!(jobs
+                        .finish_scraper_job(job.id, ScraperJobStatus::Succeeded, None)
+                        .await
+                        .unwrap()
+                        .is_some());
                     ran.push(job.id);
                 }
             }
         })
     });
-    let ran: Vec<i64> = futures_join_all(workers).await.into_iter().flatten().collect();
+    let ran: Vec<i64> = futures_join_all(workers)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
     let unique: HashSet<i64> = ran.iter().copied().collect();
     assert_eq!(ran.len(), unique.len(), "a job ran twice");
     assert_eq!(unique, enqueued, "a job was lost");
@@ -355,23 +728,64 @@ async fn four_workers_drain_ten_thousand_jobs_each_exactly_once(backend: Backend
 async fn lease_is_exclusive_and_renewable(backend: Backend) {
     let leases = Arc::clone(&backend.storages.leases);
     let minute = Duration::from_secs(60);
-    let lease = leases.maybe_acquire_lease("scheduler", "owner-a", minute).await.unwrap().expect("free lease");
-    assert_eq!((lease.name.as_str(), lease.owner_id.as_str()), ("scheduler", "owner-a"));
-    assert!(leases.maybe_acquire_lease("other", "owner-b", minute).await.unwrap().is_some(), "lease names are independent");
-    assert!(leases.maybe_acquire_lease("scheduler", "owner-b", minute).await.unwrap().is_none());
-    let renewed = leases.maybe_acquire_lease("scheduler", "owner-a", minute).await.unwrap().expect("the owner renews");
+    let lease = leases
+        .maybe_acquire_lease("scheduler", "owner-a", minute)
+        .await
+        .unwrap()
+        .expect("free lease");
+    assert_eq!(
+        (lease.name.as_str(), lease.owner_id.as_str()),
+        ("scheduler", "owner-a")
+    );
+    assert!(
+        leases
+            .maybe_acquire_lease("other", "owner-b", minute)
+            .await
+            .unwrap()
+            .is_some(),
+        "lease names are independent"
+    );
+    assert!(leases
+        .maybe_acquire_lease("scheduler", "owner-b", minute)
+        .await
+        .unwrap()
+        .is_none());
+    let renewed = leases
+        .maybe_acquire_lease("scheduler", "owner-a", minute)
+        .await
+        .unwrap()
+        .expect("the owner renews");
     assert!(renewed.acquired_until >= lease.acquired_until);
     leases.release_lease("scheduler", "owner-b").await.unwrap();
-    assert!(leases.maybe_acquire_lease("scheduler", "owner-b", minute).await.unwrap().is_none(), "only the owner releases");
+    assert!(
+        leases
+            .maybe_acquire_lease("scheduler", "owner-b", minute)
+            .await
+            .unwrap()
+            .is_none(),
+        "only the owner releases"
+    );
     leases.release_lease("scheduler", "owner-a").await.unwrap();
-    assert!(leases.maybe_acquire_lease("scheduler", "owner-b", minute).await.unwrap().is_some());
+    assert!(leases
+        .maybe_acquire_lease("scheduler", "owner-b", minute)
+        .await
+        .unwrap()
+        .is_some());
 }
 
 #[tokio::test]
 async fn an_expired_memory_lease_goes_to_the_next_owner() {
     let leases = memory().await.storages.leases;
-    leases.maybe_acquire_lease("scheduler", "owner-a", Duration::ZERO).await.unwrap().expect("free lease");
-    assert!(leases.maybe_acquire_lease("scheduler", "owner-b", Duration::from_secs(60)).await.unwrap().is_some());
+    leases
+        .maybe_acquire_lease("scheduler", "owner-a", Duration::ZERO)
+        .await
+        .unwrap()
+        .expect("free lease");
+    assert!(leases
+        .maybe_acquire_lease("scheduler", "owner-b", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .is_some());
 }
 
 #[tokio::test]
@@ -380,10 +794,22 @@ async fn a_postgres_lease_is_lost_with_its_connection_and_taken_over() {
     let first = Storages::postgres(&database.url, false).await.unwrap();
     let second = Storages::postgres(&database.url, false).await.unwrap();
     let minute = Duration::from_secs(60);
-    assert!(first.leases.maybe_acquire_lease("scheduler", "first", minute).await.unwrap().is_some());
-    assert!(second.leases.maybe_acquire_lease("scheduler", "second", minute).await.unwrap().is_none());
+    assert!(first
+        .leases
+        .maybe_acquire_lease("scheduler", "first", minute)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(second
+        .leases
+        .maybe_acquire_lease("scheduler", "second", minute)
+        .await
+        .unwrap()
+        .is_none());
     // Kill the holder's lease connection, as a network partition or crash would.
-    let admin = engine::storage::postgres::PostgresStorage::connect(&database.url, false).await.unwrap();
+    let admin = engine::storage::postgres::PostgresStorage::connect(&database.url, false)
+        .await
+        .unwrap();
     let killed: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted) AS terminated",
     )
@@ -391,6 +817,22 @@ async fn a_postgres_lease_is_lost_with_its_connection_and_taken_over() {
     .await
     .unwrap();
     assert_eq!(killed, 1);
-    assert!(first.leases.maybe_acquire_lease("scheduler", "first", minute).await.unwrap().is_none(), "the holder notices the loss");
-    assert!(second.leases.maybe_acquire_lease("scheduler", "second", minute).await.unwrap().is_some(), "another replica takes over");
+    assert!(
+        first
+            .leases
+            .maybe_acquire_lease("scheduler", "first", minute)
+            .await
+            .unwrap()
+            .is_none(),
+        "the holder notices the loss"
+    );
+    assert!(
+        second
+            .leases
+            .maybe_acquire_lease("scheduler", "second", minute)
+            .await
+            .unwrap()
+            .is_some(),
+        "another replica takes over"
+    );
 }

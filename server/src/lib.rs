@@ -17,7 +17,7 @@ use std::future::Future;
 use axum::extract::FromRef;
 use axum::routing::{get, post};
 use axum::Router;
-use engine::scraper::{Handlers, ScraperHandler};
+use engine::scraper::{builtin_handlers, Handlers, MiddlewareSettings, Runtime, ScraperHandler};
 use engine::storage::Storages;
 use engine::Engine;
 use leptos::prelude::*;
@@ -57,13 +57,16 @@ impl ServerBuilder {
         self
     }
 
-    /// Connects the storages (running the PostgreSQL migrations when a database is set).
-    pub async fn build(self) -> engine::Result<Server> {
+    /// Checks the settings and connects the storages (running the PostgreSQL migrations
+    /// when a database is set). The error is a message for the person starting the server.
+    pub async fn build(self) -> Result<Server, String> {
+        self.settings.validate()?;
         let storages = match &self.settings.database_url {
-            Some(url) => Storages::postgres(url, self.settings.read_only).await?,
+            Some(url) => Storages::postgres(url, self.settings.read_only).await.map_err(|error| format!("{error:?}"))?,
             None => Storages::in_memory(Vec::new(), self.settings.read_only),
         };
-        Ok(Server { engine: Engine::new(storages, self.handlers), settings: self.settings })
+        let runtime = Runtime::new(MiddlewareSettings::default()).map_err(|error| error.to_string())?;
+        Ok(Server { engine: Engine::new(storages, self.handlers, runtime), settings: self.settings })
     }
 }
 
@@ -74,8 +77,9 @@ pub struct Server {
 }
 
 impl Server {
+    /// A builder with the default settings and the built-in handlers (`extract`, `script`).
     pub fn builder() -> ServerBuilder {
-        ServerBuilder { settings: Settings::defaults(), handlers: Handlers::default() }
+        ServerBuilder { settings: Settings::defaults(), handlers: builtin_handlers() }
     }
 
     pub fn engine(&self) -> &Engine {
@@ -89,10 +93,20 @@ impl Server {
         self.serve(listener, shutdown_signal()).await
     }
 
-    /// Serves on `listener` until `shutdown` completes, then finishes the requests in flight.
+    /// Runs this replica's components, serving HTTP on `listener` (unless the web is off)
+    /// until `shutdown` completes; then finishes the requests in flight, stops claiming jobs,
+    /// lets running jobs finish within the grace period and releases the scheduler lease.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let app = router(self.engine, leptos_options(listener.local_addr()?));
-        axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+        let background = self.engine.start(self.settings.scheduler(), self.settings.worker());
+        let served = if self.settings.components.no_web {
+            shutdown.await;
+            Ok(())
+        } else {
+            let app = router(self.engine, leptos_options(listener.local_addr()?));
+            axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+        };
+        background.stop().await;
+        served
     }
 }
 

@@ -46,7 +46,7 @@ async fn main() -> std::process::ExitCode {
     let server = match Server::builder().settings(settings).build().await {
         Ok(server) => server,
         Err(error) => {
-            tracing::error!("could not start: {error:?}");
+            tracing::error!("could not start: {error}");
             return std::process::ExitCode::FAILURE;
         }
     };

@@ -2,8 +2,11 @@
 //! variables, with the defaults `sneakpeek --help` shows.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{Args, Parser, ValueEnum};
+use engine::scheduler::SchedulerSettings;
+use engine::worker::WorkerSettings;
 
 #[derive(Debug, Clone, Parser)]
 #[command(name = "sneakpeek", version, about = "Sneakpeek: a self-hosted platform for running web scrapers")]
@@ -27,6 +30,50 @@ pub struct Settings {
     /// Log line format.
     #[arg(long, env = "SNEAKPEEK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub components: Components,
+
+    #[command(flatten)]
+    pub jobs: JobSettings,
+}
+
+/// Which parts of the platform this replica runs. Any number of replicas may share one
+/// PostgreSQL database; one of those running a scheduler leads at a time.
+#[derive(Debug, Clone, Args)]
+pub struct Components {
+    /// Do not serve the UI and the API (a worker- or scheduler-only replica).
+    #[arg(long, env = "SNEAKPEEK_NO_WEB", default_value_t = false)]
+    pub no_web: bool,
+    /// Do not run a scheduler in this replica.
+    #[arg(long, env = "SNEAKPEEK_NO_SCHEDULER", default_value_t = false)]
+    pub no_scheduler: bool,
+    /// Do not run a worker in this replica.
+    #[arg(long, env = "SNEAKPEEK_NO_WORKER", default_value_t = false)]
+    pub no_worker: bool,
+}
+
+/// How jobs are run and looked after.
+#[derive(Debug, Clone, Args)]
+pub struct JobSettings {
+    /// Jobs one worker runs at once.
+    #[arg(long, env = "SNEAKPEEK_WORKER_CONCURRENCY", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub worker_concurrency: u32,
+    /// Seconds between heartbeats of a running job.
+    #[arg(long, env = "SNEAKPEEK_HEARTBEAT_SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub heartbeat_seconds: u64,
+    /// Seconds without heartbeat after which a started job is marked dead.
+    #[arg(long, env = "SNEAKPEEK_DEAD_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub dead_timeout_seconds: u64,
+    /// Finished jobs kept per scraper; older ones are pruned.
+    #[arg(long, env = "SNEAKPEEK_KEEP_JOBS", default_value_t = 100)]
+    pub keep_jobs: usize,
+    /// Seconds the scheduler lease is advertised for (renewed every second).
+    #[arg(long, env = "SNEAKPEEK_LEASE_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(2..))]
+    pub lease_seconds: u64,
+    /// Seconds running jobs get to finish on shutdown before they are failed.
+    #[arg(long, env = "SNEAKPEEK_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
+    pub shutdown_grace_seconds: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -36,8 +83,37 @@ pub enum LogFormat {
 }
 
 impl Settings {
-    /// Settings with every default, for embedding and tests.
+    /// Settings with every default (and the `SNEAKPEEK_*` / `DATABASE_URL` environment).
     pub fn defaults() -> Self {
         Settings::parse_from(["sneakpeek"])
+    }
+
+    /// Checks what clap cannot: relations between settings.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.jobs.dead_timeout_seconds <= self.jobs.heartbeat_seconds {
+            return Err(format!(
+                "--dead-timeout-seconds ({}) must be longer than --heartbeat-seconds ({}), or every running job would be declared dead",
+                self.jobs.dead_timeout_seconds, self.jobs.heartbeat_seconds
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn scheduler(&self) -> Option<SchedulerSettings> {
+        (!self.components.no_scheduler).then(|| SchedulerSettings {
+            lease_duration: Duration::from_secs(self.jobs.lease_seconds),
+            dead_timeout: Duration::from_secs(self.jobs.dead_timeout_seconds),
+            keep_jobs_per_scraper: self.jobs.keep_jobs,
+            ..SchedulerSettings::default()
+        })
+    }
+
+    pub fn worker(&self) -> Option<WorkerSettings> {
+        (!self.components.no_worker).then(|| WorkerSettings {
+            max_concurrency: self.jobs.worker_concurrency as usize,
+            heartbeat_interval: Duration::from_secs(self.jobs.heartbeat_seconds),
+            shutdown_grace: Duration::from_secs(self.jobs.shutdown_grace_seconds),
+            ..WorkerSettings::default()
+        })
     }
 }

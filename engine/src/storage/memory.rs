@@ -9,16 +9,21 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use tokio::sync::{watch, Notify};
+use tokio::sync::{broadcast, watch, Notify};
 
 use super::{ClaimedJob, EnqueueOrigin, LeaseStorage, ScraperJobsStorage, ScrapersStorage};
 use crate::error::{Error, Result};
-use crate::model::{Lease, Scraper, ScraperId, ScraperJob, ScraperJobId, ScraperJobPriority, ScraperJobStatus};
+use crate::model::{
+    JobLogLine, Lease, Scraper, ScraperId, ScraperJob, ScraperJobId, ScraperJobPriority,
+    ScraperJobStatus,
+};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave these maps half-updated (every section
     // validates before it writes), so a poisoned lock is still safe to use.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 pub struct MemoryScrapersStorage {
@@ -37,11 +42,18 @@ struct ScrapersState {
 impl MemoryScrapersStorage {
     /// A storage holding `scrapers` (ids `<= 0` get assigned).
     pub fn new(scrapers: Vec<Scraper>, read_only: bool) -> Self {
-        let mut state = ScrapersState { by_id: BTreeMap::new(), next_id: 1 };
+        let mut state = ScrapersState {
+            by_id: BTreeMap::new(),
+            next_id: 1,
+        };
         for scraper in scrapers {
             state.insert(scraper);
         }
-        MemoryScrapersStorage { read_only, scrapers: Mutex::new(state), changes: watch::channel(0).0 }
+        MemoryScrapersStorage {
+            read_only,
+            scrapers: Mutex::new(state),
+            changes: watch::channel(0).0,
+        }
     }
 
     fn changed(&self) {
@@ -77,8 +89,15 @@ impl ScrapersStorage for MemoryScrapersStorage {
         Ok(lock(&self.scrapers).by_id.values().cloned().collect())
     }
 
-    async fn search_scrapers(&self, name_filter: Option<&str>, max_items: Option<i64>, last_id: Option<i64>) -> Result<Vec<Scraper>> {
-        let limit = max_items.filter(|max| *max > 0).map_or(usize::MAX, |max| max as usize);
+    async fn search_scrapers(
+        &self,
+        name_filter: Option<&str>,
+        max_items: Option<i64>,
+        last_id: Option<i64>,
+    ) -> Result<Vec<Scraper>> {
+        let limit = max_items
+            .filter(|max| *max > 0)
+            .map_or(usize::MAX, |max| max as usize);
         let state = lock(&self.scrapers);
         let after = last_id.unwrap_or(i64::MIN).saturating_add(1);
         Ok(state
@@ -92,7 +111,9 @@ impl ScrapersStorage for MemoryScrapersStorage {
     }
 
     async fn get_scraper(&self, id: ScraperId) -> Result<Scraper> {
-        self.maybe_get_scraper(id).await?.ok_or(Error::ScraperNotFound(id))
+        self.maybe_get_scraper(id)
+            .await?
+            .ok_or(Error::ScraperNotFound(id))
     }
 
     async fn maybe_get_scraper(&self, id: ScraperId) -> Result<Option<Scraper>> {
@@ -110,7 +131,10 @@ impl ScrapersStorage for MemoryScrapersStorage {
         self.writable()?;
         {
             let mut state = lock(&self.scrapers);
-            let stored = state.by_id.get_mut(&scraper.id).ok_or(Error::ScraperNotFound(scraper.id))?;
+            let stored = state
+                .by_id
+                .get_mut(&scraper.id)
+                .ok_or(Error::ScraperNotFound(scraper.id))?;
             *stored = scraper.clone();
         }
         self.changed();
@@ -119,14 +143,20 @@ impl ScrapersStorage for MemoryScrapersStorage {
 
     async fn delete_scraper(&self, id: ScraperId) -> Result<Scraper> {
         self.writable()?;
-        let deleted = lock(&self.scrapers).by_id.remove(&id).ok_or(Error::ScraperNotFound(id))?;
+        let deleted = lock(&self.scrapers)
+            .by_id
+            .remove(&id)
+            .ok_or(Error::ScraperNotFound(id))?;
         self.changed();
         Ok(deleted)
     }
 
     async fn update_scraper_state(&self, id: ScraperId, state: Option<String>) -> Result<Scraper> {
         let mut scrapers = lock(&self.scrapers);
-        let stored = scrapers.by_id.get_mut(&id).ok_or(Error::ScraperNotFound(id))?;
+        let stored = scrapers
+            .by_id
+            .get_mut(&id)
+            .ok_or(Error::ScraperNotFound(id))?;
         stored.state = state;
         Ok(stored.clone())
     }
@@ -137,10 +167,20 @@ impl ScrapersStorage for MemoryScrapersStorage {
 }
 
 /// The in-memory jobs queue.
-#[derive(Default)]
 pub struct MemoryScraperJobsStorage {
     state: Mutex<JobsState>,
     enqueued: Arc<Notify>,
+    kills: broadcast::Sender<ScraperJobId>,
+}
+
+impl Default for MemoryScraperJobsStorage {
+    fn default() -> Self {
+        MemoryScraperJobsStorage {
+            state: Mutex::default(),
+            enqueued: Arc::default(),
+            kills: broadcast::channel(1024).0,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -156,16 +196,29 @@ struct JobsState {
     /// Fire times that already produced a job, kept as long as that job is kept.
     fired: HashSet<(ScraperId, DateTime<Utc>)>,
     fired_by_job: HashMap<ScraperJobId, (ScraperId, DateTime<Utc>)>,
+    logs: HashMap<ScraperJobId, Vec<JobLogLine>>,
 }
 
 impl JobsState {
     fn job_of(&self, scraper_id: ScraperId, job_id: ScraperJobId) -> Result<&ScraperJob> {
-        self.jobs.get(&job_id).filter(|job| job.scraper.id == scraper_id).ok_or(Error::ScraperJobNotFound(job_id))
+        self.jobs
+            .get(&job_id)
+            .filter(|job| job.scraper.id == scraper_id)
+            .ok_or(Error::ScraperJobNotFound(job_id))
     }
 
     /// Moves an active job to a final status; the caller has checked it is active.
-    fn finish(&mut self, job_id: ScraperJobId, status: ScraperJobStatus, result: Option<String>, now: DateTime<Utc>) -> ScraperJob {
-        let job = self.jobs.get_mut(&job_id).expect("caller checked the job exists");
+    fn finish(
+        &mut self,
+        job_id: ScraperJobId,
+        status: ScraperJobStatus,
+        result: Option<String>,
+        now: DateTime<Utc>,
+    ) -> ScraperJob {
+        let job = self
+            .jobs
+            .get_mut(&job_id)
+            .expect("caller checked the job exists");
         if job.status == ScraperJobStatus::Pending {
             self.pending.remove(&(job.priority.value(), job_id));
         }
@@ -191,6 +244,7 @@ impl JobsState {
         if let Some(fire) = self.fired_by_job.remove(&job_id) {
             self.fired.remove(&fire);
         }
+        self.logs.remove(&job_id);
     }
 }
 
@@ -204,15 +258,26 @@ impl MemoryScraperJobsStorage {
 impl ScraperJobsStorage for MemoryScraperJobsStorage {
     async fn get_scraper_jobs(&self, scraper_id: ScraperId) -> Result<Vec<ScraperJob>> {
         let state = self.state();
-        let Some(ids) = state.by_scraper.get(&scraper_id) else { return Ok(Vec::new()) };
+        let Some(ids) = state.by_scraper.get(&scraper_id) else {
+            return Ok(Vec::new());
+        };
         Ok(ids.iter().rev().map(|id| state.jobs[id].clone()).collect())
     }
 
-    async fn get_scraper_job(&self, scraper_id: ScraperId, job_id: ScraperJobId) -> Result<ScraperJob> {
+    async fn get_scraper_job(
+        &self,
+        scraper_id: ScraperId,
+        job_id: ScraperJobId,
+    ) -> Result<ScraperJob> {
         self.state().job_of(scraper_id, job_id).cloned()
     }
 
-    async fn add_scraper_job(&self, scraper: &Scraper, priority: ScraperJobPriority, origin: EnqueueOrigin) -> Result<ScraperJob> {
+    async fn add_scraper_job(
+        &self,
+        scraper: &Scraper,
+        priority: ScraperJobPriority,
+        origin: EnqueueOrigin,
+    ) -> Result<ScraperJob> {
         let job = {
             let mut state = self.state();
             if state.active.contains_key(&scraper.id) {
@@ -254,7 +319,9 @@ impl ScraperJobsStorage for MemoryScraperJobsStorage {
         let now = Utc::now();
         let mut claimed = Vec::with_capacity(limit.min(state.pending.len()));
         while claimed.len() < limit {
-            let Some((_, id)) = state.pending.pop_first() else { break };
+            let Some((_, id)) = state.pending.pop_first() else {
+                break;
+            };
             let job = state.jobs.get_mut(&id).expect("pending jobs exist");
             job.status = ScraperJobStatus::Started;
             job.started_at = Some(now);
@@ -266,7 +333,10 @@ impl ScraperJobsStorage for MemoryScraperJobsStorage {
 
     async fn heartbeat(&self, job_id: ScraperJobId) -> Result<()> {
         let mut state = self.state();
-        let job = state.jobs.get_mut(&job_id).ok_or(Error::ScraperJobNotFound(job_id))?;
+        let job = state
+            .jobs
+            .get_mut(&job_id)
+            .ok_or(Error::ScraperJobNotFound(job_id))?;
         match job.status {
             ScraperJobStatus::Pending => Err(Error::PingNotStarted),
             ScraperJobStatus::Started => {
@@ -277,40 +347,65 @@ impl ScraperJobsStorage for MemoryScraperJobsStorage {
         }
     }
 
-    async fn finish_scraper_job(&self, job_id: ScraperJobId, status: ScraperJobStatus, result: Option<String>) -> Result<Option<ScraperJob>> {
+    async fn finish_scraper_job(
+        &self,
+        job_id: ScraperJobId,
+        status: ScraperJobStatus,
+        result: Option<String>,
+    ) -> Result<Option<ScraperJob>> {
         let mut state = self.state();
-        let started = state.jobs.get(&job_id).is_some_and(|job| job.status == ScraperJobStatus::Started);
+        let started = state
+            .jobs
+            .get(&job_id)
+            .is_some_and(|job| job.status == ScraperJobStatus::Started);
         Ok(started.then(|| state.finish(job_id, status, result, Utc::now())))
     }
 
-    async fn kill_scraper_job(&self, scraper_id: ScraperId, job_id: ScraperJobId) -> Result<ScraperJob> {
-        let mut state = self.state();
-        if state.job_of(scraper_id, job_id)?.status.is_finished() {
-            return Err(Error::JobNotActive(job_id));
-        }
-        Ok(state.finish(job_id, ScraperJobStatus::Killed, None, Utc::now()))
+    async fn kill_scraper_job(
+        &self,
+        scraper_id: ScraperId,
+        job_id: ScraperJobId,
+    ) -> Result<ScraperJob> {
+        let killed = {
+            let mut state = self.state();
+            if state.job_of(scraper_id, job_id)?.status.is_finished() {
+                return Err(Error::JobNotActive(job_id));
+            }
+            state.finish(job_id, ScraperJobStatus::Killed, None, Utc::now())
+        };
+        // Nobody listening (no worker in this process) is fine.
+        let _ = self.kills.send(job_id);
+        Ok(killed)
     }
 
-    async fn mark_dead_scraper_jobs(&self, heartbeat_before: DateTime<Utc>) -> Result<Vec<ScraperJob>> {
+    async fn mark_dead_scraper_jobs(&self, timeout: Duration) -> Result<Vec<ScraperJob>> {
+        let heartbeat_before = Utc::now() - chrono::Duration::from_std(timeout).map_err(Error::internal)?;
         let mut state = self.state();
         let dead: Vec<ScraperJobId> = state
             .active
             .values()
             .filter(|id| {
                 let job = &state.jobs[*id];
-                job.status == ScraperJobStatus::Started && job.last_active_at.is_none_or(|at| at < heartbeat_before)
+                job.status == ScraperJobStatus::Started
+                    && job.last_active_at.is_none_or(|at| at < heartbeat_before)
             })
             .copied()
             .collect();
         let now = Utc::now();
-        Ok(dead.into_iter().map(|id| state.finish(id, ScraperJobStatus::Dead, None, now)).collect())
+        Ok(dead
+            .into_iter()
+            .map(|id| state.finish(id, ScraperJobStatus::Dead, None, now))
+            .collect())
     }
 
     async fn delete_old_scraper_jobs(&self, keep_last: usize) -> Result<u64> {
         let mut state = self.state();
         let mut doomed = Vec::new();
         for ids in state.by_scraper.values() {
-            let finished = ids.iter().rev().filter(|id| state.jobs[*id].status.is_finished());
+            let finished = ids
+                .iter()
+                .rev()
+                .filter(|id| state.jobs[*id].status.is_finished());
             doomed.extend(finished.skip(keep_last).copied());
         }
         for id in &doomed {
@@ -321,11 +416,47 @@ impl ScraperJobsStorage for MemoryScraperJobsStorage {
 
     async fn get_queue_len(&self, priority: ScraperJobPriority) -> Result<u64> {
         let value = priority.value();
-        Ok(self.state().pending.range((value, i64::MIN)..(value + 1, i64::MIN)).count() as u64)
+        Ok(self
+            .state()
+            .pending
+            .range((value, i64::MIN)..(value + 1, i64::MIN))
+            .count() as u64)
+    }
+
+    async fn append_job_log(&self, job_id: ScraperJobId, lines: &[JobLogLine]) -> Result<()> {
+        let mut state = self.state();
+        if !state.jobs.contains_key(&job_id) {
+            return Err(Error::ScraperJobNotFound(job_id));
+        }
+        state
+            .logs
+            .entry(job_id)
+            .or_default()
+            .extend_from_slice(lines);
+        Ok(())
+    }
+
+    async fn get_job_log(
+        &self,
+        job_id: ScraperJobId,
+        after: Option<i64>,
+        max_lines: usize,
+    ) -> Result<Vec<JobLogLine>> {
+        let state = self.state();
+        let Some(lines) = state.logs.get(&job_id) else {
+            return Ok(Vec::new());
+        };
+        // Line ids are 1, 2, 3...: the line after `after` is at index `after`.
+        let start = after.unwrap_or(0).clamp(0, lines.len() as i64) as usize;
+        Ok(lines[start..].iter().take(max_lines).cloned().collect())
     }
 
     fn enqueued(&self) -> Arc<Notify> {
         self.enqueued.clone()
+    }
+
+    fn kills(&self) -> broadcast::Receiver<ScraperJobId> {
+        self.kills.subscribe()
     }
 }
 
@@ -337,7 +468,12 @@ pub struct MemoryLeaseStorage {
 
 #[async_trait]
 impl LeaseStorage for MemoryLeaseStorage {
-    async fn maybe_acquire_lease(&self, name: &str, owner_id: &str, duration: Duration) -> Result<Option<Lease>> {
+    async fn maybe_acquire_lease(
+        &self,
+        name: &str,
+        owner_id: &str,
+        duration: Duration,
+    ) -> Result<Option<Lease>> {
         let now = Utc::now();
         let mut leases = lock(&self.leases);
         if let Some(current) = leases.get(name) {
@@ -346,14 +482,22 @@ impl LeaseStorage for MemoryLeaseStorage {
             }
         }
         let duration = chrono::Duration::from_std(duration).map_err(Error::internal)?;
-        let lease = Lease { name: name.to_owned(), owner_id: owner_id.to_owned(), acquired: now, acquired_until: now + duration };
+        let lease = Lease {
+            name: name.to_owned(),
+            owner_id: owner_id.to_owned(),
+            acquired: now,
+            acquired_until: now + duration,
+        };
         leases.insert(name.to_owned(), lease.clone());
         Ok(Some(lease))
     }
 
     async fn release_lease(&self, name: &str, owner_id: &str) -> Result<()> {
         let mut leases = lock(&self.leases);
-        if leases.get(name).is_some_and(|lease| lease.owner_id == owner_id) {
+        if leases
+            .get(name)
+            .is_some_and(|lease| lease.owner_id == owner_id)
+        {
             leases.remove(name);
         }
         Ok(())

@@ -12,10 +12,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use tokio::sync::{watch, Notify};
+use tokio::sync::{broadcast, watch, Notify};
 
 use crate::error::Result;
-use crate::model::{Lease, Scraper, ScraperId, ScraperJob, ScraperJobId, ScraperJobPriority, ScraperJobStatus};
+use crate::model::{
+    JobLogLine, Lease, Scraper, ScraperId, ScraperJob, ScraperJobId, ScraperJobPriority,
+    ScraperJobStatus,
+};
 
 /// The scrapers and their settings.
 #[async_trait]
@@ -26,7 +29,12 @@ pub trait ScrapersStorage: Send + Sync {
     async fn get_scrapers(&self) -> Result<Vec<Scraper>>;
     /// Scrapers whose name contains `name_filter` (case-sensitive, as the original), with
     /// `id > last_id`, by id, at most `max_items` (none or `<= 0`: no limit).
-    async fn search_scrapers(&self, name_filter: Option<&str>, max_items: Option<i64>, last_id: Option<i64>) -> Result<Vec<Scraper>>;
+    async fn search_scrapers(
+        &self,
+        name_filter: Option<&str>,
+        max_items: Option<i64>,
+        last_id: Option<i64>,
+    ) -> Result<Vec<Scraper>>;
     /// `Error::ScraperNotFound` when absent.
     async fn get_scraper(&self, id: ScraperId) -> Result<Scraper>;
     async fn maybe_get_scraper(&self, id: ScraperId) -> Result<Option<Scraper>>;
@@ -69,12 +77,21 @@ pub trait ScraperJobsStorage: Send + Sync {
     /// The scraper's jobs, newest first.
     async fn get_scraper_jobs(&self, scraper_id: ScraperId) -> Result<Vec<ScraperJob>>;
     /// `Error::ScraperJobNotFound` when the job does not exist or belongs to another scraper.
-    async fn get_scraper_job(&self, scraper_id: ScraperId, job_id: ScraperJobId) -> Result<ScraperJob>;
+    async fn get_scraper_job(
+        &self,
+        scraper_id: ScraperId,
+        job_id: ScraperJobId,
+    ) -> Result<ScraperJob>;
     /// Adds a pending job for `scraper` (a snapshot of it is kept with the job).
     /// Refuses with `Error::ScraperHasActiveRun` while the scraper has a pending or started
     /// job, atomically: of concurrent enqueues exactly one wins. A scheduled origin whose fire
     /// time already produced a job is refused the same way.
-    async fn add_scraper_job(&self, scraper: &Scraper, priority: ScraperJobPriority, origin: EnqueueOrigin) -> Result<ScraperJob>;
+    async fn add_scraper_job(
+        &self,
+        scraper: &Scraper,
+        priority: ScraperJobPriority,
+        origin: EnqueueOrigin,
+    ) -> Result<ScraperJob>;
     /// Claims up to `limit` pending jobs, highest priority first and FIFO within a priority,
     /// and marks them started in the same step: no two callers ever get the same job.
     async fn dequeue_scraper_jobs(&self, limit: usize) -> Result<Vec<ClaimedJob>>;
@@ -84,19 +101,43 @@ pub trait ScraperJobsStorage: Send + Sync {
     async fn heartbeat(&self, job_id: ScraperJobId) -> Result<()>;
     /// Finishes a started job with a final status and result. Returns `None` (and changes
     /// nothing) when the job is no longer started.
-    async fn finish_scraper_job(&self, job_id: ScraperJobId, status: ScraperJobStatus, result: Option<String>) -> Result<Option<ScraperJob>>;
+    async fn finish_scraper_job(
+        &self,
+        job_id: ScraperJobId,
+        status: ScraperJobStatus,
+        result: Option<String>,
+    ) -> Result<Option<ScraperJob>>;
     /// Kills a pending or started job. `Error::JobNotActive` when already finished.
-    async fn kill_scraper_job(&self, scraper_id: ScraperId, job_id: ScraperJobId) -> Result<ScraperJob>;
-    /// Marks started jobs whose last heartbeat is older than `heartbeat_before` as dead.
-    async fn mark_dead_scraper_jobs(&self, heartbeat_before: DateTime<Utc>) -> Result<Vec<ScraperJob>>;
+    async fn kill_scraper_job(
+        &self,
+        scraper_id: ScraperId,
+        job_id: ScraperJobId,
+    ) -> Result<ScraperJob>;
+    /// Marks started jobs without a heartbeat for `timeout` as dead. The storage's own clock
+    /// decides (the database's on PostgreSQL, shared by all replicas), so clock skew between
+    /// replicas cannot kill healthy jobs.
+    async fn mark_dead_scraper_jobs(&self, timeout: Duration) -> Result<Vec<ScraperJob>>;
     /// Keeps the newest `keep_last` finished jobs of each scraper and deletes the older
     /// finished ones (active jobs are never deleted). Returns how many were deleted.
     async fn delete_old_scraper_jobs(&self, keep_last: usize) -> Result<u64>;
     /// Number of pending jobs with this priority.
     async fn get_queue_len(&self, priority: ScraperJobPriority) -> Result<u64>;
+    /// Appends lines to a job's log. The worker running the job is its only writer and
+    /// numbers the lines itself.
+    async fn append_job_log(&self, job_id: ScraperJobId, lines: &[JobLogLine]) -> Result<()>;
+    /// Up to `max_lines` lines of a job's log with `id > after`, in order.
+    async fn get_job_log(
+        &self,
+        job_id: ScraperJobId,
+        after: Option<i64>,
+        max_lines: usize,
+    ) -> Result<Vec<JobLogLine>>;
     /// Notified whenever a job is enqueued (in any replica, on PostgreSQL); workers wait on
     /// it when the queue is empty, with a polling fallback.
     fn enqueued(&self) -> Arc<Notify>;
+    /// Ids of jobs killed (in any replica, on PostgreSQL), so the worker running one can
+    /// cancel its handler at once instead of at its next heartbeat.
+    fn kills(&self) -> broadcast::Receiver<ScraperJobId>;
 }
 
 /// The scheduler's global lock.
@@ -104,7 +145,12 @@ pub trait ScraperJobsStorage: Send + Sync {
 pub trait LeaseStorage: Send + Sync {
     /// Acquires the lease if it is free, expired, or already held by `owner_id` (which
     /// extends it). `None` while someone else holds it.
-    async fn maybe_acquire_lease(&self, name: &str, owner_id: &str, duration: Duration) -> Result<Option<Lease>>;
+    async fn maybe_acquire_lease(
+        &self,
+        name: &str,
+        owner_id: &str,
+        duration: Duration,
+    ) -> Result<Option<Lease>>;
     /// Releases the lease if `owner_id` holds it.
     async fn release_lease(&self, name: &str, owner_id: &str) -> Result<()>;
 }
@@ -130,6 +176,10 @@ impl Storages {
     /// Everything in PostgreSQL; runs the migrations first.
     pub async fn postgres(database_url: &str, read_only: bool) -> Result<Self> {
         let database = postgres::PostgresStorage::connect(database_url, read_only).await?;
-        Ok(Storages { scrapers: Arc::new(database.clone()), jobs: Arc::new(database.clone()), leases: Arc::new(database) })
+        Ok(Storages {
+            scrapers: Arc::new(database.clone()),
+            jobs: Arc::new(database.clone()),
+            leases: Arc::new(database),
+        })
     }
 }

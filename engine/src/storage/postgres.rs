@@ -16,14 +16,18 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool, Row};
-use tokio::sync::{watch, Mutex, Notify};
+use tokio::sync::{broadcast, watch, Mutex, Notify};
 
 use super::{ClaimedJob, EnqueueOrigin, LeaseStorage, ScraperJobsStorage, ScrapersStorage};
 use crate::error::{Error, Result};
-use crate::model::{Lease, Scraper, ScraperConfig, ScraperId, ScraperJob, ScraperJobId, ScraperJobPriority, ScraperJobStatus, ScraperSchedule};
+use crate::model::{
+    JobLogLine, Lease, LogLevel, Scraper, ScraperConfig, ScraperId, ScraperJob, ScraperJobId,
+    ScraperJobPriority, ScraperJobStatus, ScraperSchedule,
+};
 
 const SCRAPERS_CHANNEL: &str = "sneakpeek_scrapers";
 const JOBS_CHANNEL: &str = "sneakpeek_jobs";
+const KILLS_CHANNEL: &str = "sneakpeek_kills";
 
 /// Runs the migrations in `migrations/` (idempotent; safe from several replicas at once).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
@@ -42,6 +46,7 @@ pub struct PostgresStorage {
     read_only: bool,
     scraper_changes: watch::Sender<u64>,
     enqueued: Arc<Notify>,
+    kills: broadcast::Sender<ScraperJobId>,
     /// Leases held by this process: each on its own connection, which holds the advisory lock.
     held_leases: Arc<Mutex<HashMap<String, HeldLease>>>,
     /// Dropped with the last clone of the storage, which stops the notification listener.
@@ -56,14 +61,19 @@ struct HeldLease {
 impl PostgresStorage {
     /// Connects, runs the migrations and starts listening for other replicas' changes.
     pub async fn connect(database_url: &str, read_only: bool) -> Result<Self> {
-        let connect_options: PgConnectOptions = database_url.parse().map_err(|error| Error::Internal(format!("invalid database URL: {error}")))?;
+        let connect_options: PgConnectOptions = database_url
+            .parse()
+            .map_err(|error| Error::Internal(format!("invalid database URL: {error}")))?;
         let connect_options = connect_options.disable_statement_logging();
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(connect_options.clone())
             .await?;
-        MIGRATOR.run(&pool).await.map_err(|error| Error::Internal(format!("migrations: {error}")))?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|error| Error::Internal(format!("migrations: {error}")))?;
         let (listening, stopped) = tokio::sync::oneshot::channel();
         let storage = PostgresStorage {
             pool,
@@ -71,6 +81,7 @@ impl PostgresStorage {
             read_only,
             scraper_changes: watch::channel(0).0,
             enqueued: Arc::new(Notify::new()),
+            kills: broadcast::channel(1024).0,
             held_leases: Arc::default(),
             _listening: Arc::new(listening),
         };
@@ -86,9 +97,12 @@ impl PostgresStorage {
     /// drops, notifications may have been missed, so everyone is woken to re-check.
     async fn listen(&self, mut stopped: tokio::sync::oneshot::Receiver<()>) -> Result<()> {
         let mut listener = PgListener::connect_with(&self.pool).await?;
-        listener.listen_all([SCRAPERS_CHANNEL, JOBS_CHANNEL]).await?;
+        listener
+            .listen_all([SCRAPERS_CHANNEL, JOBS_CHANNEL, KILLS_CHANNEL])
+            .await?;
         let scraper_changes = self.scraper_changes.clone();
         let enqueued = self.enqueued.clone();
+        let kills = self.kills.clone();
         tokio::spawn(async move {
             loop {
                 let received = tokio::select! {
@@ -96,7 +110,14 @@ impl PostgresStorage {
                     received = listener.try_recv() => received,
                 };
                 match received {
-                    Ok(Some(notification)) if notification.channel() == JOBS_CHANNEL => enqueued.notify_waiters(),
+                    Ok(Some(notification)) if notification.channel() == JOBS_CHANNEL => {
+                        enqueued.notify_waiters()
+                    }
+                    Ok(Some(notification)) if notification.channel() == KILLS_CHANNEL => {
+                        if let Ok(job_id) = notification.payload().parse() {
+                            let _ = kills.send(job_id);
+                        }
+                    }
                     Ok(Some(_)) => scraper_changes.send_modify(|version| *version += 1),
                     Ok(None) => {
                         enqueued.notify_waiters();
@@ -121,10 +142,18 @@ impl PostgresStorage {
 }
 
 const SCRAPER_COLUMNS: &str = "id, name, schedule, schedule_crontab, handler, config, schedule_priority, state, timeout_seconds";
-const JOB_COLUMNS: &str = "id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result";
+const JOB_COLUMNS: &str =
+    "id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result";
 /// Appended to a statement's RETURNING list to NOTIFY in the same statement (and commit).
 fn notify_column(channel: &str) -> String {
-    format!("(SELECT count(*) FROM (SELECT pg_notify('{channel}', '')) AS notified) AS notified")
+    notify_column_with_payload(channel, "''")
+}
+
+/// As [`notify_column`], with an SQL expression as the payload.
+fn notify_column_with_payload(channel: &str, payload: &str) -> String {
+    format!(
+        "(SELECT count(*) FROM (SELECT pg_notify('{channel}', {payload})) AS notified) AS notified"
+    )
 }
 
 fn scraper_from_row(row: &PgRow) -> Result<Scraper> {
@@ -134,11 +163,13 @@ fn scraper_from_row(row: &PgRow) -> Result<Scraper> {
     Ok(Scraper {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
-        schedule: serde_json::from_value(serde_json::Value::String(schedule)).map_err(Error::internal)?,
+        schedule: serde_json::from_value(serde_json::Value::String(schedule))
+            .map_err(Error::internal)?,
         schedule_crontab: row.try_get("schedule_crontab")?,
         handler: row.try_get("handler")?,
         config: row.try_get::<Json<ScraperConfig>, _>("config")?.0,
-        schedule_priority: ScraperJobPriority::from_value(priority.into()).ok_or_else(|| Error::internal("bad priority"))?,
+        schedule_priority: ScraperJobPriority::from_value(priority.into())
+            .ok_or_else(|| Error::internal("bad priority"))?,
         state: row.try_get("state")?,
         timeout_seconds: timeout.map(|seconds| seconds as u64),
     })
@@ -151,7 +182,8 @@ fn job_from_row(row: &PgRow) -> Result<ScraperJob> {
         id: row.try_get("id")?,
         scraper: row.try_get::<Json<Scraper>, _>("scraper")?.0,
         status: ScraperJobStatus::parse(&status).ok_or_else(|| Error::internal("bad status"))?,
-        priority: ScraperJobPriority::from_value(priority.into()).ok_or_else(|| Error::internal("bad priority"))?,
+        priority: ScraperJobPriority::from_value(priority.into())
+            .ok_or_else(|| Error::internal("bad priority"))?,
         created_at: row.try_get("created_at")?,
         started_at: row.try_get("started_at")?,
         last_active_at: row.try_get("last_active_at")?,
@@ -171,11 +203,20 @@ impl ScrapersStorage for PostgresStorage {
     }
 
     async fn get_scrapers(&self) -> Result<Vec<Scraper>> {
-        let rows = sqlx::query(&format!("SELECT {SCRAPER_COLUMNS} FROM scrapers ORDER BY id")).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {SCRAPER_COLUMNS} FROM scrapers ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(scraper_from_row).collect()
     }
 
-    async fn search_scrapers(&self, name_filter: Option<&str>, max_items: Option<i64>, last_id: Option<i64>) -> Result<Vec<Scraper>> {
+    async fn search_scrapers(
+        &self,
+        name_filter: Option<&str>,
+        max_items: Option<i64>,
+        last_id: Option<i64>,
+    ) -> Result<Vec<Scraper>> {
         let rows = sqlx::query(&format!(
             "SELECT {SCRAPER_COLUMNS} FROM scrapers
              WHERE ($1::text IS NULL OR strpos(name, $1) > 0) AND ($2::bigint IS NULL OR id > $2)
@@ -190,11 +231,18 @@ impl ScrapersStorage for PostgresStorage {
     }
 
     async fn get_scraper(&self, id: ScraperId) -> Result<Scraper> {
-        self.maybe_get_scraper(id).await?.ok_or(Error::ScraperNotFound(id))
+        self.maybe_get_scraper(id)
+            .await?
+            .ok_or(Error::ScraperNotFound(id))
     }
 
     async fn maybe_get_scraper(&self, id: ScraperId) -> Result<Option<Scraper>> {
-        let row = sqlx::query(&format!("SELECT {SCRAPER_COLUMNS} FROM scrapers WHERE id = $1")).bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&format!(
+            "SELECT {SCRAPER_COLUMNS} FROM scrapers WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(scraper_from_row).transpose()
     }
 
@@ -229,16 +277,16 @@ impl ScrapersStorage for PostgresStorage {
             query = query.bind(scraper.id);
         }
         let row = query
-        .bind(&scraper.name)
-        .bind(schedule_text(scraper.schedule))
-        .bind(&scraper.schedule_crontab)
-        .bind(&scraper.handler)
-        .bind(Json(&scraper.config))
-        .bind(scraper.schedule_priority.value())
-        .bind(&scraper.state)
-        .bind(scraper.timeout_seconds.map(|seconds| seconds as i64))
-        .fetch_one(&self.pool)
-        .await?;
+            .bind(&scraper.name)
+            .bind(schedule_text(scraper.schedule))
+            .bind(&scraper.schedule_crontab)
+            .bind(&scraper.handler)
+            .bind(Json(&scraper.config))
+            .bind(scraper.schedule_priority.value())
+            .bind(&scraper.state)
+            .bind(scraper.timeout_seconds.map(|seconds| seconds as i64))
+            .fetch_one(&self.pool)
+            .await?;
         scraper_from_row(&row)
     }
 
@@ -262,26 +310,40 @@ impl ScrapersStorage for PostgresStorage {
         .bind(scraper.timeout_seconds.map(|seconds| seconds as i64))
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(scraper_from_row).transpose()?.ok_or(Error::ScraperNotFound(scraper.id))
+        row.as_ref()
+            .map(scraper_from_row)
+            .transpose()?
+            .ok_or(Error::ScraperNotFound(scraper.id))
     }
 
     async fn delete_scraper(&self, id: ScraperId) -> Result<Scraper> {
         self.writable()?;
-        let row = sqlx::query(&format!("DELETE FROM scrapers WHERE id = $1 RETURNING {SCRAPER_COLUMNS}, {}", notify_column(SCRAPERS_CHANNEL)))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(scraper_from_row).transpose()?.ok_or(Error::ScraperNotFound(id))
+        let row = sqlx::query(&format!(
+            "DELETE FROM scrapers WHERE id = $1 RETURNING {SCRAPER_COLUMNS}, {}",
+            notify_column(SCRAPERS_CHANNEL)
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref()
+            .map(scraper_from_row)
+            .transpose()?
+            .ok_or(Error::ScraperNotFound(id))
     }
 
     async fn update_scraper_state(&self, id: ScraperId, state: Option<String>) -> Result<Scraper> {
         // No NOTIFY: state is not part of the schedule, the scheduler need not wake.
-        let row = sqlx::query(&format!("UPDATE scrapers SET state = $2 WHERE id = $1 RETURNING {SCRAPER_COLUMNS}"))
-            .bind(id)
-            .bind(state)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(scraper_from_row).transpose()?.ok_or(Error::ScraperNotFound(id))
+        let row = sqlx::query(&format!(
+            "UPDATE scrapers SET state = $2 WHERE id = $1 RETURNING {SCRAPER_COLUMNS}"
+        ))
+        .bind(id)
+        .bind(state)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref()
+            .map(scraper_from_row)
+            .transpose()?
+            .ok_or(Error::ScraperNotFound(id))
     }
 
     fn changes(&self) -> watch::Receiver<u64> {
@@ -290,11 +352,20 @@ impl ScrapersStorage for PostgresStorage {
 }
 
 impl PostgresStorage {
-    async fn job_status(&self, job_id: ScraperJobId) -> Result<Option<(ScraperId, ScraperJobStatus)>> {
-        let row = sqlx::query("SELECT scraper_id, status FROM scraper_jobs WHERE id = $1").bind(job_id).fetch_optional(&self.pool).await?;
+    async fn job_status(
+        &self,
+        job_id: ScraperJobId,
+    ) -> Result<Option<(ScraperId, ScraperJobStatus)>> {
+        let row = sqlx::query("SELECT scraper_id, status FROM scraper_jobs WHERE id = $1")
+            .bind(job_id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|row| {
             let status: String = row.try_get("status")?;
-            Ok((row.try_get("scraper_id")?, ScraperJobStatus::parse(&status).ok_or_else(|| Error::internal("bad status"))?))
+            Ok((
+                row.try_get("scraper_id")?,
+                ScraperJobStatus::parse(&status).ok_or_else(|| Error::internal("bad status"))?,
+            ))
         })
         .transpose()
     }
@@ -303,23 +374,39 @@ impl PostgresStorage {
 #[async_trait]
 impl ScraperJobsStorage for PostgresStorage {
     async fn get_scraper_jobs(&self, scraper_id: ScraperId) -> Result<Vec<ScraperJob>> {
-        let rows = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM scraper_jobs WHERE scraper_id = $1 ORDER BY id DESC"))
-            .bind(scraper_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM scraper_jobs WHERE scraper_id = $1 ORDER BY id DESC"
+        ))
+        .bind(scraper_id)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(job_from_row).collect()
     }
 
-    async fn get_scraper_job(&self, scraper_id: ScraperId, job_id: ScraperJobId) -> Result<ScraperJob> {
-        let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM scraper_jobs WHERE id = $1 AND scraper_id = $2"))
-            .bind(job_id)
-            .bind(scraper_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(job_from_row).transpose()?.ok_or(Error::ScraperJobNotFound(job_id))
+    async fn get_scraper_job(
+        &self,
+        scraper_id: ScraperId,
+        job_id: ScraperJobId,
+    ) -> Result<ScraperJob> {
+        let row = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM scraper_jobs WHERE id = $1 AND scraper_id = $2"
+        ))
+        .bind(job_id)
+        .bind(scraper_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref()
+            .map(job_from_row)
+            .transpose()?
+            .ok_or(Error::ScraperJobNotFound(job_id))
     }
 
-    async fn add_scraper_job(&self, scraper: &Scraper, priority: ScraperJobPriority, origin: EnqueueOrigin) -> Result<ScraperJob> {
+    async fn add_scraper_job(
+        &self,
+        scraper: &Scraper,
+        priority: ScraperJobPriority,
+        origin: EnqueueOrigin,
+    ) -> Result<ScraperJob> {
         let scheduled_for = match origin {
             EnqueueOrigin::Manual => None,
             EnqueueOrigin::Scheduled(fire_time) => Some(fire_time),
@@ -339,7 +426,10 @@ impl ScraperJobsStorage for PostgresStorage {
         .bind(scheduled_for)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(job_from_row).transpose()?.ok_or(Error::ScraperHasActiveRun)
+        row.as_ref()
+            .map(job_from_row)
+            .transpose()?
+            .ok_or(Error::ScraperHasActiveRun)
     }
 
     async fn dequeue_scraper_jobs(&self, limit: usize) -> Result<Vec<ClaimedJob>> {
@@ -361,10 +451,12 @@ impl ScraperJobsStorage for PostgresStorage {
     }
 
     async fn heartbeat(&self, job_id: ScraperJobId) -> Result<()> {
-        let updated = sqlx::query("UPDATE scraper_jobs SET last_active_at = now() WHERE id = $1 AND status = 'started'")
-            .bind(job_id)
-            .execute(&self.pool)
-            .await?;
+        let updated = sqlx::query(
+            "UPDATE scraper_jobs SET last_active_at = now() WHERE id = $1 AND status = 'started'",
+        )
+        .bind(job_id)
+        .execute(&self.pool)
+        .await?;
         if updated.rows_affected() == 1 {
             return Ok(());
         }
@@ -375,7 +467,12 @@ impl ScraperJobsStorage for PostgresStorage {
         }
     }
 
-    async fn finish_scraper_job(&self, job_id: ScraperJobId, status: ScraperJobStatus, result: Option<String>) -> Result<Option<ScraperJob>> {
+    async fn finish_scraper_job(
+        &self,
+        job_id: ScraperJobId,
+        status: ScraperJobStatus,
+        result: Option<String>,
+    ) -> Result<Option<ScraperJob>> {
         let row = sqlx::query(&format!(
             "UPDATE scraper_jobs SET status = $2, result = COALESCE($3, result), finished_at = now()
              WHERE id = $1 AND status = 'started'
@@ -389,11 +486,16 @@ impl ScraperJobsStorage for PostgresStorage {
         row.as_ref().map(job_from_row).transpose()
     }
 
-    async fn kill_scraper_job(&self, scraper_id: ScraperId, job_id: ScraperJobId) -> Result<ScraperJob> {
+    async fn kill_scraper_job(
+        &self,
+        scraper_id: ScraperId,
+        job_id: ScraperJobId,
+    ) -> Result<ScraperJob> {
         let row = sqlx::query(&format!(
             "UPDATE scraper_jobs SET status = 'killed', finished_at = now()
              WHERE id = $1 AND scraper_id = $2 AND status IN ('pending', 'started')
-             RETURNING {JOB_COLUMNS}"
+             RETURNING {JOB_COLUMNS}, {}",
+            notify_column_with_payload(KILLS_CHANNEL, "id::text")
         ))
         .bind(job_id)
         .bind(scraper_id)
@@ -408,13 +510,13 @@ impl ScraperJobsStorage for PostgresStorage {
         }
     }
 
-    async fn mark_dead_scraper_jobs(&self, heartbeat_before: DateTime<Utc>) -> Result<Vec<ScraperJob>> {
+    async fn mark_dead_scraper_jobs(&self, timeout: Duration) -> Result<Vec<ScraperJob>> {
         let rows = sqlx::query(&format!(
             "UPDATE scraper_jobs SET status = 'dead', finished_at = now()
-             WHERE status = 'started' AND last_active_at < $1
+             WHERE status = 'started' AND last_active_at < now() - $1 * interval '1 millisecond'
              RETURNING {JOB_COLUMNS}"
         ))
-        .bind(heartbeat_before)
+        .bind(timeout.as_millis() as i64)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(job_from_row).collect()
@@ -446,15 +548,80 @@ impl ScraperJobsStorage for PostgresStorage {
     }
 
     async fn get_queue_len(&self, priority: ScraperJobPriority) -> Result<u64> {
-        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM scraper_jobs WHERE status = 'pending' AND priority = $1")
-            .bind(priority.value())
-            .fetch_one(&self.pool)
-            .await?;
+        let count: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM scraper_jobs WHERE status = 'pending' AND priority = $1",
+        )
+        .bind(priority.value())
+        .fetch_one(&self.pool)
+        .await?;
         Ok(count as u64)
+    }
+
+    async fn append_job_log(&self, job_id: ScraperJobId, lines: &[JobLogLine]) -> Result<()> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = lines.iter().map(|line| line.id).collect();
+        let times: Vec<DateTime<Utc>> = lines.iter().map(|line| line.at).collect();
+        let levels: Vec<&str> = lines.iter().map(|line| line.level.as_str()).collect();
+        let messages: Vec<&str> = lines.iter().map(|line| line.message.as_str()).collect();
+        // One statement for the whole batch.
+        sqlx::query(
+            "INSERT INTO scraper_job_logs (job_id, line_no, at, level, message)
+             SELECT $1, * FROM unnest($2::bigint[], $3::timestamptz[], $4::text[], $5::text[])
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(job_id)
+        .bind(ids)
+        .bind(times)
+        .bind(levels)
+        .bind(messages)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| match &error {
+            sqlx::Error::Database(database) if database.is_foreign_key_violation() => {
+                Error::ScraperJobNotFound(job_id)
+            }
+            _ => error.into(),
+        })?;
+        Ok(())
+    }
+
+    async fn get_job_log(
+        &self,
+        job_id: ScraperJobId,
+        after: Option<i64>,
+        max_lines: usize,
+    ) -> Result<Vec<JobLogLine>> {
+        let rows = sqlx::query(
+            "SELECT line_no, at, level, message FROM scraper_job_logs
+             WHERE job_id = $1 AND line_no > $2 ORDER BY line_no LIMIT $3",
+        )
+        .bind(job_id)
+        .bind(after.unwrap_or(0))
+        .bind(max_lines as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let level: String = row.try_get("level")?;
+                Ok(JobLogLine {
+                    id: row.try_get("line_no")?,
+                    at: row.try_get("at")?,
+                    level: LogLevel::parse(&level)
+                        .ok_or_else(|| Error::internal("bad log level"))?,
+                    message: row.try_get("message")?,
+                })
+            })
+            .collect()
     }
 
     fn enqueued(&self) -> Arc<Notify> {
         self.enqueued.clone()
+    }
+
+    fn kills(&self) -> broadcast::Receiver<ScraperJobId> {
+        self.kills.subscribe()
     }
 }
 
@@ -464,13 +631,22 @@ impl LeaseStorage for PostgresStorage {
     /// long as that connection lives, so a crashed or partitioned holder loses it at once and
     /// another replica takes it on its next attempt. `duration` only sets the advertised
     /// expiry in the `leases` table.
-    async fn maybe_acquire_lease(&self, name: &str, owner_id: &str, duration: Duration) -> Result<Option<Lease>> {
+    async fn maybe_acquire_lease(
+        &self,
+        name: &str,
+        owner_id: &str,
+        duration: Duration,
+    ) -> Result<Option<Lease>> {
         let mut held = self.held_leases.lock().await;
         if let Some(lease) = held.get_mut(name) {
             if lease.owner_id != owner_id {
                 return Ok(None);
             }
-            let alive = tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(&mut lease.connection)).await;
+            let alive = tokio::time::timeout(
+                Duration::from_secs(2),
+                sqlx::query("SELECT 1").execute(&mut lease.connection),
+            )
+            .await;
             if !matches!(alive, Ok(Ok(_))) {
                 tracing::warn!(lease = name, "lost the lease connection; the lease is gone");
                 held.remove(name);
@@ -478,16 +654,31 @@ impl LeaseStorage for PostgresStorage {
             }
         } else {
             let mut connection = self.connect_options.connect().await?;
-            let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(1936614763, hashtext($1))").bind(name).fetch_one(&mut connection).await?;
+            let locked: bool =
+                sqlx::query_scalar("SELECT pg_try_advisory_lock(1936614763, hashtext($1))")
+                    .bind(name)
+                    .fetch_one(&mut connection)
+                    .await?;
             if !locked {
                 let _ = connection.close().await;
                 return Ok(None);
             }
-            held.insert(name.to_owned(), HeldLease { owner_id: owner_id.to_owned(), connection });
+            held.insert(
+                name.to_owned(),
+                HeldLease {
+                    owner_id: owner_id.to_owned(),
+                    connection,
+                },
+            );
         }
         let duration = chrono::Duration::from_std(duration).map_err(Error::internal)?;
         let now = Utc::now();
-        let lease = Lease { name: name.to_owned(), owner_id: owner_id.to_owned(), acquired: now, acquired_until: now + duration };
+        let lease = Lease {
+            name: name.to_owned(),
+            owner_id: owner_id.to_owned(),
+            acquired: now,
+            acquired_until: now + duration,
+        };
         sqlx::query(
             "INSERT INTO leases (name, owner_id, acquired, acquired_until) VALUES ($1, $2, $3, $4)
              ON CONFLICT (name) DO UPDATE SET owner_id = excluded.owner_id, acquired = excluded.acquired, acquired_until = excluded.acquired_until",
@@ -503,12 +694,19 @@ impl LeaseStorage for PostgresStorage {
 
     async fn release_lease(&self, name: &str, owner_id: &str) -> Result<()> {
         let mut held = self.held_leases.lock().await;
-        if held.get(name).is_some_and(|lease| lease.owner_id == owner_id) {
+        if held
+            .get(name)
+            .is_some_and(|lease| lease.owner_id == owner_id)
+        {
             if let Some(lease) = held.remove(name) {
                 // Closing the connection releases the advisory lock.
                 let _ = lease.connection.close().await;
             }
-            sqlx::query("DELETE FROM leases WHERE name = $1 AND owner_id = $2").bind(name).bind(owner_id).execute(&self.pool).await?;
+            sqlx::query("DELETE FROM leases WHERE name = $1 AND owner_id = $2")
+                .bind(name)
+                .bind(owner_id)
+                .execute(&self.pool)
+                .await?;
         }
         Ok(())
     }

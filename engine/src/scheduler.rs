@@ -1,0 +1,355 @@
+//! The scheduler: turns scrapers' schedules into jobs, and keeps the queue healthy.
+//!
+//! Every replica may run a scheduler; only the holder of the scheduler lease acts. The leader
+//! keeps a plan (each active scraper's next fire time), sleeps until the earliest one, and
+//! enqueues the due scrapers with their fire time, so the storage refuses a fire that was
+//! already enqueued (by a stale leader, say) and a fire while the scraper still runs (no
+//! pile-up). Scraper changes wake it at once through the storage's change signal. It also
+//! marks jobs without heartbeat as dead and prunes old finished jobs.
+//!
+//! A scraper whose schedule cannot be evaluated is skipped with a warning; it never stops the
+//! others.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::error::Error;
+use crate::model::{Scraper, ScraperId};
+use crate::schedule::Trigger;
+use crate::storage::{EnqueueOrigin, Storages};
+
+/// Wall-clock time as the scheduler sees it.
+#[derive(Debug, Clone)]
+pub enum Clock {
+    /// The system clock.
+    System,
+    /// Starts at a chosen instant and advances with tokio's clock, so tests can pause and
+    /// jump time (`tokio::time::pause`/`advance`) instead of waiting for minutes.
+    Simulated {
+        start: DateTime<Utc>,
+        origin: Instant,
+    },
+}
+
+impl Clock {
+    pub fn simulated(start: DateTime<Utc>) -> Self {
+        Clock::Simulated {
+            start,
+            origin: Instant::now(),
+        }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        match self {
+            Clock::System => Utc::now(),
+            Clock::Simulated { start, origin } => {
+                *start + chrono::Duration::from_std(origin.elapsed()).unwrap_or_default()
+            }
+        }
+    }
+
+    /// The tokio instant at which this clock reads `at`.
+    fn instant_of(&self, at: DateTime<Utc>) -> Instant {
+        Instant::now() + (at - self.now()).to_std().unwrap_or(Duration::ZERO)
+    }
+}
+
+/// How the scheduler runs.
+#[derive(Debug, Clone)]
+pub struct SchedulerSettings {
+    pub lease_name: String,
+    /// Advertised validity of the lease; renewed every `lease_check_interval`.
+    pub lease_duration: Duration,
+    /// How often the leader renews (and checks) its lease, and a follower tries to take it.
+    pub lease_check_interval: Duration,
+    /// A started job without heartbeat for this long is marked dead.
+    pub dead_timeout: Duration,
+    pub dead_check_interval: Duration,
+    /// Finished jobs kept per scraper; older ones are pruned.
+    pub keep_jobs_per_scraper: usize,
+    pub prune_interval: Duration,
+    /// Reload all scrapers this often even without a change signal (a safety net).
+    pub reload_interval: Duration,
+    pub clock: Clock,
+}
+
+impl Default for SchedulerSettings {
+    fn default() -> Self {
+        SchedulerSettings {
+            lease_name: "sneakpeek:scheduler".to_owned(),
+            lease_duration: Duration::from_secs(10),
+            lease_check_interval: Duration::from_secs(1),
+            dead_timeout: Duration::from_secs(30),
+            dead_check_interval: Duration::from_secs(5),
+            keep_jobs_per_scraper: 100,
+            prune_interval: Duration::from_secs(60),
+            reload_interval: Duration::from_secs(60),
+            clock: Clock::System,
+        }
+    }
+}
+
+/// What one scheduler instance is doing, for dashboards and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SchedulerStatus {
+    pub is_leader: bool,
+    /// Scrapers with an active schedule in the leader's plan.
+    pub planned: usize,
+}
+
+pub struct Scheduler {
+    storages: Storages,
+    owner_id: String,
+    settings: SchedulerSettings,
+    status: watch::Sender<SchedulerStatus>,
+}
+
+/// A scraper's place in the plan.
+struct Planned {
+    scraper: Scraper,
+    trigger: Trigger,
+    next: DateTime<Utc>,
+}
+
+impl Scheduler {
+    pub fn new(
+        storages: Storages,
+        owner_id: impl Into<String>,
+        settings: SchedulerSettings,
+    ) -> Self {
+        Scheduler {
+            storages,
+            owner_id: owner_id.into(),
+            settings,
+            status: watch::channel(SchedulerStatus::default()).0,
+        }
+    }
+
+    pub fn status(&self) -> watch::Receiver<SchedulerStatus> {
+        self.status.subscribe()
+    }
+
+    /// Runs until `shutdown` turns true: a follower until it gets the lease, then the leader
+    /// until it loses it, and so on. Releases the lease on shutdown so another replica takes
+    /// over without waiting.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut tries = tokio::time::interval(self.settings.lease_check_interval);
+        tries.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while !*shutdown.borrow() {
+            tokio::select! {
+                _ = tries.tick() => {}
+                _ = shutdown.changed() => continue,
+            }
+            if self.acquire_lease().await {
+                tracing::info!(owner = %self.owner_id, "became the active scheduler");
+                self.lead(&mut shutdown).await;
+                self.status
+                    .send_modify(|status| *status = SchedulerStatus::default());
+            }
+        }
+        if let Err(error) = self
+            .storages
+            .leases
+            .release_lease(&self.settings.lease_name, &self.owner_id)
+            .await
+        {
+            tracing::warn!(error = %error.describe(), "could not release the scheduler lease");
+        }
+    }
+
+    async fn acquire_lease(&self) -> bool {
+        match self
+            .storages
+            .leases
+            .maybe_acquire_lease(
+                &self.settings.lease_name,
+                &self.owner_id,
+                self.settings.lease_duration,
+            )
+            .await
+        {
+            Ok(lease) => lease.is_some(),
+            Err(error) => {
+                tracing::warn!(error = %error.describe(), ?error, "could not reach the lease storage");
+                false
+            }
+        }
+    }
+
+    /// Schedules while holding the lease; returns when it is lost or on shutdown.
+    async fn lead(&self, shutdown: &mut watch::Receiver<bool>) {
+        let clock = &self.settings.clock;
+        let mut changes = self.storages.scrapers.changes();
+        let mut plan = HashMap::new();
+        let mut bad_schedules = HashSet::new();
+        self.reload(&mut plan, &mut bad_schedules).await;
+        changes.mark_unchanged();
+
+        let mut lease_checks = interval_after(self.settings.lease_check_interval);
+        let mut dead_checks = interval_after(self.settings.dead_check_interval);
+        let mut prunes = interval_after(self.settings.prune_interval);
+        let mut reloads = interval_after(self.settings.reload_interval);
+        loop {
+            self.status.send_modify(|status| {
+                *status = SchedulerStatus {
+                    is_leader: true,
+                    planned: plan.len(),
+                }
+            });
+            let next_fire = plan.values().map(|planned| planned.next).min();
+            let wake = next_fire
+                .map(|at| clock.instant_of(at))
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake), if next_fire.is_some() => {
+                    // The lease may have been lost since the last check: never fire without it.
+                    if !self.acquire_lease().await {
+                        tracing::warn!("lost the scheduler lease");
+                        return;
+                    }
+                    self.fire_due(&mut plan).await;
+                }
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    self.reload(&mut plan, &mut bad_schedules).await;
+                }
+                _ = reloads.tick() => self.reload(&mut plan, &mut bad_schedules).await,
+                _ = lease_checks.tick() => {
+                    if !self.acquire_lease().await {
+                        tracing::warn!("lost the scheduler lease");
+                        return;
+                    }
+                }
+                _ = dead_checks.tick() => self.mark_dead_jobs().await,
+                _ = prunes.tick() => self.prune_old_jobs().await,
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// Rebuilds the plan from the storage, keeping the next fire of unchanged schedules.
+    async fn reload(
+        &self,
+        plan: &mut HashMap<ScraperId, Planned>,
+        bad_schedules: &mut HashSet<(ScraperId, Option<String>)>,
+    ) {
+        let scrapers = match self.storages.scrapers.get_scrapers().await {
+            Ok(scrapers) => scrapers,
+            Err(error) => {
+                // Keep scheduling with what we know; the next change or reload retries.
+                tracing::warn!(error = %error.describe(), ?error, "could not load scrapers");
+                return;
+            }
+        };
+        let now = self.settings.clock.now();
+        let mut fresh = HashMap::with_capacity(scrapers.len());
+        for scraper in scrapers {
+            let trigger = match Trigger::of(scraper.schedule, scraper.schedule_crontab.as_deref()) {
+                Ok(Some(trigger)) => trigger,
+                Ok(None) => continue,
+                Err(problem) => {
+                    if bad_schedules.insert((scraper.id, scraper.schedule_crontab.clone())) {
+                        tracing::warn!(scraper_id = scraper.id, crontab = ?scraper.schedule_crontab, %problem, "scraper skipped: its schedule is invalid");
+                    }
+                    continue;
+                }
+            };
+            let next = match plan.remove(&scraper.id) {
+                Some(old)
+                    if old.scraper.schedule == scraper.schedule
+                        && old.scraper.schedule_crontab == scraper.schedule_crontab =>
+                {
+                    old.next
+                }
+                _ => match trigger.next_after(now) {
+                    Some(next) => next,
+                    None => continue,
+                },
+            };
+            fresh.insert(
+                scraper.id,
+                Planned {
+                    scraper,
+                    trigger,
+                    next,
+                },
+            );
+        }
+        *plan = fresh;
+    }
+
+    /// Enqueues every scraper whose fire time has come, then plans its next fire. Fires
+    /// missed while late (or while no replica led) are skipped, not caught up in a burst.
+    async fn fire_due(&self, plan: &mut HashMap<ScraperId, Planned>) {
+        let now = self.settings.clock.now();
+        for planned in plan.values_mut().filter(|planned| planned.next <= now) {
+            let origin = EnqueueOrigin::Scheduled(planned.next);
+            match self
+                .storages
+                .jobs
+                .add_scraper_job(&planned.scraper, planned.scraper.schedule_priority, origin)
+                .await
+            {
+                Ok(job) => {
+                    tracing::debug!(scraper_id = planned.scraper.id, job_id = job.id, fire = %planned.next, "scheduled run enqueued")
+                }
+                Err(Error::ScraperHasActiveRun) => {
+                    tracing::debug!(scraper_id = planned.scraper.id, fire = %planned.next, "fire skipped: the scraper is still running or this fire was already enqueued")
+                }
+                Err(error) => {
+                    tracing::warn!(scraper_id = planned.scraper.id, error = %error.describe(), ?error, "could not enqueue a scheduled run")
+                }
+            }
+            match planned.trigger.next_after(now) {
+                Some(next) => planned.next = next,
+                // A schedule with no future fire (a crontab for a past date) stays planned
+                // far away instead of firing again and again.
+                None => planned.next = DateTime::<Utc>::MAX_UTC,
+            }
+        }
+    }
+
+    async fn mark_dead_jobs(&self) {
+        match self.storages.jobs.mark_dead_scraper_jobs(self.settings.dead_timeout).await {
+            Ok(dead) => {
+                for job in dead {
+                    tracing::warn!(
+                        job_id = job.id,
+                        scraper_id = job.scraper.id,
+                        "job marked dead: no heartbeat for {:?}",
+                        self.settings.dead_timeout
+                    );
+                }
+            }
+            Err(error) => {
+                tracing::warn!(error = %error.describe(), "could not check for dead jobs")
+            }
+        }
+    }
+
+    async fn prune_old_jobs(&self) {
+        match self
+            .storages
+            .jobs
+            .delete_old_scraper_jobs(self.settings.keep_jobs_per_scraper)
+            .await
+        {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "pruned old finished jobs"),
+            Err(error) => tracing::warn!(error = %error.describe(), "could not prune old jobs"),
+        }
+    }
+}
+
+/// An interval whose first tick is one period from now (tokio's first tick is immediate).
+fn interval_after(period: Duration) -> tokio::time::Interval {
+    let mut interval = tokio::time::interval_at(Instant::now() + period, period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval
+}

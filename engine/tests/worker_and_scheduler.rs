@@ -1,0 +1,369 @@
+//! The worker and the scheduler at work on real storages: jobs run, fail, panic, time out and
+//! get killed; schedules fire when they should, and only once across replicas.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use engine::model::{Scraper, ScraperJob, ScraperJobPriority, ScraperJobStatus, ScraperSchedule};
+use engine::scheduler::{Clock, SchedulerSettings};
+use engine::scraper::{HandlerError, Handlers, MiddlewareSettings, Runtime, ScraperContext, ScraperHandler};
+use engine::storage::Storages;
+use engine::testing::TestDatabase;
+use engine::worker::WorkerSettings;
+use engine::Engine;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+/// A handler steered by its params: `sleep_ms`, `fail`, `panic`, `hang` (until cancelled).
+/// It reports each start on a channel, and each cancellation through a drop guard.
+struct TestHandler {
+    started: mpsc::UnboundedSender<i64>,
+    cancelled: mpsc::UnboundedSender<i64>,
+}
+
+struct CancelGuard {
+    scraper_id: i64,
+    finished: bool,
+    cancelled: mpsc::UnboundedSender<i64>,
+}
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = self.cancelled.send(self.scraper_id);
+        }
+    }
+}
+
+#[async_trait]
+impl ScraperHandler for TestHandler {
+    fn name(&self) -> &str {
+        "test"
+    }
+
+    async fn run(&self, context: &ScraperContext) -> Result<String, HandlerError> {
+        let params = context.params();
+        let scraper_id = context.scraper().id;
+        let _ = self.started.send(scraper_id);
+        let mut guard = CancelGuard { scraper_id, finished: false, cancelled: self.cancelled.clone() };
+        if params.get("hang").is_some() {
+            std::future::pending::<()>().await;
+        }
+        if let Some(sleep) = params.get("sleep_ms").and_then(|value| value.as_u64()) {
+            tokio::time::sleep(Duration::from_millis(sleep)).await;
+        }
+        guard.finished = true;
+        if params.get("panic").is_some() {
+            panic!("the handler blew up");
+        }
+        if let Some(message) = params.get("fail").and_then(|value| value.as_str()) {
+            return Err(message.into());
+        }
+        Ok(format!("ran scraper {scraper_id}"))
+    }
+}
+
+struct Harness {
+    engine: Engine,
+    started: mpsc::UnboundedReceiver<i64>,
+    cancelled: mpsc::UnboundedReceiver<i64>,
+}
+
+fn harness(storages: Storages) -> Harness {
+    let (started_tx, started) = mpsc::unbounded_channel();
+    let (cancelled_tx, cancelled) = mpsc::unbounded_channel();
+    let mut handlers = Handlers::default();
+    handlers.register(TestHandler { started: started_tx, cancelled: cancelled_tx });
+    let engine = Engine::new(storages, handlers, Runtime::new(MiddlewareSettings::default()).unwrap());
+    Harness { engine, started, cancelled }
+}
+
+fn quick_worker() -> WorkerSettings {
+    WorkerSettings { heartbeat_interval: Duration::from_millis(200), shutdown_grace: Duration::from_millis(500), ..WorkerSettings::default() }
+}
+
+async fn create(engine: &Engine, name: &str, schedule: ScraperSchedule, crontab: Option<&str>, params: serde_json::Value) -> Scraper {
+    let scraper: Scraper = serde_json::from_value(json!({
+        "name": name, "schedule": schedule, "schedule_crontab": crontab, "handler": "test", "config": {"params": params}
+    }))
+    .unwrap();
+    engine.create_scraper(scraper).await.unwrap()
+}
+
+/// Waits until the job reaches a final status, by watching the queue (the worker has no
+/// per-job completion signal for outsiders; the UI polls the same way).
+async fn finished(engine: &Engine, job: &ScraperJob) -> ScraperJob {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let current = engine.get_scraper_job(job.scraper.id, job.id).await.unwrap();
+            if current.status.is_finished() {
+                return current;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the job finishes")
+}
+
+#[tokio::test]
+async fn jobs_succeed_fail_and_report_unknown_handlers() {
+    let harness = harness(Storages::in_memory(Vec::new(), false));
+    let engine = &harness.engine;
+    let background = engine.start(None, Some(quick_worker()));
+    let ok = create(engine, "ok", ScraperSchedule::Inactive, None, json!({})).await;
+    let failing = create(engine, "failing", ScraperSchedule::Inactive, None, json!({"fail": "boom: x"})).await;
+
+    let job = finished(engine, &engine.enqueue_scraper(ok.id, ScraperJobPriority::High).await.unwrap()).await;
+    assert_eq!((job.status, job.result.as_deref()), (ScraperJobStatus::Succeeded, Some(format!("ran scraper {}", ok.id).as_str())));
+    assert!(job.started_at.is_some() && job.finished_at.is_some() && job.last_active_at.is_some());
+
+    let job = finished(engine, &engine.enqueue_scraper(failing.id, ScraperJobPriority::High).await.unwrap()).await;
+    assert_eq!((job.status, job.result.as_deref()), (ScraperJobStatus::Failed, Some("boom: x")));
+
+    // A scraper whose handler is gone (stored before the handler was removed).
+    let orphan = Scraper { handler: "removed".into(), ..ok.clone() };
+    let orphan = engine.storages().scrapers.create_scraper(Scraper { id: -1, ..orphan }).await.unwrap();
+    let job = finished(engine, &engine.enqueue_scraper(orphan.id, ScraperJobPriority::High).await.unwrap()).await;
+    assert_eq!((job.status, job.result.as_deref()), (ScraperJobStatus::Failed, Some("Unknown scraper handler 'removed'")));
+
+    let log: Vec<String> = engine.get_scraper_job_logs(orphan.id, job.id, None, None).await.unwrap().into_iter().map(|line| line.message).collect();
+    assert!(log.iter().any(|line| line.contains("Unknown scraper handler 'removed'")), "{log:?}");
+    background.stop().await;
+}
+
+#[tokio::test]
+async fn a_panicking_handler_fails_its_job_and_the_worker_goes_on() {
+    let harness = harness(Storages::in_memory(Vec::new(), false));
+    let engine = &harness.engine;
+    let background = engine.start(None, Some(quick_worker()));
+    let panicking = create(engine, "panics", ScraperSchedule::Inactive, None, json!({"panic": true})).await;
+    let fine = create(engine, "fine", ScraperSchedule::Inactive, None, json!({})).await;
+    let job = finished(engine, &engine.enqueue_scraper(panicking.id, ScraperJobPriority::Normal).await.unwrap()).await;
+    assert_eq!(job.status, ScraperJobStatus::Failed);
+    assert!(job.result.as_deref().unwrap().contains("the handler blew up"), "{:?}", job.result);
+    let job = finished(engine, &engine.enqueue_scraper(fine.id, ScraperJobPriority::Normal).await.unwrap()).await;
+    assert_eq!(job.status, ScraperJobStatus::Succeeded);
+    background.stop().await;
+}
+
+#[tokio::test]
+async fn a_job_over_its_timeout_fails_with_a_timeout_message() {
+    let mut harness = harness(Storages::in_memory(Vec::new(), false));
+    let engine = &harness.engine;
+    let background = engine.start(None, Some(quick_worker()));
+    let slow = create(engine, "slow", ScraperSchedule::Inactive, None, json!({"hang": true})).await;
+    let slow = engine.update_scraper(Scraper { timeout_seconds: Some(1), ..slow }).await.unwrap();
+    let job = finished(engine, &engine.enqueue_scraper(slow.id, ScraperJobPriority::Normal).await.unwrap()).await;
+    assert_eq!((job.status, job.result.as_deref()), (ScraperJobStatus::Failed, Some("Scraper job has timed out after 1 s")));
+    assert_eq!(harness.cancelled.recv().await, Some(slow.id), "the handler was stopped");
+    background.stop().await;
+}
+
+#[tokio::test]
+async fn killing_a_running_job_cancels_its_handler_at_once() {
+    let mut harness = harness(Storages::in_memory(Vec::new(), false));
+    let engine = harness.engine.clone();
+    // Heartbeats far apart: the cancellation must come from the kill signal, not a heartbeat.
+    let background = engine.start(None, Some(WorkerSettings { heartbeat_interval: Duration::from_secs(3600), ..quick_worker() }));
+    let hanging = create(&engine, "hangs", ScraperSchedule::Inactive, None, json!({"hang": true})).await;
+    let job = engine.enqueue_scraper(hanging.id, ScraperJobPriority::Normal).await.unwrap();
+    assert_eq!(harness.started.recv().await, Some(hanging.id));
+    let killed = engine.kill_scraper_job(hanging.id, job.id).await.unwrap();
+    assert_eq!(killed.status, ScraperJobStatus::Killed);
+    let cancelled = tokio::time::timeout(Duration::from_secs(2), harness.cancelled.recv()).await;
+    assert_eq!(cancelled, Ok(Some(hanging.id)), "the handler is cancelled promptly");
+    assert_eq!(engine.get_scraper_job(hanging.id, job.id).await.unwrap().status, ScraperJobStatus::Killed);
+    // The scraper can run again.
+    engine.enqueue_scraper(hanging.id, ScraperJobPriority::Normal).await.unwrap();
+    background.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_fails_jobs_that_outlive_the_grace_period() {
+    let mut harness = harness(Storages::in_memory(Vec::new(), false));
+    let engine = harness.engine.clone();
+    let background = engine.start(None, Some(quick_worker()));
+    let hanging = create(&engine, "hangs", ScraperSchedule::Inactive, None, json!({"hang": true})).await;
+    let job = engine.enqueue_scraper(hanging.id, ScraperJobPriority::Normal).await.unwrap();
+    harness.started.recv().await;
+    background.stop().await;
+    let stopped = engine.get_scraper_job(hanging.id, job.id).await.unwrap();
+    assert_eq!(stopped.status, ScraperJobStatus::Failed);
+    assert_eq!(stopped.result.as_deref(), Some("The worker shut down before the job finished"));
+}
+
+#[tokio::test]
+async fn utmost_jobs_run_before_high_ones() {
+    let mut harness = harness(Storages::in_memory(Vec::new(), false));
+    let engine = harness.engine.clone();
+    let high = create(&engine, "high", ScraperSchedule::Inactive, None, json!({})).await;
+    let utmost = create(&engine, "utmost", ScraperSchedule::Inactive, None, json!({})).await;
+    engine.enqueue_scraper(high.id, ScraperJobPriority::High).await.unwrap();
+    engine.enqueue_scraper(utmost.id, ScraperJobPriority::Utmost).await.unwrap();
+    let background = engine.start(None, Some(WorkerSettings { max_concurrency: 1, ..quick_worker() }));
+    assert_eq!(harness.started.recv().await, Some(utmost.id));
+    assert_eq!(harness.started.recv().await, Some(high.id));
+    background.stop().await;
+}
+
+fn at(text: &str) -> DateTime<Utc> {
+    engine::model::timestamp::parse(text).unwrap()
+}
+
+fn simulated_scheduler(start: &str) -> SchedulerSettings {
+    SchedulerSettings { clock: Clock::simulated(at(start)), ..SchedulerSettings::default() }
+}
+
+/// The jobs of a scraper, oldest first.
+async fn jobs_of(engine: &Engine, scraper: &Scraper) -> Vec<ScraperJob> {
+    let mut jobs = engine.get_scraper_jobs(scraper.id).await.unwrap();
+    jobs.reverse();
+    jobs
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_second_fires_once_a_second_without_overlap() {
+    let harness = harness(Storages::in_memory(Vec::new(), false));
+    let engine = &harness.engine;
+    let scraper = create(engine, "ticker", ScraperSchedule::EverySecond, None, json!({})).await;
+    let inactive = create(engine, "idle", ScraperSchedule::Inactive, None, json!({})).await;
+    let background = engine.start(Some(simulated_scheduler("2026-11-29T10:00:00.500000")), Some(quick_worker()));
+    tokio::time::sleep(Duration::from_millis(10_200)).await;
+    background.stop().await;
+
+    let jobs = jobs_of(engine, &scraper).await;
+    assert!((9..=11).contains(&jobs.len()), "{} jobs in 10 s", jobs.len());
+    assert!(jobs.iter().all(|job| job.status == ScraperJobStatus::Succeeded));
+    for pair in jobs.windows(2) {
+        assert!(pair[0].finished_at.unwrap() <= pair[1].created_at, "jobs overlap");
+    }
+    assert!(jobs_of(engine, &inactive).await.is_empty(), "inactive never fires");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fire_while_the_scraper_runs_is_skipped() {
+    let harness = harness(Storages::in_memory(Vec::new(), false));
+    let engine = &harness.engine;
+    // Each run takes 2.5 s: the fires at 10:00:01 and 10:00:04 run; those at :02, :03, :05
+    // and :06 find it running and are skipped.
+    let scraper = create(engine, "slow ticker", ScraperSchedule::EverySecond, None, json!({"sleep_ms": 2500})).await;
+    let background = engine.start(Some(simulated_scheduler("2026-11-29T10:00:00.500000")), Some(quick_worker()));
+    tokio::time::sleep(Duration::from_millis(6_200)).await;
+    background.stop().await;
+    let jobs = jobs_of(engine, &scraper).await;
+    assert_eq!(jobs.len(), 2, "{jobs:#?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn crontab_fires_at_the_right_minute() {
+    let harness = harness(Storages::in_memory(Vec::new(), false));
+    let engine = &harness.engine;
+    let scraper = create(engine, "at 10:30", ScraperSchedule::Crontab, Some("30 10 * * *"), json!({})).await;
+    let background = engine.start(Some(simulated_scheduler("2026-11-29T10:28:00")), Some(quick_worker()));
+    tokio::time::sleep(Duration::from_secs(119)).await;
+    assert!(jobs_of(engine, &scraper).await.is_empty(), "not before 10:30");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let jobs = jobs_of(engine, &scraper).await;
+    assert_eq!(jobs.len(), 1);
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    assert_eq!(jobs_of(engine, &scraper).await.len(), 1, "once a day only");
+    background.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn updates_and_deletes_take_effect_at_once() {
+    let harness = harness(Storages::in_memory(Vec::new(), false));
+    let engine = &harness.engine;
+    let scraper = create(engine, "switched", ScraperSchedule::Inactive, None, json!({})).await;
+    let background = engine.start(Some(simulated_scheduler("2026-11-29T10:00:00.500000")), Some(quick_worker()));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(jobs_of(engine, &scraper).await.is_empty());
+
+    let scraper = engine.update_scraper(Scraper { schedule: ScraperSchedule::EverySecond, ..scraper }).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    let enabled = jobs_of(engine, &scraper).await.len();
+    assert!((2..=3).contains(&enabled), "{enabled} jobs after enabling");
+
+    engine.delete_scraper(scraper.id).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(jobs_of(engine, &scraper).await.len(), enabled, "no fire after delete");
+    background.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_scraper_with_a_broken_schedule_does_not_stop_the_others() {
+    let harness = harness(Storages::in_memory(Vec::new(), false));
+    let engine = &harness.engine;
+    // Stored directly (validation would refuse it), as an old database or a file might hold.
+    let broken: Scraper = serde_json::from_value(json!({"name": "broken", "schedule": "crontab", "schedule_crontab": "61 * * *", "handler": "test"})).unwrap();
+    engine.storages().scrapers.create_scraper(broken).await.unwrap();
+    let healthy = create(engine, "healthy", ScraperSchedule::EverySecond, None, json!({})).await;
+    let background = engine.start(Some(simulated_scheduler("2026-11-29T10:00:00.500000")), Some(quick_worker()));
+    tokio::time::sleep(Duration::from_millis(3_200)).await;
+    background.stop().await;
+    assert_eq!(jobs_of(engine, &healthy).await.len(), 3);
+}
+
+#[tokio::test]
+async fn a_started_job_without_heartbeat_becomes_dead_and_the_scraper_runs_again() {
+    let harness = harness(Storages::in_memory(Vec::new(), false));
+    let engine = &harness.engine;
+    let scraper = create(engine, "orphaned", ScraperSchedule::Inactive, None, json!({})).await;
+    let job = engine.enqueue_scraper(scraper.id, ScraperJobPriority::Normal).await.unwrap();
+    // A worker claims the job and dies: nobody heart-beats it.
+    engine.storages().jobs.dequeue_scraper_jobs(1).await.unwrap();
+    let scheduler = SchedulerSettings { dead_timeout: Duration::from_millis(300), dead_check_interval: Duration::from_millis(100), ..SchedulerSettings::default() };
+    let background = engine.start(Some(scheduler), Some(quick_worker()));
+    let dead = finished(engine, &job).await;
+    assert_eq!(dead.status, ScraperJobStatus::Dead);
+    assert!(dead.finished_at.is_some());
+    let rerun = finished(engine, &engine.enqueue_scraper(scraper.id, ScraperJobPriority::Normal).await.unwrap()).await;
+    assert_eq!(rerun.status, ScraperJobStatus::Succeeded);
+    background.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_replicas_never_fire_twice_and_survive_losing_the_leader() {
+    let database = TestDatabase::create().await;
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        let storages = Storages::postgres(&database.url, false).await.unwrap();
+        let harness = harness(storages);
+        let background = harness.engine.start(Some(SchedulerSettings::default()), Some(quick_worker()));
+        replicas.push((harness, background));
+    }
+    let engine = replicas[0].0.engine.clone();
+    let scraper = create(&engine, "shared ticker", ScraperSchedule::EverySecond, None, json!({})).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+
+    let storage = engine::storage::postgres::PostgresStorage::connect(&database.url, false).await.unwrap();
+    let duplicates: i64 = sqlx::query_scalar("SELECT count(*) FROM (SELECT scheduled_for FROM scraper_jobs GROUP BY scheduled_for HAVING count(*) > 1) AS twice")
+        .fetch_one(storage.pool())
+        .await
+        .unwrap();
+    assert_eq!(duplicates, 0);
+    let fired = jobs_of(&engine, &scraper).await.len();
+    assert!((8..=11).contains(&fired), "{fired} fires in 10 s");
+
+    // Cut the leader's lease connection (its only advisory lock): scheduling must go on
+    // within 5 s, through another replica or the old leader winning the lease back.
+    let cut = sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted").execute(storage.pool()).await.unwrap();
+    assert_eq!(cut.rows_affected(), 1);
+    let cut_at = Utc::now();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after_cut: Vec<DateTime<Utc>> = jobs_of(&engine, &scraper).await.into_iter().map(|job| job.created_at).filter(|created| *created > cut_at).collect();
+    assert!(after_cut.len() >= 2, "only {} fires in the 5 s after the leader lost its lease", after_cut.len());
+    assert!(after_cut[0] - cut_at <= chrono::Duration::seconds(5));
+    let leaders = replicas.iter().filter(|(_, background)| background.scheduler_status().unwrap().borrow().is_leader).count();
+    assert_eq!(leaders, 1);
+    let duplicates: i64 = sqlx::query_scalar("SELECT count(*) FROM (SELECT scheduled_for FROM scraper_jobs GROUP BY scheduled_for HAVING count(*) > 1) AS twice")
+        .fetch_one(storage.pool())
+        .await
+        .unwrap();
+    assert_eq!(duplicates, 0);
+    for (_, background) in replicas {
+        background.stop().await;
+    }
+}
