@@ -229,7 +229,8 @@ pub enum RequestError {
     },
     #[error(
         "Rate limited request to '{url}' because there were more than {max_requests} calls in the last {window_seconds}s \
-         to the domain {host}. Next available call will be permitted at {next_slot}."
+         to the domain {host}. Next available call will be permitted at {}.",
+        .next_slot.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
     )]
     RateLimited {
         url: String,

@@ -196,16 +196,19 @@ async fn gate(State(state): State<ServerState>, Query(query): Query<GateQuery>) 
     "through"
 }
 
+/// What the proxy forwarded: target URL and `Proxy-Authorization` header.
+pub type ProxiedRequests = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
 /// A forward HTTP proxy on 127.0.0.1: takes absolute-form requests, remembers their
 /// `Proxy-Authorization`, and forwards them.
 pub struct TestProxy {
     pub addr: SocketAddr,
-    pub seen: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    pub seen: ProxiedRequests,
 }
 
 impl TestProxy {
     pub async fn start() -> TestProxy {
-        let seen: Arc<Mutex<Vec<(String, Option<String>)>>> = Arc::default();
+        let seen: ProxiedRequests = Arc::default();
         let forward = reqwest::Client::builder().no_proxy().build().unwrap();
         let app = Router::new().fallback({
             let seen = seen.clone();

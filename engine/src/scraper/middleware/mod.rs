@@ -131,7 +131,7 @@ impl MiddlewareSettings {
     }
 
     fn check(&self) -> Result<(), MiddlewareConfigError> {
-        let checks: [(&str, Result<(), (&str, String)>); 3] = [
+        let checks: [(&str, FieldCheck); 3] = [
             ("rate_limiter", self.rate_limiter.check()),
             ("user_agent_injecter", self.user_agent_injecter.check()),
             ("proxy", self.proxy.check()),
@@ -149,6 +149,9 @@ impl MiddlewareSettings {
         Ok(())
     }
 }
+
+/// The outcome of checking one middleware's config: `Err((field, message))`.
+type FieldCheck = Result<(), (&'static str, String)>;
 
 /// One step of the chain. Both hooks default to doing nothing.
 #[async_trait]

@@ -29,7 +29,7 @@ pub struct ProxyAuth {
 }
 
 impl ProxyConfig {
-    pub(super) fn check(&self) -> Result<(), (&'static str, String)> {
+    pub(super) fn check(&self) -> super::FieldCheck {
         match &self.proxy {
             Some(proxy) => {
                 let url = Url::parse(proxy)

@@ -55,7 +55,7 @@ impl Default for RateLimiterConfig {
 }
 
 impl RateLimiterConfig {
-    pub(super) fn check(&self) -> Result<(), (&'static str, String)> {
+    pub(super) fn check(&self) -> super::FieldCheck {
         if self.max_requests == 0 {
             return Err(("max_requests", "must be greater than 0".to_owned()));
         }

@@ -45,7 +45,7 @@ impl Default for UserAgentInjecterConfig {
 }
 
 impl UserAgentInjecterConfig {
-    pub(super) fn check(&self) -> Result<(), (&'static str, String)> {
+    pub(super) fn check(&self) -> super::FieldCheck {
         if self.enabled && self.browsers.is_empty() {
             return Err(("browsers", "must name at least one browser".to_owned()));
         }
