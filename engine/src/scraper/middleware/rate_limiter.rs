@@ -102,7 +102,15 @@ pub trait RateLimitStore: Send + Sync {
 /// Windows in this process's memory: limits hold across all its workers.
 #[derive(Default)]
 pub struct MemoryRateLimitStore {
-    buckets: Mutex<HashMap<String, Bucket>>,
+    buckets: Mutex<Buckets>,
+}
+
+#[derive(Default)]
+struct Buckets {
+    by_key: HashMap<String, Bucket>,
+    /// Idle buckets are dropped when there are more than this many; then it doubles past
+    /// the live ones, so sweeping stays rare however many hosts are busy.
+    sweep_above: usize,
 }
 
 struct Bucket {
@@ -110,9 +118,9 @@ struct Bucket {
     hits: VecDeque<Instant>,
 }
 
-/// Past this many buckets, idle ones are dropped: a long-running server scraping many hosts
-/// must not keep one forever for each.
-const MAX_IDLE_BUCKETS: usize = 4096;
+/// Buckets kept before idle ones are dropped: a long-running server scraping many hosts must
+/// not keep one forever for each.
+const SWEEP_ABOVE: usize = 4096;
 
 #[async_trait]
 impl RateLimitStore for MemoryRateLimitStore {
@@ -124,18 +132,22 @@ impl RateLimitStore for MemoryRateLimitStore {
     ) -> Result<Acquired, crate::Error> {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().expect("rate limiter lock");
-        if buckets.len() > MAX_IDLE_BUCKETS {
-            buckets.retain(|_, bucket| {
+        if buckets.by_key.len() > buckets.sweep_above.max(SWEEP_ABOVE) {
+            buckets.by_key.retain(|_, bucket| {
                 bucket
                     .hits
                     .back()
                     .is_some_and(|last| now.duration_since(*last) < bucket.window)
             });
+            buckets.sweep_above = buckets.by_key.len() * 2;
         }
-        let bucket = buckets.entry(key.to_owned()).or_insert_with(|| Bucket {
-            window,
-            hits: VecDeque::new(),
-        });
+        let bucket = buckets
+            .by_key
+            .entry(key.to_owned())
+            .or_insert_with(|| Bucket {
+                window,
+                hits: VecDeque::new(),
+            });
         while bucket
             .hits
             .front()
