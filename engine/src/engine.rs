@@ -5,14 +5,24 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::model::{
-    JobLogLine, Priority, Scraper, ScraperId, ScraperJob, ScraperJobId, ScraperJobPriority,
-    ScraperSchedule,
+    JobCount, JobLogLine, Priority, ReplicaStatus, SchedulerState, Scraper, ScraperConfig,
+    ScraperId, ScraperJob, ScraperJobId, ScraperJobPriority, ScraperSchedule, WorkerState,
 };
 use crate::schedule::validate_scraper;
-use crate::scheduler::{Scheduler, SchedulerSettings, SchedulerStatus};
+use crate::scheduler::{Scheduler, SchedulerSettings};
 use crate::scraper::{Handlers, Runtime};
 use crate::storage::{EnqueueOrigin, Storages};
-use crate::worker::{Worker, WorkerSettings};
+use crate::worker::{RunningJobs, Worker, WorkerSettings};
+
+/// Ephemeral runs are for trying a scraper out: an hour is plenty, and it bounds a mistake.
+const EPHEMERAL_TIMEOUT_SECONDS: u64 = 3600;
+
+/// A fresh negative id for an ephemeral run's scraper: unique without coordination between
+/// replicas (52 random bits), and never the id of a stored scraper (those are positive).
+fn ephemeral_scraper_id() -> ScraperId {
+    let random = (uuid::Uuid::new_v4().as_u128() >> 76) as i64;
+    -(random.max(2))
+}
 
 /// A handle to the platform. Cheap to clone.
 #[derive(Clone)]
@@ -20,6 +30,7 @@ pub struct Engine {
     storages: Storages,
     handlers: Arc<Handlers>,
     runtime: Runtime,
+    components: Arc<std::sync::Mutex<Components>>,
 }
 
 impl Engine {
@@ -30,6 +41,7 @@ impl Engine {
             storages,
             handlers: Arc::new(handlers),
             runtime,
+            components: Arc::default(),
         }
     }
 
@@ -101,7 +113,7 @@ impl Engine {
         for job in self.storages.jobs.get_scraper_jobs(id).await? {
             if job.status == crate::model::ScraperJobStatus::Pending {
                 // Losing the race to a worker is fine: the job then simply runs.
-                let _ = self.storages.jobs.kill_scraper_job(id, job.id).await;
+                let _ = self.kill_scraper_job(id, job.id).await;
             }
         }
         Ok(deleted)
@@ -159,10 +171,34 @@ impl Engine {
         scraper_id: ScraperId,
         job_id: ScraperJobId,
     ) -> Result<ScraperJob> {
-        self.storages
-            .jobs
-            .kill_scraper_job(scraper_id, job_id)
-            .await
+        let killed = self.storages.jobs.kill_scraper_job(scraper_id, job_id).await?;
+        metrics::counter!("sneakpeek_scraper_jobs_total", "type" => "killed").increment(1);
+        Ok(killed)
+    }
+
+    /// Runs `handler` once with `config` (and `state`) without saving a scraper: to try a
+    /// scraper out. The job is queued like any other and can be polled with
+    /// [`Engine::get_scraper_job`] using `job.scraper.id`; its scraper id is negative and
+    /// unique, and state it saves is kept only for that run.
+    pub async fn run_ephemeral(&self, handler: String, config: ScraperConfig, state: Option<String>, priority: ScraperJobPriority) -> Result<ScraperJob> {
+        let scraper = Scraper {
+            id: ephemeral_scraper_id(),
+            name: format!("Ephemeral run of {handler}"),
+            schedule: ScraperSchedule::Inactive,
+            schedule_crontab: None,
+            handler,
+            config,
+            schedule_priority: priority,
+            state,
+            timeout_seconds: Some(EPHEMERAL_TIMEOUT_SECONDS),
+        };
+        validate_scraper(&scraper, self.handlers.names())?;
+        self.storages.jobs.add_scraper_job(&scraper, priority, EnqueueOrigin::Manual).await
+    }
+
+    /// Jobs finished since `since`, counted per minute and outcome.
+    pub async fn job_stats(&self, since: chrono::DateTime<chrono::Utc>) -> Result<Vec<JobCount>> {
+        self.storages.jobs.count_finished_jobs(since).await
     }
 
     fn writable(&self) -> Result<()> {
@@ -176,48 +212,56 @@ impl Engine {
 impl Engine {
     /// Starts this replica's background components: the scheduler (it acts only while it
     /// holds the lease) and the worker, each when given settings.
-    pub fn start(
-        &self,
-        scheduler: Option<SchedulerSettings>,
-        worker: Option<WorkerSettings>,
-    ) -> Background {
+    pub fn start(&self, scheduler: Option<SchedulerSettings>, worker: Option<WorkerSettings>) -> Background {
         let (shutdown, stopped) = tokio::sync::watch::channel(false);
         let mut tasks = Vec::new();
-        let mut scheduler_status = None;
+        let mut components = self.components.lock().expect("not poisoned");
         if let Some(settings) = scheduler {
             let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4());
             let scheduler = Scheduler::new(self.storages.clone(), owner, settings);
-            scheduler_status = Some(scheduler.status());
+            components.scheduler = Some(scheduler.status());
             tasks.push(tokio::spawn(scheduler.run(stopped.clone())));
         }
         if let Some(settings) = worker {
-            let worker = Worker::new(
-                self.storages.clone(),
-                self.handlers.clone(),
-                self.runtime.clone(),
-                settings,
-            );
+            let max_concurrency = settings.max_concurrency;
+            let worker = Worker::new(self.storages.clone(), self.handlers.clone(), self.runtime.clone(), settings);
+            components.worker = Some((worker.running_jobs(), max_concurrency));
             tasks.push(tokio::spawn(worker.run(stopped)));
         }
-        Background {
-            shutdown,
-            tasks,
-            scheduler_status,
+        Background { shutdown, tasks, scheduler: components.scheduler.clone() }
+    }
+
+    /// What this replica runs and how it is doing.
+    pub fn status(&self) -> ReplicaStatus {
+        let components = self.components.lock().expect("not poisoned");
+        ReplicaStatus {
+            scheduler: components.scheduler.as_ref().map(|status| *status.borrow()),
+            worker: components
+                .worker
+                .as_ref()
+                .map(|(running, max_concurrency)| WorkerState { running_jobs: running.count(), max_concurrency: *max_concurrency }),
         }
     }
+}
+
+/// The components `start` launched, for [`Engine::status`].
+#[derive(Default)]
+struct Components {
+    scheduler: Option<tokio::sync::watch::Receiver<SchedulerState>>,
+    worker: Option<(RunningJobs, usize)>,
 }
 
 /// The running scheduler and worker of this replica.
 pub struct Background {
     shutdown: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    scheduler_status: Option<tokio::sync::watch::Receiver<SchedulerStatus>>,
+    scheduler: Option<tokio::sync::watch::Receiver<SchedulerState>>,
 }
 
 impl Background {
     /// Whether this replica's scheduler currently leads; `None` when it runs no scheduler.
-    pub fn scheduler_status(&self) -> Option<tokio::sync::watch::Receiver<SchedulerStatus>> {
-        self.scheduler_status.clone()
+    pub fn scheduler_status(&self) -> Option<tokio::sync::watch::Receiver<SchedulerState>> {
+        self.scheduler.clone()
     }
 
     /// Stops claiming and scheduling, lets running jobs finish (within the worker's grace

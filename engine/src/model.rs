@@ -25,6 +25,7 @@ pub type ScraperJobId = i64;
 ///
 /// The declaration order is the order `get_schedules` returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ScraperSchedule {
     /// Never runs by itself; only when enqueued by a user.
@@ -103,6 +104,9 @@ impl fmt::Display for ScraperSchedule {
 
 /// Priority of a job in the queue. Lower value is dequeued first. On the wire it is the integer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+// utoipa describes a field-less enum by its integer values (as `value()` writes them) only
+// when the enum has a `repr`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), repr(i16))]
 pub enum ScraperJobPriority {
     Utmost = 0,
     High = 1,
@@ -176,7 +180,8 @@ impl<'de> Deserialize<'de> for ScraperJobPriority {
 ///    +--kill--> killed <--+--kill
 /// ```
 /// `succeeded`, `failed`, `dead` and `killed` are final: nothing moves a job out of them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ScraperJobStatus {
     /// Waiting in the queue.
@@ -236,6 +241,7 @@ impl fmt::Display for ScraperJobStatus {
 
 /// Per-scraper configuration: handler parameters and per-scraper middleware settings.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScraperConfig {
     /// Free-form parameters given to the handler as `context.params`.
     #[serde(default)]
@@ -248,6 +254,7 @@ pub struct ScraperConfig {
 
 /// A scraper: which handler runs, with which config, on which schedule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Scraper {
     /// `-1` (or absent) on create means "assign one".
     #[serde(default = "unset_id")]
@@ -278,19 +285,24 @@ fn unset_id() -> i64 {
 
 /// One run of a scraper.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScraperJob {
     pub id: ScraperJobId,
     /// The scraper as it was when the job was enqueued.
     pub scraper: Scraper,
     pub status: ScraperJobStatus,
     pub priority: ScraperJobPriority,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "2026-11-29T00:49:26.235961"))]
     #[serde(with = "timestamp")]
     pub created_at: DateTime<Utc>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "2026-11-29T00:49:26.235961"))]
     #[serde(default, with = "timestamp::option")]
     pub started_at: Option<DateTime<Utc>>,
     /// Last heartbeat from the worker running the job.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "2026-11-29T00:49:26.235961"))]
     #[serde(default, with = "timestamp::option")]
     pub last_active_at: Option<DateTime<Utc>>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "2026-11-29T00:49:26.235961"))]
     #[serde(default, with = "timestamp::option")]
     pub finished_at: Option<DateTime<Utc>>,
     /// What the handler returned, or the error text when it failed.
@@ -300,6 +312,7 @@ pub struct ScraperJob {
 
 /// Severity of a job log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "UPPERCASE")]
 pub enum LogLevel {
     Debug,
@@ -328,12 +341,47 @@ impl LogLevel {
 /// One line of a job's log. `id` is the line number within the job, from 1, so a reader can
 /// ask for the lines after the last one it has.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobLogLine {
     pub id: i64,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "2026-11-29T00:49:26.235961"))]
     #[serde(with = "timestamp")]
     pub at: DateTime<Utc>,
     pub level: LogLevel,
     pub message: String,
+}
+
+/// How many jobs finished with a status in one minute (for the dashboard's chart).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobCount {
+    /// The start of the minute.
+    #[serde(with = "timestamp")]
+    pub minute: DateTime<Utc>,
+    pub status: ScraperJobStatus,
+    pub count: u64,
+}
+
+/// What this replica runs, and how it is doing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaStatus {
+    /// `None` when this replica runs no scheduler.
+    pub scheduler: Option<SchedulerState>,
+    /// `None` when this replica runs no worker.
+    pub worker: Option<WorkerState>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchedulerState {
+    /// Holds the lease: the one scheduler acting among all replicas.
+    pub leading: bool,
+    /// Scrapers with an active schedule (known only to the leader).
+    pub planned: usize,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerState {
+    pub running_jobs: usize,
+    pub max_concurrency: usize,
 }
 
 /// The scheduler lease: at most one owner at a time, until `acquired_until`.
@@ -349,6 +397,7 @@ pub struct Lease {
 
 /// An entry of `get_priorities`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Priority {
     pub name: String,
     pub value: i16,

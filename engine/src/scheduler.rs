@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::error::Error;
-use crate::model::{Scraper, ScraperId};
+use crate::model::{SchedulerState, Scraper, ScraperId};
 use crate::schedule::Trigger;
 use crate::storage::{EnqueueOrigin, Storages};
 
@@ -93,19 +93,13 @@ impl Default for SchedulerSettings {
     }
 }
 
-/// What one scheduler instance is doing, for dashboards and tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct SchedulerStatus {
-    pub is_leader: bool,
-    /// Scrapers with an active schedule in the leader's plan.
-    pub planned: usize,
-}
+
 
 pub struct Scheduler {
     storages: Storages,
     owner_id: String,
     settings: SchedulerSettings,
-    status: watch::Sender<SchedulerStatus>,
+    status: watch::Sender<SchedulerState>,
 }
 
 /// A scraper's place in the plan.
@@ -125,11 +119,11 @@ impl Scheduler {
             storages,
             owner_id: owner_id.into(),
             settings,
-            status: watch::channel(SchedulerStatus::default()).0,
+            status: watch::channel(SchedulerState::default()).0,
         }
     }
 
-    pub fn status(&self) -> watch::Receiver<SchedulerStatus> {
+    pub fn status(&self) -> watch::Receiver<SchedulerState> {
         self.status.subscribe()
     }
 
@@ -148,7 +142,7 @@ impl Scheduler {
                 tracing::info!(owner = %self.owner_id, "became the active scheduler");
                 self.lead(&mut shutdown).await;
                 self.status
-                    .send_modify(|status| *status = SchedulerStatus::default());
+                    .send_modify(|status| *status = SchedulerState::default());
             }
         }
         if let Err(error) = self
@@ -195,8 +189,8 @@ impl Scheduler {
         let mut reloads = interval_after(self.settings.reload_interval);
         loop {
             self.status.send_modify(|status| {
-                *status = SchedulerStatus {
-                    is_leader: true,
+                *status = SchedulerState {
+                    leading: true,
                     planned: plan.len(),
                 }
             });
@@ -297,12 +291,15 @@ impl Scheduler {
                 .await
             {
                 Ok(job) => {
+                    metrics::counter!("sneakpeek_scheduler_fires_total", "outcome" => "enqueued").increment(1);
                     tracing::debug!(scraper_id = planned.scraper.id, job_id = job.id, fire = %planned.next, "scheduled run enqueued")
                 }
                 Err(Error::ScraperHasActiveRun) => {
+                    metrics::counter!("sneakpeek_scheduler_fires_total", "outcome" => "skipped").increment(1);
                     tracing::debug!(scraper_id = planned.scraper.id, fire = %planned.next, "fire skipped: the scraper is still running or this fire was already enqueued")
                 }
                 Err(error) => {
+                    metrics::counter!("sneakpeek_scheduler_fires_total", "outcome" => "failed").increment(1);
                     tracing::warn!(scraper_id = planned.scraper.id, error = %error.describe(), ?error, "could not enqueue a scheduled run")
                 }
             }
@@ -319,6 +316,7 @@ impl Scheduler {
         match self.storages.jobs.mark_dead_scraper_jobs(self.settings.dead_timeout).await {
             Ok(dead) => {
                 for job in dead {
+                    metrics::counter!("sneakpeek_scraper_jobs_total", "type" => "dead").increment(1);
                     tracing::warn!(
                         job_id = job.id,
                         scraper_id = job.scraper.id,

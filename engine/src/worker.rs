@@ -49,10 +49,21 @@ pub struct Worker {
     handlers: Arc<Handlers>,
     runtime: Runtime,
     settings: WorkerSettings,
+    running: Running,
 }
 
 /// The cancel switches of the jobs this worker runs, by job id.
 type Running = Arc<Mutex<HashMap<ScraperJobId, watch::Sender<bool>>>>;
+
+/// A view of how many jobs a worker is running.
+#[derive(Clone)]
+pub struct RunningJobs(Running);
+
+impl RunningJobs {
+    pub fn count(&self) -> usize {
+        self.0.lock().expect("not poisoned").len()
+    }
+}
 
 impl Worker {
     pub fn new(
@@ -61,25 +72,19 @@ impl Worker {
         runtime: Runtime,
         settings: WorkerSettings,
     ) -> Self {
-        Worker {
-            storages,
-            handlers,
-            runtime,
-            settings,
-        }
+        Worker { storages, handlers, runtime, settings, running: Running::default() }
+    }
+
+    /// How many jobs this worker runs right now (it stays valid after `run` starts).
+    pub fn running_jobs(&self) -> RunningJobs {
+        RunningJobs(self.running.clone())
     }
 
     /// Runs until `shutdown` turns true, then stops claiming, gives running jobs
     /// `shutdown_grace` to finish and fails the rest (so none stays `started` forever).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let Worker {
-            storages,
-            handlers,
-            runtime,
-            settings,
-        } = self;
+        let Worker { storages, handlers, runtime, settings, running } = self;
         let slots = Arc::new(Semaphore::new(settings.max_concurrency.max(1)));
-        let running: Running = Arc::default();
         let mut jobs = JoinSet::new();
         let enqueued = storages.jobs.enqueued();
         let kill_listener =
@@ -202,11 +207,12 @@ impl JobRun {
     }
 
     async fn run_in_span(self, job: ScraperJob, cancelled: watch::Receiver<bool>) {
-        let hooks = Arc::new(WorkerHooks::new(
-            self.storages.clone(),
-            job.id,
-            job.scraper.id,
-        ));
+        if let Some(started) = job.started_at {
+            let waited = (started - job.created_at).to_std().unwrap_or_default();
+            metrics::histogram!("sneakpeek_time_in_queue_seconds").record(waited.as_secs_f64());
+        }
+        let running_since = std::time::Instant::now();
+        let hooks = Arc::new(WorkerHooks::new(self.storages.clone(), job.id, job.scraper.clone()));
         hooks.log(
             LogLevel::Info,
             format!(
@@ -296,7 +302,13 @@ impl JobRun {
                     .finish_scraper_job(job.id, status, Some(result))
                     .await
                 {
-                    Ok(Some(_)) => tracing::info!(%status, "job finished"),
+                    Ok(Some(_)) => {
+                        let outcome = if status == ScraperJobStatus::Succeeded { "success" } else { "failed" };
+                        metrics::counter!("sneakpeek_scraper_jobs_total", "type" => outcome).increment(1);
+                        metrics::histogram!("sneakpeek_job_duration_seconds", "type" => outcome)
+                            .record(running_since.elapsed().as_secs_f64());
+                        tracing::info!(%status, "job finished")
+                    }
                     Ok(None) => tracing::info!(
                         "job was killed or declared dead before it finished; its result is dropped"
                     ),
@@ -343,7 +355,7 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 struct WorkerHooks {
     storages: Storages,
     job_id: ScraperJobId,
-    scraper_id: i64,
+    scraper: Scraper,
     log: Mutex<LogBuffer>,
 }
 
@@ -354,11 +366,11 @@ struct LogBuffer {
 }
 
 impl WorkerHooks {
-    fn new(storages: Storages, job_id: ScraperJobId, scraper_id: i64) -> Self {
+    fn new(storages: Storages, job_id: ScraperJobId, scraper: Scraper) -> Self {
         WorkerHooks {
             storages,
             job_id,
-            scraper_id,
+            scraper,
             log: Mutex::new(LogBuffer {
                 next_id: 1,
                 pending: Vec::new(),
@@ -381,10 +393,11 @@ impl JobHooks for WorkerHooks {
     }
 
     async fn update_scraper_state(&self, state: Option<String>) -> Result<Scraper, Error> {
-        self.storages
-            .scrapers
-            .update_scraper_state(self.scraper_id, state)
-            .await
+        if self.scraper.id < 0 {
+            // An ephemeral run: there is no stored scraper; the state lives for this run.
+            return Ok(Scraper { state, ..self.scraper.clone() });
+        }
+        self.storages.scrapers.update_scraper_state(self.scraper.id, state).await
     }
 
     fn log(&self, level: scraper::LogLevel, message: String) {

@@ -68,6 +68,9 @@ storage_suite!(
     old_finished_jobs_are_pruned_per_scraper,
     four_workers_drain_ten_thousand_jobs_each_exactly_once,
     lease_is_exclusive_and_renewable,
+    finished_jobs_are_counted_per_minute_and_status,
+    ephemeral_runs_share_one_pruning_allowance,
+    job_logs_are_read_in_pages,
 );
 
 fn scraper(name: &str) -> Scraper {
@@ -835,4 +838,45 @@ async fn a_postgres_lease_is_lost_with_its_connection_and_taken_over() {
             .is_some(),
         "another replica takes over"
     );
+}
+
+async fn finished_jobs_are_counted_per_minute_and_status(backend: Backend) {
+    let jobs = &backend.storages.jobs;
+    let before = chrono::Utc::now() - chrono::Duration::seconds(1);
+    for (scraper_id, status) in [(1, ScraperJobStatus::Succeeded), (2, ScraperJobStatus::Succeeded), (3, ScraperJobStatus::Failed)] {
+        let job = jobs.add_scraper_job(&scraper_with_id(scraper_id), ScraperJobPriority::Normal, EnqueueOrigin::Manual).await.unwrap();
+        jobs.dequeue_scraper_jobs(1).await.unwrap();
+        jobs.finish_scraper_job(job.id, status, None).await.unwrap();
+    }
+    jobs.add_scraper_job(&scraper_with_id(4), ScraperJobPriority::Normal, EnqueueOrigin::Manual).await.unwrap();
+    let counts = jobs.count_finished_jobs(before).await.unwrap();
+    let total = |status| counts.iter().filter(|count| count.status == status).map(|count| count.count).sum::<u64>();
+    assert_eq!((total(ScraperJobStatus::Succeeded), total(ScraperJobStatus::Failed)), (2, 1));
+    assert!(counts.iter().all(|count| count.minute.timestamp() % 60 == 0 && count.minute >= before - chrono::Duration::minutes(1)));
+    assert!(jobs.count_finished_jobs(chrono::Utc::now() + chrono::Duration::minutes(1)).await.unwrap().is_empty());
+}
+
+async fn ephemeral_runs_share_one_pruning_allowance(backend: Backend) {
+    let jobs = &backend.storages.jobs;
+    for ephemeral_id in -20..-10 {
+        let job = jobs.add_scraper_job(&scraper_with_id(ephemeral_id), ScraperJobPriority::Normal, EnqueueOrigin::Manual).await.unwrap();
+        jobs.kill_scraper_job(ephemeral_id, job.id).await.unwrap();
+    }
+    assert_eq!(jobs.delete_old_scraper_jobs(3).await.unwrap(), 7);
+}
+
+async fn job_logs_are_read_in_pages(backend: Backend) {
+    let jobs = &backend.storages.jobs;
+    let job = jobs.add_scraper_job(&scraper_with_id(1), ScraperJobPriority::Normal, EnqueueOrigin::Manual).await.unwrap();
+    let lines: Vec<engine::model::JobLogLine> = (1..=250)
+        .map(|id| engine::model::JobLogLine { id, at: chrono::Utc::now(), level: engine::model::LogLevel::Info, message: format!("line {id}") })
+        .collect();
+    jobs.append_job_log(job.id, &lines[..100]).await.unwrap();
+    jobs.append_job_log(job.id, &lines[100..]).await.unwrap();
+    let first = jobs.get_job_log(job.id, None, 100).await.unwrap();
+    assert_eq!((first.len(), first[0].message.as_str(), first[99].id), (100, "line 1", 100));
+    let rest = jobs.get_job_log(job.id, Some(200), 100).await.unwrap();
+    assert_eq!(rest.iter().map(|line| line.id).collect::<Vec<_>>(), (201..=250).collect::<Vec<_>>());
+    assert!(jobs.get_job_log(job.id, Some(250), 100).await.unwrap().is_empty());
+    assert_eq!(jobs.append_job_log(999_999, &lines[..1]).await, Err(Error::ScraperJobNotFound(999_999)));
 }

@@ -134,6 +134,25 @@ async fn jobs_succeed_fail_and_report_unknown_handlers() {
 }
 
 #[tokio::test]
+async fn an_ephemeral_run_executes_without_a_saved_scraper() {
+    let harness = harness(Storages::in_memory(Vec::new(), false));
+    let engine = &harness.engine;
+    let background = engine.start(None, Some(quick_worker()));
+    let config: engine::model::ScraperConfig = serde_json::from_value(json!({"params": {}})).unwrap();
+    let job = engine.run_ephemeral("test".into(), config.clone(), None, ScraperJobPriority::High).await.unwrap();
+    assert!(job.scraper.id < 0, "ephemeral scrapers have negative ids");
+    assert!(engine.get_scrapers().await.unwrap().is_empty(), "nothing is saved");
+    let done = finished(engine, &job).await;
+    assert_eq!(done.status, ScraperJobStatus::Succeeded);
+    // Two runs at once are fine: each has its own scraper id.
+    let first = engine.run_ephemeral("test".into(), config.clone(), None, ScraperJobPriority::Normal).await.unwrap();
+    let second = engine.run_ephemeral("test".into(), config.clone(), None, ScraperJobPriority::Normal).await.unwrap();
+    assert_ne!(first.scraper.id, second.scraper.id);
+    assert_eq!(engine.run_ephemeral("nope".into(), config, None, ScraperJobPriority::Normal).await, Err(engine::Error::UnknownHandler("nope".into())));
+    background.stop().await;
+}
+
+#[tokio::test]
 async fn a_panicking_handler_fails_its_job_and_the_worker_goes_on() {
     let harness = harness(Storages::in_memory(Vec::new(), false));
     let engine = &harness.engine;
@@ -356,7 +375,7 @@ async fn three_replicas_never_fire_twice_and_survive_losing_the_leader() {
     let after_cut: Vec<DateTime<Utc>> = jobs_of(&engine, &scraper).await.into_iter().map(|job| job.created_at).filter(|created| *created > cut_at).collect();
     assert!(after_cut.len() >= 2, "only {} fires in the 5 s after the leader lost its lease", after_cut.len());
     assert!(after_cut[0] - cut_at <= chrono::Duration::seconds(5));
-    let leaders = replicas.iter().filter(|(_, background)| background.scheduler_status().unwrap().borrow().is_leader).count();
+    let leaders = replicas.iter().filter(|(_, background)| background.scheduler_status().unwrap().borrow().leading).count();
     assert_eq!(leaders, 1);
     let duplicates: i64 = sqlx::query_scalar("SELECT count(*) FROM (SELECT scheduled_for FROM scraper_jobs GROUP BY scheduled_for HAVING count(*) > 1) AS twice")
         .fetch_one(storage.pool())

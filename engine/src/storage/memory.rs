@@ -8,13 +8,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, DurationRound, Utc};
 use tokio::sync::{broadcast, watch, Notify};
 
 use super::{ClaimedJob, EnqueueOrigin, LeaseStorage, ScraperJobsStorage, ScrapersStorage};
 use crate::error::{Error, Result};
 use crate::model::{
-    JobLogLine, Lease, Scraper, ScraperId, ScraperJob, ScraperJobId, ScraperJobPriority,
+    JobCount, JobLogLine, Lease, Scraper, ScraperId, ScraperJob, ScraperJobId, ScraperJobPriority,
     ScraperJobStatus,
 };
 
@@ -401,17 +401,30 @@ impl ScraperJobsStorage for MemoryScraperJobsStorage {
     async fn delete_old_scraper_jobs(&self, keep_last: usize) -> Result<u64> {
         let mut state = self.state();
         let mut doomed = Vec::new();
-        for ids in state.by_scraper.values() {
-            let finished = ids
-                .iter()
-                .rev()
-                .filter(|id| state.jobs[*id].status.is_finished());
+        // Ephemeral runs each have their own negative scraper id: they share one allowance.
+        let ephemeral: BTreeSet<ScraperJobId> =
+            state.by_scraper.iter().filter(|(scraper_id, _)| **scraper_id < 0).flat_map(|(_, ids)| ids.iter().copied()).collect();
+        let partitions = state.by_scraper.iter().filter(|(scraper_id, _)| **scraper_id >= 0).map(|(_, ids)| ids).chain([&ephemeral]);
+        for ids in partitions {
+            let finished = ids.iter().rev().filter(|id| state.jobs[*id].status.is_finished());
             doomed.extend(finished.skip(keep_last).copied());
         }
         for id in &doomed {
             state.remove(*id);
         }
         Ok(doomed.len() as u64)
+    }
+
+    async fn count_finished_jobs(&self, since: DateTime<Utc>) -> Result<Vec<JobCount>> {
+        let state = self.state();
+        let mut counts: BTreeMap<(DateTime<Utc>, ScraperJobStatus), u64> = BTreeMap::new();
+        for job in state.jobs.values() {
+            if let Some(finished) = job.finished_at.filter(|finished| *finished >= since) {
+                let minute = finished.duration_trunc(chrono::Duration::minutes(1)).map_err(Error::internal)?;
+                *counts.entry((minute, job.status)).or_default() += 1;
+            }
+        }
+        Ok(counts.into_iter().map(|((minute, status), count)| JobCount { minute, status, count }).collect())
     }
 
     async fn get_queue_len(&self, priority: ScraperJobPriority) -> Result<u64> {

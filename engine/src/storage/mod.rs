@@ -16,7 +16,7 @@ use tokio::sync::{broadcast, watch, Notify};
 
 use crate::error::Result;
 use crate::model::{
-    JobLogLine, Lease, Scraper, ScraperId, ScraperJob, ScraperJobId, ScraperJobPriority,
+    JobCount, JobLogLine, Lease, Scraper, ScraperId, ScraperJob, ScraperJobId, ScraperJobPriority,
     ScraperJobStatus,
 };
 
@@ -118,8 +118,11 @@ pub trait ScraperJobsStorage: Send + Sync {
     /// replicas cannot kill healthy jobs.
     async fn mark_dead_scraper_jobs(&self, timeout: Duration) -> Result<Vec<ScraperJob>>;
     /// Keeps the newest `keep_last` finished jobs of each scraper and deletes the older
-    /// finished ones (active jobs are never deleted). Returns how many were deleted.
+    /// finished ones (active jobs are never deleted). Ephemeral runs (negative scraper ids)
+    /// count as one scraper. Returns how many were deleted.
     async fn delete_old_scraper_jobs(&self, keep_last: usize) -> Result<u64>;
+    /// Jobs finished since `since`, counted per minute (UTC) and final status.
+    async fn count_finished_jobs(&self, since: DateTime<Utc>) -> Result<Vec<JobCount>>;
     /// Number of pending jobs with this priority.
     async fn get_queue_len(&self, priority: ScraperJobPriority) -> Result<u64>;
     /// Appends lines to a job's log. The worker running the job is its only writer and

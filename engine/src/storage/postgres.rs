@@ -21,7 +21,7 @@ use tokio::sync::{broadcast, watch, Mutex, Notify};
 use super::{ClaimedJob, EnqueueOrigin, LeaseStorage, ScraperJobsStorage, ScrapersStorage};
 use crate::error::{Error, Result};
 use crate::model::{
-    JobLogLine, Lease, LogLevel, Scraper, ScraperConfig, ScraperId, ScraperJob, ScraperJobId,
+    JobCount, JobLogLine, Lease, LogLevel, Scraper, ScraperConfig, ScraperId, ScraperJob, ScraperJobId,
     ScraperJobPriority, ScraperJobStatus, ScraperSchedule,
 };
 
@@ -530,7 +530,7 @@ impl ScraperJobsStorage for PostgresStorage {
             let batch = sqlx::query(
                 "DELETE FROM scraper_jobs WHERE id IN (
                     SELECT id FROM (
-                        SELECT id, row_number() OVER (PARTITION BY scraper_id ORDER BY id DESC) AS newer
+                        SELECT id, row_number() OVER (PARTITION BY GREATEST(scraper_id, 0) ORDER BY id DESC) AS newer
                         FROM scraper_jobs WHERE status NOT IN ('pending', 'started')
                     ) AS ranked
                     WHERE newer > $1 LIMIT $2)",
@@ -545,6 +545,28 @@ impl ScraperJobsStorage for PostgresStorage {
                 return Ok(deleted);
             }
         }
+    }
+
+    async fn count_finished_jobs(&self, since: DateTime<Utc>) -> Result<Vec<JobCount>> {
+        let rows = sqlx::query(
+            "SELECT date_trunc('minute', finished_at) AS minute, status, count(*) AS count
+             FROM scraper_jobs WHERE finished_at >= $1
+             GROUP BY 1, 2 ORDER BY 1, 2",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let status: String = row.try_get("status")?;
+                let count: i64 = row.try_get("count")?;
+                Ok(JobCount {
+                    minute: row.try_get("minute")?,
+                    status: ScraperJobStatus::parse(&status).ok_or_else(|| Error::internal("bad status"))?,
+                    count: count as u64,
+                })
+            })
+            .collect()
     }
 
     async fn get_queue_len(&self, priority: ScraperJobPriority) -> Result<u64> {
