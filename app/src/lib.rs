@@ -1,15 +1,23 @@
 //! The browser UI: pages and components rendered on the server and hydrated in the browser.
 //!
 //! Every action goes through a server function (in [`api`]) that calls the engine, so the UI
-//! and the JsonRPC API share one implementation.
+//! and the JsonRPC API share one implementation. Pages read their data with resources, so the
+//! server renders them complete (and readable without JavaScript); live updates arrive over
+//! the server-sent event streams of [`live`].
 
 pub mod api;
+mod components;
+mod editor;
+pub mod live;
 mod pages;
+mod time;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::path;
+
+use crate::components::{provide_settings, ReadOnlyHidden, Toasts};
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -34,6 +42,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    provide_settings();
+    time::provide_clock();
+    let toasts = Toasts::provide();
     // Effects run only in the browser, after hydration: the attribute tells people's tools
     // (and the end-to-end tests) that the page is interactive.
     Effect::new(|_| {
@@ -46,19 +57,31 @@ pub fn App() -> impl IntoView {
         <Stylesheet id="leptos" href="/pkg/sneakpeek.css"/>
         <Title formatter=|page: String| format!("{page} · Sneakpeek")/>
         <Router>
+            <a class="skip-link" href="#content">"Skip to content"</a>
             <header class="topbar">
                 <A href="/" attr:class="brand">"Sneakpeek"</A>
-                <nav>
-                    <A href="/">"Scrapers"</A>
+                <nav aria-label="Main">
+                    <A href="/" exact=true>"Scrapers"</A>
+                    <ReadOnlyHidden>
+                        <A href="/new">"New scraper"</A>
+                    </ReadOnlyHidden>
+                    <A href="/dashboard">"Dashboard"</A>
                     <a href="/api" rel="external">"API"</a>
                     <a href="/docs/" rel="external">"Docs"</a>
                 </nav>
             </header>
-            <main>
+            <main id="content">
                 <Routes fallback=pages::NotFound>
-                    <Route path=path!("/") view=pages::ScrapersPage/>
+                    <Route path=path!("/") view=pages::scrapers::ScrapersPage/>
+                    <Route path=path!("/new") view=pages::form::NewScraperPage/>
+                    <Route path=path!("/scrapers/:id") view=pages::scraper::ScraperPage/>
+                    <Route path=path!("/scrapers/:id/edit") view=pages::form::EditScraperPage/>
+                    <Route path=path!("/scrapers/:id/jobs/:job_id") view=pages::job::JobPage/>
+                    <Route path=path!("/dashboard") view=pages::dashboard::DashboardPage/>
+                    <Route path=path!("/login") view=pages::login::LoginPage/>
                 </Routes>
             </main>
+            {toasts.view()}
         </Router>
     }
 }

@@ -1,0 +1,103 @@
+//! Times as people read them: in the browser's time zone, with "3 minutes ago".
+//!
+//! The server does not know the browser's zone, and the browser's "now" differs from the
+//! server's, so the server renders times in UTC and the browser switches to local, relative
+//! times once hydrated. Both sides render the same text first, so hydration agrees.
+
+use chrono::{DateTime, Local, Utc};
+use leptos::prelude::*;
+
+/// The browser's clock: `None` on the server and until hydration, then ticking.
+#[derive(Clone, Copy)]
+pub struct Clock(ReadSignal<Option<DateTime<Utc>>>);
+
+/// How often relative times ("12 seconds ago") are refreshed.
+const TICK: std::time::Duration = std::time::Duration::from_secs(1);
+
+pub fn provide_clock() {
+    let (now, set_now) = signal(None);
+    // Effects run only in the browser.
+    Effect::new(move |_| {
+        set_now.set(Some(Utc::now()));
+        set_interval(move || set_now.set(Some(Utc::now())), TICK);
+    });
+    provide_context(Clock(now));
+}
+
+pub fn use_now() -> ReadSignal<Option<DateTime<Utc>>> {
+    expect_context::<Clock>().0
+}
+
+/// A point in time: local date and time plus how long ago (or until), UTC before hydration.
+#[component]
+pub fn Time(at: DateTime<Utc>) -> impl IntoView {
+    let now = use_now();
+    let text = move || match now.get() {
+        None => format!("{} UTC", at.format("%Y-%m-%d %H:%M:%S")),
+        Some(now) => format!("{} ({})", at.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S"), relative(at, now)),
+    };
+    view! { <time datetime=at.to_rfc3339()>{text}</time> }
+}
+
+/// "5 seconds ago", "in 3 minutes", "just now".
+pub fn relative(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let seconds = (now - at).num_seconds();
+    if seconds.abs() < 2 {
+        return "just now".to_owned();
+    }
+    let span = amount(seconds.unsigned_abs());
+    if seconds > 0 {
+        format!("{span} ago")
+    } else {
+        format!("in {span}")
+    }
+}
+
+/// The largest whole unit of a number of seconds: "1 minute", "3 days".
+fn amount(seconds: u64) -> String {
+    let (count, unit) = match seconds {
+        0..60 => (seconds, "second"),
+        60..3_600 => (seconds / 60, "minute"),
+        3_600..86_400 => (seconds / 3_600, "hour"),
+        _ => (seconds / 86_400, "day"),
+    };
+    format!("{count} {unit}{}", if count == 1 { "" } else { "s" })
+}
+
+/// A duration as "850 ms", "12.3 s", "4 min 05 s", "2 h 03 min".
+pub fn duration(from: DateTime<Utc>, to: DateTime<Utc>) -> String {
+    let millis = (to - from).num_milliseconds().max(0);
+    match millis {
+        0..1_000 => format!("{millis} ms"),
+        1_000..60_000 => format!("{:.1} s", millis as f64 / 1_000.0),
+        60_000..3_600_000 => format!("{} min {:02} s", millis / 60_000, millis / 1_000 % 60),
+        _ => format!("{} h {:02} min", millis / 3_600_000, millis / 60_000 % 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_800_000_000 + seconds, 0).unwrap()
+    }
+
+    #[test]
+    fn relative_times_use_the_largest_whole_unit_in_both_directions() {
+        assert_eq!(relative(at(0), at(1)), "just now");
+        assert_eq!(relative(at(0), at(45)), "45 seconds ago");
+        assert_eq!(relative(at(0), at(60)), "1 minute ago");
+        assert_eq!(relative(at(7_200), at(0)), "in 2 hours");
+        assert_eq!(relative(at(0), at(3 * 86_400)), "3 days ago");
+    }
+
+    #[test]
+    fn durations_keep_the_precision_that_matters_at_their_size() {
+        assert_eq!(duration(at(0), at(0)), "0 ms");
+        assert_eq!(duration(at(0), at(12)), "12.0 s");
+        assert_eq!(duration(at(0), at(245)), "4 min 05 s");
+        assert_eq!(duration(at(0), at(7_380)), "2 h 03 min");
+    }
+}
