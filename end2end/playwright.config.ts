@@ -1,9 +1,8 @@
 import { defineConfig } from "@playwright/test";
+import { mainURL, servers } from "./tests/servers";
 
-// The server under test: started by Playwright, ready once /healthz answers.
+// The servers under test: started by Playwright, each ready once /healthz answers.
 // SNEAKPEEK_BIN is the built server binary; the site (wasm, css) is in target/site.
-const port = Number(process.env.E2E_PORT ?? 18080);
-export const baseURL = `http://127.0.0.1:${port}`;
 
 export default defineConfig({
   testDir: "./tests",
@@ -15,7 +14,7 @@ export default defineConfig({
   reporter: [["list"], ["html", { open: "never" }]],
   outputDir: "test-results",
   use: {
-    baseURL,
+    baseURL: mainURL,
     trace: "retain-on-failure",
     screenshot: "only-on-failure",
   },
@@ -41,19 +40,20 @@ export default defineConfig({
       },
     },
   ],
-  webServer: {
+  webServer: servers.map(({ url, env }) => ({
     command: process.env.SNEAKPEEK_BIN ?? "../target/debug/sneakpeek",
     cwd: "..",
-    url: `${baseURL}/healthz`,
+    url: `${url}/healthz`,
     reuseExistingServer: false,
     timeout: 120_000,
-    stdout: "pipe",
-    stderr: "pipe",
+    stdout: "pipe" as const,
+    stderr: "pipe" as const,
     env: {
-      SNEAKPEEK_LISTEN: `127.0.0.1:${port}`,
+      SNEAKPEEK_LISTEN: url.replace("http://", ""),
       LEPTOS_SITE_ROOT: "target/site",
       LEPTOS_OUTPUT_NAME: "sneakpeek",
       SNEAKPEEK_LOG: "info",
+      ...env,
     },
-  },
+  })),
 });
