@@ -47,6 +47,8 @@ test.describe("scrapers page", () => {
     await search.fill(`${tag} nothing like this`);
     await expect(page.getByTestId("scrapers-no-match")).toBeVisible();
     await search.fill("");
+    await expect(page.getByTestId("scrapers-no-match")).toBeHidden();
+    await expect(page).toHaveURL(/\/$/);
     await screenshot(page, "scrapers");
   });
 
