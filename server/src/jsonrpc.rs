@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use engine::model::{Scraper, ScraperId, ScraperJobId, ScraperJobPriority};
+use engine::model::{Scraper, ScraperConfig, ScraperId, ScraperJobId, ScraperJobPriority};
 use engine::Engine;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -116,7 +116,11 @@ async fn handle_call(engine: &Engine, call: Value) -> Option<Value> {
     let Some(Value::String(method)) = call.remove("method") else {
         return Some(respond(&reply_id, Err(RpcError::invalid_request("method must be a string"))));
     };
+    let started = std::time::Instant::now();
     let outcome = dispatch(engine, &method, call.remove("params")).await;
+    // Unknown method names come from clients: keep them out of the metric labels.
+    let label = if matches!(&outcome, Err(error) if error.code == -32601) { "unknown" } else { method.as_str() };
+    crate::metrics::record_invocation("api", label, started, outcome.is_ok());
     id.map(|_| respond(&reply_id, outcome))
 }
 
@@ -157,6 +161,28 @@ struct ScraperJobsParams {
 struct ScraperJobParams {
     scraper_id: ScraperId,
     job_id: ScraperJobId,
+}
+
+#[derive(Deserialize)]
+struct LogParams {
+    scraper_id: ScraperId,
+    job_id: ScraperJobId,
+    /// Only lines after this line id (the last one the caller has).
+    #[serde(default)]
+    after: Option<i64>,
+    #[serde(default)]
+    max_lines: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct EphemeralParams {
+    handler: String,
+    #[serde(default)]
+    config: ScraperConfig,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    priority: ScraperJobPriority,
 }
 
 /// Parses named params, reporting each problem with its path like the original does.
@@ -254,6 +280,14 @@ async fn dispatch(engine: &Engine, method: &str, raw: Option<Value>) -> Result<V
         "kill_scraper_job" => {
             let ScraperJobParams { scraper_id, job_id } = params(raw)?;
             to_value(engine.kill_scraper_job(scraper_id, job_id).await?)
+        }
+        "get_scraper_job_logs" => {
+            let LogParams { scraper_id, job_id, after, max_lines } = params(raw)?;
+            to_value(engine.get_scraper_job_logs(scraper_id, job_id, after, max_lines).await?)
+        }
+        "run_ephemeral" => {
+            let EphemeralParams { handler, config, state, priority } = params(raw)?;
+            to_value(engine.run_ephemeral(handler, config, state, priority).await?)
         }
         _ => Err(RpcError::method_not_found(method)),
     }

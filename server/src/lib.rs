@@ -9,20 +9,35 @@
 //! # }
 //! ```
 
+// The UI's views are deeply nested types; rendering them needs more than the default.
+#![recursion_limit = "256"]
+
+pub mod auth;
+pub mod docs;
 pub mod jsonrpc;
+pub mod metrics;
+pub mod openapi;
 pub mod settings;
 
 use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::FromRef;
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
-use engine::scraper::{builtin_handlers, Handlers, MiddlewareSettings, Runtime, ScraperHandler};
+use engine::scraper::middleware::PostgresRateLimitStore;
+use engine::scraper::{builtin_handlers, Handlers, Runtime, ScraperHandler};
+use engine::storage::postgres::PostgresStorage;
 use engine::storage::Storages;
 use engine::Engine;
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
 
 pub use settings::Settings;
 
@@ -61,13 +76,47 @@ impl ServerBuilder {
     /// when a database is set). The error is a message for the person starting the server.
     pub async fn build(self) -> Result<Server, String> {
         self.settings.validate()?;
-        let storages = match &self.settings.database_url {
-            Some(url) => Storages::postgres(url, self.settings.read_only).await.map_err(|error| format!("{error:?}"))?,
-            None => Storages::in_memory(Vec::new(), self.settings.read_only),
+        let listed = match &self.settings.scrapers_file {
+            Some(path) => settings::read_scrapers_file(path)?,
+            None => Vec::new(),
         };
-        let runtime = Runtime::new(MiddlewareSettings::default()).map_err(|error| error.to_string())?;
+        for scraper in &listed {
+            engine::schedule::validate_scraper(scraper, self.handlers.names())
+                .map_err(|error| format!("--scrapers-file: scraper {:?}: {}", scraper.name, error.describe()))?;
+        }
+        let middleware = self.settings.middleware.clone();
+        let (storages, runtime) = match &self.settings.database_url {
+            Some(url) => {
+                let database = PostgresStorage::connect(url, self.settings.read_only).await.map_err(|error| format!("{error:?}"))?;
+                // Rate limits hold across every replica sharing the database.
+                let rate_limits = Arc::new(PostgresRateLimitStore::new(database.pool().clone()));
+                let runtime = Runtime::with_rate_limit_store(middleware, rate_limits).map_err(|error| error.to_string())?;
+                let storages = Storages::from_postgres(database);
+                seed_scrapers(&storages, listed).await?;
+                (storages, runtime)
+            }
+            None => (Storages::in_memory(listed, self.settings.read_only), Runtime::new(middleware).map_err(|error| error.to_string())?),
+        };
         Ok(Server { engine: Engine::new(storages, self.handlers, runtime), settings: self.settings })
     }
+}
+
+/// Creates the listed scrapers whose names are not stored yet. Seeding bypasses read-only
+/// mode on purpose: the file is the operator's, not an API client's.
+async fn seed_scrapers(storages: &Storages, listed: Vec<engine::model::Scraper>) -> Result<(), String> {
+    if listed.is_empty() {
+        return Ok(());
+    }
+    let stored = storages.scrapers.get_scrapers().await.map_err(|error| format!("{error:?}"))?;
+    for scraper in listed.into_iter().filter(|scraper| !stored.iter().any(|existing| existing.name == scraper.name)) {
+        let name = scraper.name.clone();
+        match storages.scrapers.create_scraper(scraper).await {
+            Ok(created) => tracing::info!(id = created.id, name = %created.name, "created scraper from the scrapers file"),
+            Err(engine::Error::ReadOnly) => return Err(format!("--scrapers-file: cannot create {name:?} in a read-only database; start once without --read-only to seed it")),
+            Err(error) => return Err(format!("--scrapers-file: could not create {name:?}: {error:?}")),
+        }
+    }
+    Ok(())
 }
 
 /// A configured server, ready to serve.
@@ -88,6 +137,13 @@ impl Server {
 
     /// Serves on the configured address until SIGINT or SIGTERM.
     pub async fn run(self) -> std::io::Result<()> {
+        if self.settings.components.no_web {
+            tracing::info!("running without the UI and the API");
+            let background = self.engine.start(self.settings.scheduler(), self.settings.worker());
+            shutdown_signal().await;
+            background.stop().await;
+            return Ok(());
+        }
         let listener = TcpListener::bind(self.settings.listen).await?;
         tracing::info!("listening on http://{}", listener.local_addr()?);
         self.serve(listener, shutdown_signal()).await
@@ -98,31 +154,62 @@ impl Server {
     /// lets running jobs finish within the grace period and releases the scheduler lease.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let background = self.engine.start(self.settings.scheduler(), self.settings.worker());
-        let served = if self.settings.components.no_web {
-            shutdown.await;
-            Ok(())
-        } else {
-            let app = router(self.engine, leptos_options(listener.local_addr()?));
-            axum::serve(listener, app).with_graceful_shutdown(shutdown).await
-        };
+        let app = router(self.engine, leptos_options(listener.local_addr()?), &self.settings);
+        let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
         background.stop().await;
         served
     }
 }
 
 /// The whole HTTP surface.
-pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
+pub fn router(engine: Engine, leptos_options: LeptosOptions, settings: &Settings) -> Router {
+    metrics::recorder();
     let state = AppState { leptos_options, engine };
     let routes = generate_route_list(app::App);
     let context_engine = state.engine.clone();
     let shell_options = state.leptos_options.clone();
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+    let access = auth::AccessControl::new(settings.api_token.clone());
+    // Only API calls get the timeout: the UI's live streams are meant to stay open.
+    let api = Router::new()
         .route("/api/v1/jsonrpc", post(jsonrpc::endpoint))
         .route("/api/v1/jsonrpc/{method}", post(jsonrpc::endpoint))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(settings.request_timeout_seconds)));
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::endpoint))
+        .route("/login", post(auth::login).with_state(access.clone()))
+        .route("/logout", post(auth::logout))
+        .merge(api)
+        .merge(openapi::router())
+        .merge(docs::router())
+        .merge(app::live::router(state.engine.clone()))
         .leptos_routes_with_context(&state, routes, move || provide_context(context_engine.clone()), move || app::shell(shell_options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(access, auth::require_token))
+        .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
+        .layer(cors(&settings.cors_allow_origin))
+}
+
+/// Same-origin only unless origins are listed (the original allowed every origin).
+fn cors(origins: &[String]) -> CorsLayer {
+    let origins: Vec<HeaderValue> = origins.iter().filter_map(|origin| origin.parse().ok()).collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+}
+
+/// `GET /readyz`: 200 when the storage answers, 503 otherwise.
+async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> (StatusCode, &'static str) {
+    match state.engine.storages().jobs.get_queue_len(engine::model::ScraperJobPriority::Normal).await {
+        Ok(_) => (StatusCode::OK, "ready"),
+        Err(error) => {
+            tracing::warn!(error = %error.describe(), "not ready: the storage does not answer");
+            (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable")
+        }
+    }
 }
 
 /// Leptos' settings: `cargo leptos` passes them in `LEPTOS_*` variables; a plain run uses

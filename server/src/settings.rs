@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, ValueEnum};
 use engine::scheduler::SchedulerSettings;
+use engine::scraper::MiddlewareSettings;
 use engine::worker::WorkerSettings;
 
 #[derive(Debug, Clone, Parser)]
@@ -30,6 +31,35 @@ pub struct Settings {
     /// Log line format.
     #[arg(long, env = "SNEAKPEEK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// API token. When set, the JsonRPC API requires `Authorization: Bearer <token>` and the
+    /// UI asks for it once.
+    #[arg(long, env = "SNEAKPEEK_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+
+    /// Origins allowed to call the API from a browser (CORS), e.g. `https://tools.example.com`.
+    /// Repeat or separate with commas. Default: same origin only.
+    #[arg(long, env = "SNEAKPEEK_CORS_ALLOW_ORIGIN", value_delimiter = ',')]
+    pub cors_allow_origin: Vec<String>,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "SNEAKPEEK_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Seconds an API request may take before it is answered with 408.
+    #[arg(long, env = "SNEAKPEEK_REQUEST_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_seconds: u64,
+
+    /// A JSON or YAML file with a list of scrapers. In memory they are the starting list
+    /// (with --read-only, the fixed list); on PostgreSQL the ones whose name is not stored
+    /// yet are created at start.
+    #[arg(long, env = "SNEAKPEEK_SCRAPERS_FILE")]
+    pub scrapers_file: Option<std::path::PathBuf>,
+
+    /// Global middleware defaults as JSON, e.g. `{"rate_limiter": {"max_requests": 10}}`
+    /// (scrapers override them in `config.plugins`); see docs/middleware.md.
+    #[arg(long, env = "SNEAKPEEK_MIDDLEWARE", value_parser = parse_middleware, default_value = "{}")]
+    pub middleware: MiddlewareSettings,
 
     #[command(flatten)]
     pub components: Components,
@@ -90,6 +120,14 @@ impl Settings {
 
     /// Checks what clap cannot: relations between settings.
     pub fn validate(&self) -> Result<(), String> {
+        if self.api_token.as_deref().is_some_and(|token| token.trim().len() < 8) {
+            return Err("--api-token / SNEAKPEEK_API_TOKEN must be at least 8 characters".to_owned());
+        }
+        for origin in &self.cors_allow_origin {
+            if origin.parse::<axum::http::HeaderValue>().is_err() || !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                return Err(format!("--cors-allow-origin: {origin:?} is not an origin like https://example.com"));
+            }
+        }
         if self.jobs.dead_timeout_seconds <= self.jobs.heartbeat_seconds {
             return Err(format!(
                 "--dead-timeout-seconds ({}) must be longer than --heartbeat-seconds ({}), or every running job would be declared dead",
@@ -116,4 +154,21 @@ impl Settings {
             ..WorkerSettings::default()
         })
     }
+}
+
+/// Reads a scrapers file: a JSON or YAML list of scrapers (YAML unless it ends in `.json`).
+pub fn read_scrapers_file(path: &std::path::Path) -> Result<Vec<engine::model::Scraper>, String> {
+    let text = std::fs::read_to_string(path).map_err(|error| format!("--scrapers-file {}: {error}", path.display()))?;
+    let parsed = if path.extension().is_some_and(|extension| extension == "json") {
+        serde_json::from_str(&text).map_err(|error| error.to_string())
+    } else {
+        serde_yaml_ng::from_str(&text).map_err(|error| error.to_string())
+    };
+    parsed.map_err(|error| format!("--scrapers-file {}: {error}", path.display()))
+}
+
+fn parse_middleware(text: &str) -> Result<MiddlewareSettings, String> {
+    let settings: MiddlewareSettings = serde_json::from_str(text).map_err(|error| error.to_string())?;
+    settings.validate().map_err(|error| error.to_string())?;
+    Ok(settings)
 }

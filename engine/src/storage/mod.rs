@@ -178,11 +178,11 @@ impl Storages {
 
     /// Everything in PostgreSQL; runs the migrations first.
     pub async fn postgres(database_url: &str, read_only: bool) -> Result<Self> {
-        let database = postgres::PostgresStorage::connect(database_url, read_only).await?;
-        Ok(Storages {
-            scrapers: Arc::new(database.clone()),
-            jobs: Arc::new(database.clone()),
-            leases: Arc::new(database),
-        })
+        Ok(Self::from_postgres(postgres::PostgresStorage::connect(database_url, read_only).await?))
+    }
+
+    /// Everything in an already connected PostgreSQL database.
+    pub fn from_postgres(database: postgres::PostgresStorage) -> Self {
+        Storages { scrapers: Arc::new(database.clone()), jobs: Arc::new(database.clone()), leases: Arc::new(database) }
     }
 }

@@ -1,0 +1,100 @@
+//! A worker process killed with SIGKILL in the middle of a job: the job must not stay
+//! `started` forever. It becomes dead after the dead timeout, and the scraper runs again.
+
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::get;
+use engine::model::{Scraper, ScraperJobPriority, ScraperJobStatus};
+use engine::scheduler::SchedulerSettings;
+use engine::scraper::{builtin_handlers, Runtime};
+use engine::storage::Storages;
+use engine::testing::TestDatabase;
+use engine::worker::WorkerSettings;
+use engine::Engine;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+/// A page whose first request never gets an answer (it reports its arrival instead); later
+/// requests are answered at once.
+async fn page_server() -> (String, mpsc::UnboundedReceiver<()>) {
+    let (arrived, arrivals) = mpsc::unbounded_channel();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let app = axum::Router::new().route(
+        "/page",
+        get(move || {
+            let (arrived, calls) = (arrived.clone(), calls.clone());
+            async move {
+                if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                    let _ = arrived.send(());
+                    std::future::pending::<()>().await;
+                }
+                "second time lucky"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{address}/page"), arrivals)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_of_a_killed_worker_process_becomes_dead_and_the_scraper_runs_again() {
+    let database = TestDatabase::create().await;
+    let (url, mut arrivals) = page_server().await;
+    let storages = Storages::postgres(&database.url, false).await.unwrap();
+    let engine = Engine::new(storages, builtin_handlers(), Runtime::new(Default::default()).unwrap());
+    let scraper: Scraper = serde_json::from_value(json!({
+        "name": "fetcher", "schedule": "inactive", "handler": "script",
+        "config": {"params": {"source": "get(args.url).text", "args": {"url": url}}, "plugins": {"robots_txt": {"enabled": false}}}
+    }))
+    .unwrap();
+    let scraper = engine.create_scraper(scraper).await.unwrap();
+    let job = engine.enqueue_scraper(scraper.id, ScraperJobPriority::Normal).await.unwrap();
+
+    // A worker-only replica in its own process picks the job up and hangs on the page.
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_sneakpeek"))
+        .args(["--database-url", &database.url, "--no-web", "--no-scheduler", "--heartbeat-seconds", "1", "--dead-timeout-seconds", "3"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the server binary starts");
+    tokio::time::timeout(Duration::from_secs(30), arrivals.recv()).await.expect("the worker fetches the page");
+    assert_eq!(engine.get_scraper_job(scraper.id, job.id).await.unwrap().status, ScraperJobStatus::Started);
+    worker.kill().expect("SIGKILL");
+    worker.wait().unwrap();
+
+    // This replica's scheduler finds the silent job dead; its worker runs the scraper again.
+    let scheduler = SchedulerSettings { dead_timeout: Duration::from_secs(3), dead_check_interval: Duration::from_millis(200), ..SchedulerSettings::default() };
+    let background = engine.start(Some(scheduler), Some(WorkerSettings::default()));
+    let dead = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            let current = engine.get_scraper_job(scraper.id, job.id).await.unwrap();
+            if current.status.is_finished() {
+                return current;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the job is declared dead within the timeout");
+    assert_eq!(dead.status, ScraperJobStatus::Dead);
+
+    let rerun = engine.enqueue_scraper(scraper.id, ScraperJobPriority::Normal).await.expect("the scraper is free again");
+    let rerun = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            let current = engine.get_scraper_job(scraper.id, rerun.id).await.unwrap();
+            if current.status.is_finished() {
+                return current;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the rerun finishes");
+    assert_eq!((rerun.status, rerun.result.as_deref()), (ScraperJobStatus::Succeeded, Some("second time lucky")));
+    background.stop().await;
+}
