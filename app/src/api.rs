@@ -28,11 +28,6 @@ impl UiError {
     pub fn new(message: impl Into<String>) -> Self {
         UiError { message: message.into(), fields: Vec::new() }
     }
-
-    /// The message for `field` (the last part of `loc`), if the server refused it.
-    pub fn field(&self, field: &str) -> Option<String> {
-        self.fields.iter().find(|error| error.loc.last().map(String::as_str) == Some(field)).map(|error| error.msg.clone())
-    }
 }
 
 impl std::fmt::Display for UiError {
