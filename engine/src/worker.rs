@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use crate::error::Error;
 use crate::model::{JobLogLine, LogLevel, Scraper, ScraperJob, ScraperJobId, ScraperJobStatus};
 use crate::scraper::{self, Handlers, JobHooks, Runtime, ScraperContext};
-use crate::storage::Storages;
+use crate::storage::{Completion, Storages};
 
 /// How a worker runs.
 #[derive(Debug, Clone)]
@@ -89,6 +89,8 @@ impl Worker {
         let enqueued = storages.jobs.enqueued();
         let kill_listener =
             tokio::spawn(cancel_killed_jobs(storages.jobs.kills(), running.clone()));
+        let (completions, completed) = tokio::sync::mpsc::unbounded_channel();
+        let completer = tokio::spawn(record_completions(storages.clone(), completed));
 
         while !*shutdown.borrow() {
             // Wait for a free slot first: claiming more jobs than we can run would leave them
@@ -131,6 +133,7 @@ impl Worker {
                     runtime: runtime.clone(),
                     settings: settings.clone(),
                     running: running.clone(),
+                    completions: completions.clone(),
                 };
                 jobs.spawn(async move {
                     run.run(job, cancelled).await;
@@ -161,6 +164,48 @@ impl Worker {
             }
         }
         kill_listener.abort();
+        // Every job task has ended and dropped its sender: the completer drains and stops.
+        drop(completions);
+        let _ = completer.await;
+    }
+}
+
+/// Where job runs send their ends, each with a way to learn whether it was recorded.
+type Completions = tokio::sync::mpsc::UnboundedSender<(Completion, tokio::sync::oneshot::Sender<Option<bool>>)>;
+
+/// Records finished jobs in batches: whatever completions queued up while the previous batch
+/// was being written go together in the next, so a busy worker writes one transaction per
+/// batch instead of one per job, and an idle one adds no delay.
+async fn record_completions(
+    storages: Storages,
+    mut completed: tokio::sync::mpsc::UnboundedReceiver<(Completion, tokio::sync::oneshot::Sender<Option<bool>>)>,
+) {
+    const MAX_BATCH: usize = 500;
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while completed.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let (completions, replies): (Vec<Completion>, Vec<_>) = batch.drain(..).unzip();
+        let mut outcome = storages.jobs.finish_scraper_jobs(&completions).await;
+        for retry in 1..=3 {
+            let Err(error) = &outcome else { break };
+            // A brief database outage should not lose results: retry before giving up (the
+            // jobs would then be declared dead by the scheduler).
+            tracing::warn!(error = %error.describe(), retry, jobs = completions.len(), "could not record finished jobs; retrying");
+            tokio::time::sleep(Duration::from_millis(200 * retry)).await;
+            outcome = storages.jobs.finish_scraper_jobs(&completions).await;
+        }
+        match outcome {
+            Ok(applied) => {
+                for (reply, applied) in replies.into_iter().zip(applied) {
+                    let _ = reply.send(Some(applied));
+                }
+            }
+            Err(error) => {
+                tracing::error!(error = %error.describe(), ?error, jobs = completions.len(), "could not record finished jobs");
+                for reply in replies {
+                    let _ = reply.send(None);
+                }
+            }
+        }
     }
 }
 
@@ -190,6 +235,7 @@ struct JobRun {
     handlers: Arc<Handlers>,
     runtime: Runtime,
     settings: WorkerSettings,
+    completions: Completions,
     running: Running,
 }
 
@@ -295,26 +341,21 @@ impl JobRun {
                 if status != ScraperJobStatus::Succeeded {
                     hooks.log(LogLevel::Error, result.clone());
                 }
-                hooks.flush_log().await;
-                match self
-                    .storages
-                    .jobs
-                    .finish_scraper_job(job.id, status, Some(result))
-                    .await
-                {
-                    Ok(Some(_)) => {
+                let completion = Completion { job_id: job.id, status, result: Some(result), log: hooks.take_log() };
+                let (reply, recorded) = tokio::sync::oneshot::channel();
+                let _ = self.completions.send((completion, reply));
+                match recorded.await.ok().flatten() {
+                    Some(true) => {
                         let outcome = if status == ScraperJobStatus::Succeeded { "success" } else { "failed" };
                         metrics::counter!("sneakpeek_scraper_jobs_total", "type" => outcome).increment(1);
                         metrics::histogram!("sneakpeek_job_duration_seconds", "type" => outcome)
                             .record(running_since.elapsed().as_secs_f64());
                         tracing::info!(%status, "job finished")
                     }
-                    Ok(None) => tracing::info!(
+                    Some(false) => tracing::info!(
                         "job was killed or declared dead before it finished; its result is dropped"
                     ),
-                    Err(error) => {
-                        tracing::error!(error = %error.describe(), ?error, "could not record the job's result")
-                    }
+                    None => tracing::error!("the job's result could not be recorded"),
                 }
             }
             Outcome::Lost => {
@@ -378,8 +419,16 @@ impl WorkerHooks {
         }
     }
 
+    /// The lines not written yet.
+    fn take_log(&self) -> Vec<JobLogLine> {
+        std::mem::take(&mut self.log.lock().expect("not poisoned").pending)
+    }
+
     async fn flush_log(&self) {
-        let lines = std::mem::take(&mut self.log.lock().expect("not poisoned").pending);
+        let lines = self.take_log();
+        if lines.is_empty() {
+            return;
+        }
         if let Err(error) = self.storages.jobs.append_job_log(self.job_id, &lines).await {
             tracing::warn!(error = %error.describe(), lines = lines.len(), "could not write the job log");
         }

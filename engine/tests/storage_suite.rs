@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use engine::model::{Scraper, ScraperJobPriority, ScraperJobStatus, ScraperSchedule};
-use engine::storage::{EnqueueOrigin, Storages};
+use engine::storage::{Completion, EnqueueOrigin, Storages};
 use engine::testing::TestDatabase;
 use engine::Error;
 
@@ -71,6 +71,7 @@ storage_suite!(
     finished_jobs_are_counted_per_minute_and_status,
     ephemeral_runs_share_one_pruning_allowance,
     job_logs_are_read_in_pages,
+    a_batch_of_completions_finishes_only_started_jobs,
 );
 
 fn scraper(name: &str) -> Scraper {
@@ -879,4 +880,29 @@ async fn job_logs_are_read_in_pages(backend: Backend) {
     assert_eq!(rest.iter().map(|line| line.id).collect::<Vec<_>>(), (201..=250).collect::<Vec<_>>());
     assert!(jobs.get_job_log(job.id, Some(250), 100).await.unwrap().is_empty());
     assert_eq!(jobs.append_job_log(999_999, &lines[..1]).await, Err(Error::ScraperJobNotFound(999_999)));
+}
+
+async fn a_batch_of_completions_finishes_only_started_jobs(backend: Backend) {
+    let jobs = &backend.storages.jobs;
+    let mut ids = Vec::new();
+    for scraper_id in 1..=3 {
+        ids.push(jobs.add_scraper_job(&scraper_with_id(scraper_id), ScraperJobPriority::Normal, EnqueueOrigin::Manual).await.unwrap().id);
+    }
+    jobs.dequeue_scraper_jobs(3).await.unwrap();
+    jobs.kill_scraper_job(2, ids[1]).await.unwrap();
+    let line = |id: i64, message: &str| engine::model::JobLogLine { id, at: chrono::Utc::now(), level: engine::model::LogLevel::Info, message: message.into() };
+    let completions: Vec<Completion> = vec![
+        Completion { job_id: ids[0], status: ScraperJobStatus::Succeeded, result: Some("one".into()), log: vec![line(1, "first"), line(2, "done")] },
+        Completion { job_id: ids[1], status: ScraperJobStatus::Succeeded, result: Some("late".into()), log: vec![line(1, "too late")] },
+        Completion { job_id: ids[2], status: ScraperJobStatus::Failed, result: Some("boom".into()), log: vec![] },
+    ];
+    assert_eq!(jobs.finish_scraper_jobs(&completions).await.unwrap(), [true, false, true]);
+    let first = jobs.get_scraper_job(1, ids[0]).await.unwrap();
+    assert_eq!((first.status, first.result.as_deref()), (ScraperJobStatus::Succeeded, Some("one")));
+    assert!(first.finished_at.is_some());
+    let killed = jobs.get_scraper_job(2, ids[1]).await.unwrap();
+    assert_eq!((killed.status, killed.result), (ScraperJobStatus::Killed, None));
+    assert_eq!(jobs.get_scraper_job(3, ids[2]).await.unwrap().status, ScraperJobStatus::Failed);
+    assert_eq!(jobs.get_job_log(ids[0], None, 10).await.unwrap().len(), 2);
+    assert_eq!(jobs.get_job_log(ids[1], None, 10).await.unwrap()[0].message, "too late", "a lost job's log is still kept");
 }

@@ -56,6 +56,16 @@ pub trait ScrapersStorage: Send + Sync {
 /// What a claim of a pending job returns.
 pub type ClaimedJob = ScraperJob;
 
+/// The end of a job as its worker reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    pub job_id: ScraperJobId,
+    pub status: ScraperJobStatus,
+    pub result: Option<String>,
+    /// Log lines not written yet.
+    pub log: Vec<JobLogLine>,
+}
+
 /// How a job came to be enqueued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EnqueueOrigin {
@@ -107,6 +117,19 @@ pub trait ScraperJobsStorage: Send + Sync {
         status: ScraperJobStatus,
         result: Option<String>,
     ) -> Result<Option<ScraperJob>>;
+    /// Finishes many started jobs at once, with the log lines each has not written yet. On
+    /// PostgreSQL the whole batch is one transaction (one commit), which is how a busy worker
+    /// gets past the database's commit rate. Returns, in order, whether each job was still
+    /// started (and so finished now); log lines are written either way.
+    async fn finish_scraper_jobs(&self, completions: &[Completion]) -> Result<Vec<bool>> {
+        let mut applied = Vec::with_capacity(completions.len());
+        for completion in completions {
+            self.append_job_log(completion.job_id, &completion.log).await?;
+            let finished = self.finish_scraper_job(completion.job_id, completion.status, completion.result.clone()).await?;
+            applied.push(finished.is_some());
+        }
+        Ok(applied)
+    }
     /// Kills a pending or started job. `Error::JobNotActive` when already finished.
     async fn kill_scraper_job(
         &self,

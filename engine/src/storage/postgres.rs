@@ -18,7 +18,7 @@ use sqlx::types::Json;
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool, Row};
 use tokio::sync::{broadcast, watch, Mutex, Notify};
 
-use super::{ClaimedJob, EnqueueOrigin, LeaseStorage, ScraperJobsStorage, ScrapersStorage};
+use super::{ClaimedJob, Completion, EnqueueOrigin, LeaseStorage, ScraperJobsStorage, ScrapersStorage};
 use crate::error::{Error, Result};
 use crate::model::{
     JobCount, JobLogLine, Lease, LogLevel, Scraper, ScraperConfig, ScraperId, ScraperJob, ScraperJobId,
@@ -484,6 +484,48 @@ impl ScraperJobsStorage for PostgresStorage {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn finish_scraper_jobs(&self, completions: &[Completion]) -> Result<Vec<bool>> {
+        let ids: Vec<i64> = completions.iter().map(|completion| completion.job_id).collect();
+        let statuses: Vec<&str> = completions.iter().map(|completion| completion.status.as_str()).collect();
+        let results: Vec<Option<&str>> = completions.iter().map(|completion| completion.result.as_deref()).collect();
+        let lines: Vec<(i64, &JobLogLine)> =
+            completions.iter().flat_map(|completion| completion.log.iter().map(move |line| (completion.job_id, line))).collect();
+        let mut transaction = self.pool.begin().await?;
+        if !lines.is_empty() {
+            sqlx::query(
+                // Lines of a job pruned meanwhile (it was killed and forgotten) are dropped
+                // instead of failing the whole batch.
+                "INSERT INTO scraper_job_logs (job_id, line_no, at, level, message)
+                 SELECT line.* FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[])
+                     AS line(job_id, line_no, at, level, message)
+                 WHERE EXISTS (SELECT 1 FROM scraper_jobs WHERE scraper_jobs.id = line.job_id)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(lines.iter().map(|(job_id, _)| *job_id).collect::<Vec<_>>())
+            .bind(lines.iter().map(|(_, line)| line.id).collect::<Vec<_>>())
+            .bind(lines.iter().map(|(_, line)| line.at).collect::<Vec<_>>())
+            .bind(lines.iter().map(|(_, line)| line.level.as_str()).collect::<Vec<_>>())
+            .bind(lines.iter().map(|(_, line)| line.message.as_str()).collect::<Vec<_>>())
+            .execute(&mut *transaction)
+            .await?;
+        }
+        let finished: Vec<i64> = sqlx::query_scalar(
+            "UPDATE scraper_jobs AS job
+             SET status = batch.status, result = COALESCE(batch.result, job.result), finished_at = now()
+             FROM unnest($1::bigint[], $2::text[], $3::text[]) AS batch(id, status, result)
+             WHERE job.id = batch.id AND job.status = 'started'
+             RETURNING job.id",
+        )
+        .bind(&ids)
+        .bind(&statuses)
+        .bind(&results)
+        .fetch_all(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        let finished: std::collections::HashSet<i64> = finished.into_iter().collect();
+        Ok(ids.iter().map(|id| finished.contains(id)).collect())
     }
 
     async fn kill_scraper_job(
