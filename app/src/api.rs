@@ -125,22 +125,19 @@ pub async fn list_scrapers() -> Result<Vec<ScraperRow>, UiError> {
 
 #[cfg(feature = "ssr")]
 async fn scraper_rows(engine: &engine::Engine) -> Result<Vec<ScraperRow>, UiError> {
-    use futures_util::{StreamExt, TryStreamExt};
     let now = Utc::now();
     let scrapers = engine.get_scrapers().await?;
-    // One jobs query per scraper; a few at a time so a PostgreSQL pool is not drained.
-    let rows = futures_util::stream::iter(scrapers)
-        .map(|scraper| async move {
-            let jobs = engine.get_scraper_jobs(scraper.id).await?;
+    let last_jobs = engine.get_last_jobs().await?;
+    let rows = scrapers
+        .into_iter()
+        .map(|scraper| {
             let next_run = engine::schedule::Trigger::of(scraper.schedule, scraper.schedule_crontab.as_deref())
                 .ok()
                 .flatten()
                 .and_then(|trigger| trigger.next_after(now));
-            Ok::<_, engine::Error>(ScraperRow { last_job: jobs.first().map(LastJob::of), next_run, scraper })
+            ScraperRow { last_job: last_jobs.get(&scraper.id).map(LastJob::of), next_run, scraper }
         })
-        .buffered(8)
-        .try_collect()
-        .await?;
+        .collect();
     Ok(rows)
 }
 
@@ -163,10 +160,7 @@ pub struct Dashboard {
 pub async fn get_dashboard() -> Result<Dashboard, UiError> {
     let engine = engine()?;
     let since = Utc::now() - chrono::Duration::hours(1);
-    let mut queue = Vec::new();
-    for priority in ScraperJobPriority::ALL {
-        queue.push((priority, engine.storages().jobs.get_queue_len(priority).await?));
-    }
+    let queue = engine.queue_lengths().await?;
     let failing = scraper_rows(&engine)
         .await?
         .into_iter()

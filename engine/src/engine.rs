@@ -196,6 +196,21 @@ impl Engine {
         self.storages.jobs.add_scraper_job(&scraper, priority, EnqueueOrigin::Manual).await
     }
 
+    /// The newest job of each scraper, by scraper id.
+    pub async fn get_last_jobs(&self) -> Result<std::collections::HashMap<ScraperId, ScraperJob>> {
+        let jobs = self.storages.jobs.get_last_jobs().await?;
+        Ok(jobs.into_iter().map(|job| (job.scraper.id, job)).collect())
+    }
+
+    /// Pending jobs per priority, highest priority first.
+    pub async fn queue_lengths(&self) -> Result<Vec<(ScraperJobPriority, u64)>> {
+        let mut lengths = Vec::with_capacity(ScraperJobPriority::ALL.len());
+        for priority in ScraperJobPriority::ALL {
+            lengths.push((priority, self.storages.jobs.get_queue_len(priority).await?));
+        }
+        Ok(lengths)
+    }
+
     /// Jobs finished since `since`, counted per minute and outcome.
     pub async fn job_stats(&self, since: chrono::DateTime<chrono::Utc>) -> Result<Vec<JobCount>> {
         self.storages.jobs.count_finished_jobs(since).await

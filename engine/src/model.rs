@@ -258,6 +258,8 @@ pub struct ScraperConfig {
 pub struct Scraper {
     /// `-1` (or absent) on create means "assign one".
     #[serde(default = "unset_id")]
+    // The id types are aliases of `i64`; without this the document would name a schema `i64`.
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub id: ScraperId,
     pub name: String,
     pub schedule: ScraperSchedule,
@@ -287,6 +289,7 @@ fn unset_id() -> i64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScraperJob {
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub id: ScraperJobId,
     /// The scraper as it was when the job was enqueued.
     pub scraper: Scraper,

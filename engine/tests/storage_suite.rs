@@ -72,6 +72,7 @@ storage_suite!(
     ephemeral_runs_share_one_pruning_allowance,
     job_logs_are_read_in_pages,
     a_batch_of_completions_finishes_only_started_jobs,
+    the_last_job_of_each_scraper_is_listed,
 );
 
 fn scraper(name: &str) -> Scraper {
@@ -905,4 +906,17 @@ async fn a_batch_of_completions_finishes_only_started_jobs(backend: Backend) {
     assert_eq!(jobs.get_scraper_job(3, ids[2]).await.unwrap().status, ScraperJobStatus::Failed);
     assert_eq!(jobs.get_job_log(ids[0], None, 10).await.unwrap().len(), 2);
     assert_eq!(jobs.get_job_log(ids[1], None, 10).await.unwrap()[0].message, "too late", "a lost job's log is still kept");
+}
+
+async fn the_last_job_of_each_scraper_is_listed(backend: Backend) {
+    let jobs = &backend.storages.jobs;
+    let mut newest = std::collections::HashMap::new();
+    for scraper_id in [1, 1, 2, 1] {
+        let job = jobs.add_scraper_job(&scraper_with_id(scraper_id), ScraperJobPriority::Normal, EnqueueOrigin::Manual).await.unwrap();
+        jobs.kill_scraper_job(scraper_id, job.id).await.unwrap();
+        newest.insert(scraper_id, job.id);
+    }
+    let mut last: Vec<(i64, i64)> = jobs.get_last_jobs().await.unwrap().into_iter().map(|job| (job.scraper.id, job.id)).collect();
+    last.sort();
+    assert_eq!(last, [(1, newest[&1]), (2, newest[&2])]);
 }

@@ -10,7 +10,6 @@ use std::time::Instant;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use engine::model::ScraperJobPriority;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::AppState;
@@ -40,13 +39,15 @@ pub fn record_invocation(subsystem: &'static str, method: &str, started: Instant
 }
 
 pub async fn endpoint(State(state): State<AppState>) -> Response {
-    for priority in ScraperJobPriority::ALL {
-        match state.engine.storages().jobs.get_queue_len(priority).await {
-            Ok(length) => metrics::gauge!("sneakpeek_queue_length", "priority" => priority.name()).set(length as f64),
-            Err(error) => {
-                tracing::warn!(error = %error.describe(), "metrics: could not read the queue length");
-                return (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable\n").into_response();
+    match state.engine.queue_lengths().await {
+        Ok(lengths) => {
+            for (priority, length) in lengths {
+                metrics::gauge!("sneakpeek_queue_length", "priority" => priority.name()).set(length as f64);
             }
+        }
+        Err(error) => {
+            tracing::warn!(error = %error.describe(), "metrics: could not read the queue length");
+            return (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable\n").into_response();
         }
     }
     let status = state.engine.status();

@@ -427,6 +427,11 @@ impl ScraperJobsStorage for MemoryScraperJobsStorage {
         Ok(counts.into_iter().map(|((minute, status), count)| JobCount { minute, status, count }).collect())
     }
 
+    async fn get_last_jobs(&self) -> Result<Vec<ScraperJob>> {
+        let state = self.state();
+        Ok(state.by_scraper.values().filter_map(|ids| ids.last()).map(|id| state.jobs[id].clone()).collect())
+    }
+
     async fn get_queue_len(&self, priority: ScraperJobPriority) -> Result<u64> {
         let value = priority.value();
         Ok(self

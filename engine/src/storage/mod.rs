@@ -146,6 +146,8 @@ pub trait ScraperJobsStorage: Send + Sync {
     async fn delete_old_scraper_jobs(&self, keep_last: usize) -> Result<u64>;
     /// Jobs finished since `since`, counted per minute (UTC) and final status.
     async fn count_finished_jobs(&self, since: DateTime<Utc>) -> Result<Vec<JobCount>>;
+    /// The newest job of every scraper that has one (one query, for lists of scrapers).
+    async fn get_last_jobs(&self) -> Result<Vec<ScraperJob>>;
     /// Number of pending jobs with this priority.
     async fn get_queue_len(&self, priority: ScraperJobPriority) -> Result<u64>;
     /// Appends lines to a job's log. The worker running the job is its only writer and

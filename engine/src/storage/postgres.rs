@@ -611,6 +611,14 @@ impl ScraperJobsStorage for PostgresStorage {
             .collect()
     }
 
+    async fn get_last_jobs(&self) -> Result<Vec<ScraperJob>> {
+        // DISTINCT ON walks the (scraper_id, id DESC) index: one row per scraper.
+        let rows = sqlx::query(&format!("SELECT DISTINCT ON (scraper_id) {JOB_COLUMNS} FROM scraper_jobs ORDER BY scraper_id, id DESC"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
     async fn get_queue_len(&self, priority: ScraperJobPriority) -> Result<u64> {
         let count: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM scraper_jobs WHERE status = 'pending' AND priority = $1",
