@@ -37,8 +37,12 @@ ensure_chromium
 
 say "Rust tests: engine (in memory and PostgreSQL)"
 cargo test -p engine --features runtime
-say "Rust tests: server (JsonRPC and pages over HTTP)"
+say "Rust tests: server (JsonRPC, access control, docs, OpenAPI, metrics over HTTP)"
 cargo test -p server
+say "Rust tests: UI (server side)"
+cargo test -p app --features ssr
+say "the custom handler example builds"
+cargo check -p custom-handler
 
 say "wasm build check"
 cargo check -p frontend --target wasm32-unknown-unknown
