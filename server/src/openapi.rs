@@ -15,15 +15,24 @@ use axum::response::Redirect;
 use axum::routing::get;
 use axum::Router;
 use engine::error::FieldError;
-use engine::model::{JobLogLine, Priority, Scraper, ScraperConfig, ScraperJob, ScraperJobPriority, ScraperSchedule};
+use engine::model::{
+    timestamp, JobLogLine, LogLevel, Priority, Scraper, ScraperConfig, ScraperJob,
+    ScraperJobPriority, ScraperJobStatus, ScraperSchedule,
+};
 use engine::Error;
+use serde::Serialize;
 use serde_json::{json, Value};
 use utoipa::openapi::example::ExampleBuilder;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem};
 use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{
+    ArrayBuilder, ComponentsBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::schema::{ArrayBuilder, ComponentsBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type};
-use utoipa::openapi::{ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, RefOr, Required, ResponseBuilder, Tag};
+use utoipa::openapi::{
+    ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, RefOr, Required,
+    ResponseBuilder, Tag,
+};
 use utoipa::{PartialSchema, ToSchema};
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -37,7 +46,8 @@ pub const METHOD_PATH_PREFIX: &str = "/api/v1/jsonrpc/";
 
 /// `GET /openapi.json`, and Swagger UI at `GET /api` (a redirect to [`SWAGGER_UI_PATH`]).
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::from(SwaggerUi::new(SWAGGER_UI_PATH).url(DOCUMENT_PATH, document())).route("/api", get(|| async { Redirect::to(SWAGGER_UI_PATH) }))
+    Router::from(SwaggerUi::new(SWAGGER_UI_PATH).url(DOCUMENT_PATH, document()))
+        .route("/api", get(|| async { Redirect::to(SWAGGER_UI_PATH) }))
 }
 
 /// The OpenAPI document: one path per JsonRPC method.
@@ -45,12 +55,24 @@ pub fn document() -> OpenApi {
     let mut components = Components::default();
     let methods = methods(&mut components);
     let paths = methods.iter().fold(PathsBuilder::new(), |paths, method| {
-        paths.path(format!("{METHOD_PATH_PREFIX}{}", method.name), PathItem::new(HttpMethod::Post, method.operation()))
+        paths.path(
+            format!("{METHOD_PATH_PREFIX}{}", method.name),
+            PathItem::new(HttpMethod::Post, method.operation()),
+        )
     });
     let tags = [
-        ("scrapers", "Scrapers: what runs, with which config, on which schedule."),
-        ("jobs", "Jobs: the runs of scrapers, their logs, and runs without a saved scraper."),
-        ("platform", "What the server offers: handlers, schedules, priorities, read-only mode."),
+        (
+            "scrapers",
+            "Scrapers: what runs, with which config, on which schedule.",
+        ),
+        (
+            "jobs",
+            "Jobs: the runs of scrapers, their logs, and runs without a saved scraper.",
+        ),
+        (
+            "platform",
+            "What the server offers: handlers, schedules, priorities, read-only mode.",
+        ),
     ]
     .map(|(name, description)| {
         let mut tag = Tag::new(name);
@@ -93,7 +115,7 @@ which is how this document lists them. Every JsonRPC outcome, error or not, has 
 an error is the `error` member of the reply, with the `code` listed for each method. A batch (an \
 array of calls) gets an array of replies; a call without `id` is a notification and gets no reply. \
 Timestamps are UTC without a zone suffix, with microseconds (`2026-11-29T00:49:26.235961`); \
-priorities are integers (0 utmost, 1 high, 2 normal). The user documentation is at `/docs/`.";
+priorities are integers (0 utmost, 1 high, 2 normal). The user documentation is at [/docs/](/docs/).";
 
 /// The schemas the methods refer to, collected while their operations are described.
 #[derive(Default)]
@@ -124,11 +146,21 @@ struct Param {
 }
 
 fn required(name: &'static str, description: &'static str, schema: RefOr<Schema>) -> Param {
-    Param { name, required: true, description, schema }
+    Param {
+        name,
+        required: true,
+        description,
+        schema,
+    }
 }
 
 fn optional(name: &'static str, description: &'static str, schema: RefOr<Schema>) -> Param {
-    Param { name, required: false, description, schema }
+    Param {
+        name,
+        required: false,
+        description,
+        schema,
+    }
 }
 
 /// One JsonRPC method as the document describes it.
@@ -140,6 +172,8 @@ struct Method {
     /// Params of the request example: what Swagger UI's "Try it out" sends.
     example: Value,
     result: RefOr<Schema>,
+    /// A result, shown as the first example of the reply.
+    result_example: Value,
     /// The engine errors the method can return, besides the JSON-RPC ones every method can.
     errors: Vec<Error>,
 }
@@ -176,7 +210,7 @@ impl Method {
                 "200",
                 ResponseBuilder::new()
                     .description("The reply: `result` on success, `error` otherwise (see the codes above).")
-                    .content("application/json", ContentBuilder::new().schema(Some(self.reply_schema())).examples_from_iter(self.error_examples()).build())
+                    .content("application/json", ContentBuilder::new().schema(Some(self.reply_schema())).examples_from_iter(self.examples()).build())
                     .build(),
             )
             .build()
@@ -184,16 +218,24 @@ impl Method {
 
     /// `{"jsonrpc": "2.0", "id": …, "method": "<name>", "params": {…}}`.
     fn request_schema(&self) -> Schema {
-        let params = self.params.iter().fold(ObjectBuilder::new().schema_type(Type::Object), |object, param| {
-            let object = object.property(param.name, with_description(param.schema.clone(), param.description));
-            if param.required {
-                object.required(param.name)
-            } else {
-                object
-            }
-        });
+        let params = self.params.iter().fold(
+            ObjectBuilder::new().schema_type(Type::Object),
+            |object, param| {
+                let object = object.property(
+                    param.name,
+                    with_description(param.schema.clone(), param.description),
+                );
+                if param.required {
+                    object.required(param.name)
+                } else {
+                    object
+                }
+            },
+        );
         let params = if self.params.is_empty() {
-            params.description(Some("This method takes no params: omit them, or send `{}` or `[]`."))
+            params.description(Some(
+                "This method takes no params: omit them, or send `{}` or `[]`.",
+            ))
         } else {
             params
         };
@@ -223,22 +265,45 @@ impl Method {
                 .property("id", id_schema())
                 .required("id")
         };
-        let codes: Vec<i64> = PROTOCOL_ERRORS.iter().map(|(code, ..)| *code).chain(self.errors.iter().map(Error::code)).collect();
+        let codes: Vec<i64> = PROTOCOL_ERRORS
+            .iter()
+            .map(|(code, ..)| *code)
+            .chain(self.errors.iter().map(Error::code))
+            .collect();
         let error = ObjectBuilder::new()
             .schema_type(Type::Object)
-            .property("code", ObjectBuilder::new().schema_type(Type::Integer).enum_values(Some(codes)))
+            .property(
+                "code",
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .enum_values(Some(codes)),
+            )
             .required("code")
             .property("message", ObjectBuilder::new().schema_type(Type::String))
             .required("message")
-            .property("data", with_description(ObjectBuilder::new().into(), "Details: the id not found, or the list of invalid fields."));
-        OneOfBuilder::new().item(reply("result", self.result.clone())).item(reply("error", error.into())).into()
+            .property(
+                "data",
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::AnyValue)
+                    .description(Some("Details: the id not found, the invalid fields...")),
+            );
+        OneOfBuilder::new()
+            .item(reply("result", self.result.clone()))
+            .item(reply("error", error.into()))
+            .into()
     }
 
     /// The operation's description: a Markdown table of the error codes the method can return.
     fn errors_table(&self) -> String {
-        let mut table = String::from("Error codes:\n\n| code | message | when |\n| --- | --- | --- |\n");
+        let mut table =
+            String::from("Error codes:\n\n| code | message | when |\n| --- | --- | --- |\n");
         for error in &self.errors {
-            table.push_str(&format!("| {} | {} | {} |\n", error.code(), error, when(error)));
+            table.push_str(&format!(
+                "| {} | {} | {} |\n",
+                error.code(),
+                error,
+                when(error)
+            ));
         }
         for (code, message, when) in PROTOCOL_ERRORS {
             table.push_str(&format!("| {code} | {message} | {when} |\n"));
@@ -246,18 +311,23 @@ impl Method {
         table
     }
 
-    /// One reply example per error of the method, as the server writes them.
-    fn error_examples(&self) -> Vec<(String, utoipa::openapi::example::Example)> {
-        self.errors
-            .iter()
-            .map(|error| {
-                let mut object = json!({"code": error.code(), "message": error.to_string()});
-                if let Some(data) = error.data() {
-                    object["data"] = data;
-                }
-                let example = ExampleBuilder::new().summary(format!("{} {}", error.code(), error)).value(Some(json!({"jsonrpc": "2.0", "error": object, "id": 0})));
-                (error.code().to_string(), example.build())
-            })
+    /// A successful reply, then one per error of the method, as the server writes them.
+    fn examples(&self) -> Vec<(String, utoipa::openapi::example::Example)> {
+        let success = ExampleBuilder::new().summary("result").value(Some(
+            json!({"jsonrpc": "2.0", "result": self.result_example, "id": 0}),
+        ));
+        let errors = self.errors.iter().map(|error| {
+            let mut object = json!({"code": error.code(), "message": error.to_string()});
+            if let Some(data) = error.data() {
+                object["data"] = data;
+            }
+            let example = ExampleBuilder::new()
+                .summary(format!("{} {}", error.code(), error))
+                .value(Some(json!({"jsonrpc": "2.0", "error": object, "id": 0})));
+            (error.code().to_string(), example.build())
+        });
+        std::iter::once(("result".to_owned(), success.build()))
+            .chain(errors)
             .collect()
     }
 }
@@ -289,14 +359,22 @@ fn with_description(mut schema: RefOr<Schema>, description: &str) -> RefOr<Schem
 
 /// A string that can only be `value`.
 fn constant(value: &str) -> ObjectBuilder {
-    ObjectBuilder::new().schema_type(Type::String).enum_values(Some([value]))
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some([value]))
 }
 
 /// The call's id, echoed in the reply (null in the reply to an unparsable request).
 fn id_schema() -> ObjectBuilder {
     ObjectBuilder::new()
-        .schema_type(SchemaType::from_iter([Type::Integer, Type::String, Type::Null]))
-        .description(Some("Echoed in the reply. A call without `id` is a notification: it gets no reply."))
+        .schema_type(SchemaType::from_iter([
+            Type::Integer,
+            Type::String,
+            Type::Null,
+        ]))
+        .description(Some(
+            "Echoed in the reply. A call without `id` is a notification: it gets no reply.",
+        ))
         .examples([0])
 }
 
@@ -318,6 +396,56 @@ fn example_scraper(id: i64) -> Value {
     })
 }
 
+/// Example results, written by the model types themselves so that they have the wire shape.
+struct Samples {
+    scraper: Value,
+    pending_job: Value,
+    killed_job: Value,
+    log_line: Value,
+}
+
+impl Samples {
+    fn new() -> Samples {
+        let at = |text| timestamp::parse(text).expect("a valid timestamp");
+        let scraper: Scraper =
+            serde_json::from_value(example_scraper(1)).expect("the example scraper is a scraper");
+        let pending = ScraperJob {
+            id: 1,
+            scraper,
+            status: ScraperJobStatus::Pending,
+            priority: ScraperJobPriority::High,
+            created_at: at("2026-11-29T00:48:18.229944"),
+            started_at: None,
+            last_active_at: None,
+            finished_at: None,
+            result: None,
+        };
+        let killed = ScraperJob {
+            status: ScraperJobStatus::Killed,
+            started_at: Some(at("2026-11-29T00:48:18.527432")),
+            last_active_at: Some(at("2026-11-29T00:48:23.528595")),
+            finished_at: Some(at("2026-11-29T00:48:25.529531")),
+            ..pending.clone()
+        };
+        let line = JobLogLine {
+            id: 1,
+            at: at("2026-11-29T00:48:18.601245"),
+            level: LogLevel::Info,
+            message: "GET https://example.com/ - 200".to_owned(),
+        };
+        Samples {
+            scraper: sample(&pending.scraper),
+            pending_job: sample(&pending),
+            killed_job: sample(killed),
+            log_line: sample(line),
+        }
+    }
+}
+
+fn sample(value: impl Serialize) -> Value {
+    serde_json::to_value(value).expect("the model types serialise to JSON")
+}
+
 /// Every JsonRPC method, in the order of `engine::Engine`'s operations.
 fn methods(components: &mut Components) -> Vec<Method> {
     let scraper_id = || <i64 as PartialSchema>::schema();
@@ -327,7 +455,17 @@ fn methods(components: &mut Components) -> Vec<Method> {
     let scrapers = components.list_of::<Scraper>();
     let job = components.reference::<ScraperJob>();
     let priority = components.reference::<ScraperJobPriority>();
-    let scraper_validation = || vec![Error::ReadOnly, Error::UnknownHandler("no_such_handler".into()), Error::InvalidScraper(vec![FieldError::new(&["scraper", "schedule_crontab"], "required when the schedule is crontab")])];
+    let samples = Samples::new();
+    let scraper_validation = || {
+        vec![
+            Error::ReadOnly,
+            Error::UnknownHandler("no_such_handler".into()),
+            Error::InvalidScraper(vec![FieldError::new(
+                &["scraper", "schedule_crontab"],
+                "required when the schedule is crontab",
+            )]),
+        ]
+    };
     vec![
         Method {
             name: "search_scrapers",
@@ -340,9 +478,10 @@ fn methods(components: &mut Components) -> Vec<Method> {
             ],
             example: json!({"name_filter": "Example", "max_items": 10, "last_id": 0}),
             result: scrapers.clone(),
+            result_example: json!([samples.scraper]),
             errors: vec![],
         },
-        Method { name: "get_scrapers", tag: "scrapers", summary: "Every scraper", params: vec![], example: json!({}), result: scrapers, errors: vec![] },
+        Method { name: "get_scrapers", tag: "scrapers", summary: "Every scraper", params: vec![], example: json!({}), result: scrapers, result_example: json!([samples.scraper]), errors: vec![] },
         Method {
             name: "get_scraper",
             tag: "scrapers",
@@ -350,6 +489,7 @@ fn methods(components: &mut Components) -> Vec<Method> {
             params: vec![required("id", "The scraper's id.", scraper_id())],
             example: json!({"id": 1}),
             result: scraper.clone(),
+            result_example: samples.scraper.clone(),
             errors: vec![Error::ScraperNotFound(1)],
         },
         Method {
@@ -359,6 +499,7 @@ fn methods(components: &mut Components) -> Vec<Method> {
             params: vec![required("scraper", "The new scraper.", scraper.clone())],
             example: json!({"scraper": example_scraper(-1)}),
             result: scraper.clone(),
+            result_example: samples.scraper.clone(),
             errors: scraper_validation(),
         },
         Method {
@@ -368,6 +509,7 @@ fn methods(components: &mut Components) -> Vec<Method> {
             params: vec![required("scraper", "The scraper with its id and every field.", scraper.clone())],
             example: json!({"scraper": example_scraper(1)}),
             result: scraper.clone(),
+            result_example: samples.scraper.clone(),
             errors: [Error::ScraperNotFound(1)].into_iter().chain(scraper_validation()).collect(),
         },
         Method {
@@ -377,6 +519,7 @@ fn methods(components: &mut Components) -> Vec<Method> {
             params: vec![required("id", "The scraper's id.", scraper_id())],
             example: json!({"id": 1}),
             result: scraper,
+            result_example: samples.scraper.clone(),
             errors: vec![Error::ScraperNotFound(1), Error::ReadOnly],
         },
         Method {
@@ -386,6 +529,7 @@ fn methods(components: &mut Components) -> Vec<Method> {
             params: vec![required("scraper_id", "The scraper's id.", scraper_id()), required("priority", "Priority of the job: 0 utmost, 1 high, 2 normal.", priority.clone())],
             example: json!({"scraper_id": 1, "priority": 1}),
             result: job.clone(),
+            result_example: samples.pending_job.clone(),
             errors: vec![Error::ScraperNotFound(1), Error::ScraperHasActiveRun],
         },
         Method {
@@ -395,6 +539,7 @@ fn methods(components: &mut Components) -> Vec<Method> {
             params: vec![required("scraper_id", "The scraper's id.", scraper_id())],
             example: json!({"scraper_id": 1}),
             result: components.list_of::<ScraperJob>(),
+            result_example: json!([samples.killed_job]),
             errors: vec![],
         },
         Method {
@@ -404,6 +549,7 @@ fn methods(components: &mut Components) -> Vec<Method> {
             params: vec![required("scraper_id", "The scraper's id.", scraper_id()), required("job_id", "The job's id.", job_id())],
             example: json!({"scraper_id": 1, "job_id": 1}),
             result: job.clone(),
+            result_example: samples.pending_job.clone(),
             errors: vec![Error::ScraperJobNotFound(1)],
         },
         Method {
@@ -413,6 +559,7 @@ fn methods(components: &mut Components) -> Vec<Method> {
             params: vec![required("scraper_id", "The scraper's id.", scraper_id()), required("job_id", "The job's id.", job_id())],
             example: json!({"scraper_id": 1, "job_id": 1}),
             result: job.clone(),
+            result_example: samples.killed_job.clone(),
             errors: vec![Error::ScraperJobNotFound(1), Error::JobNotActive(1)],
         },
         Method {
@@ -431,6 +578,7 @@ fn methods(components: &mut Components) -> Vec<Method> {
             ],
             example: json!({"scraper_id": 1, "job_id": 1, "after": 0, "max_lines": 100}),
             result: components.list_of::<JobLogLine>(),
+            result_example: json!([samples.log_line]),
             errors: vec![Error::ScraperJobNotFound(1)],
         },
         Method {
@@ -445,6 +593,7 @@ fn methods(components: &mut Components) -> Vec<Method> {
             ],
             example: json!({"handler": "extract", "config": example_scraper(-1)["config"], "state": null, "priority": 0}),
             result: job,
+            result_example: samples.pending_job.clone(),
             errors: vec![Error::UnknownHandler("no_such_handler".into())],
         },
         Method {
@@ -454,10 +603,11 @@ fn methods(components: &mut Components) -> Vec<Method> {
             params: vec![],
             example: json!({}),
             result: <Vec<String> as PartialSchema>::schema(),
+            result_example: json!(["extract", "script"]),
             errors: vec![],
         },
-        Method { name: "get_schedules", tag: "platform", summary: "The schedules a scraper can have", params: vec![], example: json!({}), result: components.list_of::<ScraperSchedule>(), errors: vec![] },
-        Method { name: "get_priorities", tag: "platform", summary: "The job priorities, with their names", params: vec![], example: json!({}), result: components.list_of::<Priority>(), errors: vec![] },
+        Method { name: "get_schedules", tag: "platform", summary: "The schedules a scraper can have", params: vec![], example: json!({}), result: components.list_of::<ScraperSchedule>(), result_example: sample(ScraperSchedule::ALL), errors: vec![] },
+        Method { name: "get_priorities", tag: "platform", summary: "The job priorities, with their names", params: vec![], example: json!({}), result: components.list_of::<Priority>(), result_example: sample(ScraperJobPriority::ALL.map(Priority::from)), errors: vec![] },
         Method {
             name: "is_read_only",
             tag: "platform",
@@ -465,6 +615,7 @@ fn methods(components: &mut Components) -> Vec<Method> {
             params: vec![],
             example: json!({}),
             result: <bool as PartialSchema>::schema(),
+            result_example: json!(false),
             errors: vec![],
         },
     ]
