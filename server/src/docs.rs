@@ -24,7 +24,10 @@ struct Source {
 
 macro_rules! page {
     ($slug:literal) => {
-        Source { slug: $slug, markdown: include_str!(concat!("../../docs/", $slug, ".md")) }
+        Source {
+            slug: $slug,
+            markdown: include_str!(concat!("../../docs/", $slug, ".md")),
+        }
     };
 }
 
@@ -41,7 +44,11 @@ const SOURCES: [Source; 8] = [
 ];
 
 /// Files the pages show, served next to them: (path under `/docs/`, content type, bytes).
-const FILES: [(&str, &str, &[u8]); 1] = [("screenshots/scrapers.png", "image/png", include_bytes!("../../docs/screenshots/scrapers.png"))];
+const FILES: [(&str, &str, &[u8]); 1] = [(
+    "screenshots/scrapers.png",
+    "image/png",
+    include_bytes!("../../docs/screenshots/scrapers.png"),
+)];
 
 const STYLESHEET: &str = include_str!("docs.css");
 const STYLESHEET_PATH: &str = "style.css";
@@ -54,7 +61,10 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/docs", get(|| async { Redirect::permanent("/docs/") }))
         .route("/docs/", get(move || async move { index.respond("index") }))
-        .route("/docs/{*path}", get(move |Path(path): Path<String>| async move { site.respond(&path) }))
+        .route(
+            "/docs/{*path}",
+            get(move |Path(path): Path<String>| async move { site.respond(&path) }),
+        )
 }
 
 /// Every page, rendered.
@@ -70,12 +80,27 @@ impl Site {
             .iter()
             .map(|source| {
                 let (title, body) = render_markdown(source.markdown);
-                (source.slug, title.unwrap_or_else(|| source.slug.to_owned()), body)
+                (
+                    source.slug,
+                    title.unwrap_or_else(|| source.slug.to_owned()),
+                    body,
+                )
             })
             .collect();
-        let navigation: Vec<(&str, &str)> = rendered.iter().map(|(slug, title, _)| (*slug, title.as_str())).collect();
-        let pages = rendered.iter().map(|(slug, title, body)| (*slug, layout(title, body, &navigation, Some(slug)))).collect();
-        let not_found = layout("Page not found", "<h1>Page not found</h1><p>No page of the documentation has this address.</p>", &navigation, None);
+        let navigation: Vec<(&str, &str)> = rendered
+            .iter()
+            .map(|(slug, title, _)| (*slug, title.as_str()))
+            .collect();
+        let pages = rendered
+            .iter()
+            .map(|(slug, title, body)| (*slug, layout(title, body, &navigation, Some(slug))))
+            .collect();
+        let not_found = layout(
+            "Page not found",
+            "<h1>Page not found</h1><p>No page of the documentation has this address.</p>",
+            &navigation,
+            None,
+        );
         Site { pages, not_found }
     }
 
@@ -84,7 +109,11 @@ impl Site {
             return Html(page.clone()).into_response();
         }
         if path == STYLESHEET_PATH {
-            return ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLESHEET).into_response();
+            return (
+                [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+                STYLESHEET,
+            )
+                .into_response();
         }
         if let Some((_, content_type, bytes)) = FILES.iter().find(|(file, ..)| *file == path) {
             return ([(header::CONTENT_TYPE, *content_type)], *bytes).into_response();
@@ -108,8 +137,16 @@ fn layout(title: &str, body: &str, navigation: &[(&str, &str)], current: Option<
     let items: String = navigation
         .iter()
         .map(|(slug, title)| {
-            let marker = if Some(*slug) == current { r#" aria-current="page""# } else { "" };
-            format!(r#"<li><a href="{}"{marker}>{}</a></li>"#, page_url(slug), escaped(title))
+            let marker = if Some(*slug) == current {
+                r#" aria-current="page""#
+            } else {
+                ""
+            };
+            format!(
+                r#"<li><a href="{}"{marker}>{}</a></li>"#,
+                page_url(slug),
+                escaped(title)
+            )
         })
         .collect();
     format!(
@@ -145,8 +182,11 @@ fn escaped(text: &str) -> String {
 
 /// Renders a page's Markdown: (the text of its first `#` heading, the HTML).
 fn render_markdown(markdown: &str) -> (Option<String>, String) {
-    let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
-    let mut events: Vec<Event> = Parser::new_ext(markdown, options).map(link_to_pages).collect();
+    let options =
+        Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
+    let mut events: Vec<Event> = Parser::new_ext(markdown, options)
+        .map(link_to_pages)
+        .collect();
     let mut title = None;
     let mut used_anchors: HashMap<String, usize> = HashMap::new();
     let mut index = 0;
@@ -206,15 +246,32 @@ fn unique_anchor(text: &str, used: &mut HashMap<String, usize>) -> String {
 /// (`handlers#extract`); other links stay as they are.
 fn link_to_pages(event: Event) -> Event {
     match event {
-        Event::Start(Tag::Link { link_type, dest_url, title, id }) => Event::Start(Tag::Link { link_type, dest_url: page_link(dest_url), title, id }),
+        Event::Start(Tag::Link {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) => Event::Start(Tag::Link {
+            link_type,
+            dest_url: page_link(dest_url),
+            title,
+            id,
+        }),
         other => other,
     }
 }
 
 fn page_link(destination: CowStr) -> CowStr {
     let is_relative = !destination.contains(':') && !destination.starts_with('/');
-    let (path, fragment) = destination.split_once('#').map_or((destination.as_ref(), None), |(path, fragment)| (path, Some(fragment)));
-    let Some(slug) = path.strip_suffix(".md").filter(|slug| is_relative && !slug.contains('/')) else {
+    let (path, fragment) = destination
+        .split_once('#')
+        .map_or((destination.as_ref(), None), |(path, fragment)| {
+            (path, Some(fragment))
+        });
+    let Some(slug) = path
+        .strip_suffix(".md")
+        .filter(|slug| is_relative && !slug.contains('/'))
+    else {
         return destination;
     };
     let page = if slug == "index" { "./" } else { slug };
@@ -232,10 +289,16 @@ mod tests {
     fn links_to_page_files_become_page_links_and_others_stay() {
         let cases = [
             ("middleware.md", "middleware"),
-            ("handlers.md#extract-declarative-scraping", "handlers#extract-declarative-scraping"),
+            (
+                "handlers.md#extract-declarative-scraping",
+                "handlers#extract-declarative-scraping",
+            ),
             ("index.md", "./"),
             ("#local", "#local"),
-            ("https://example.com/readme.md", "https://example.com/readme.md"),
+            (
+                "https://example.com/readme.md",
+                "https://example.com/readme.md",
+            ),
             ("../README.md", "../README.md"),
             ("screenshots/scrapers.png", "screenshots/scrapers.png"),
         ];
@@ -248,14 +311,26 @@ mod tests {
     fn headings_get_the_anchors_a_code_host_gives_them() {
         let (title, html) = render_markdown("# The `extract` handler\n\n## `extract`: declarative scraping\n\n## Notes\n\n## Notes\n");
         assert_eq!(title.as_deref(), Some("The extract handler"));
-        assert!(html.contains(r#"<h2 id="extract-declarative-scraping">"#), "{html}");
-        assert!(html.contains(r#"<h2 id="notes">"#) && html.contains(r#"<h2 id="notes-1">"#), "{html}");
+        assert!(
+            html.contains(r#"<h2 id="extract-declarative-scraping">"#),
+            "{html}"
+        );
+        assert!(
+            html.contains(r#"<h2 id="notes">"#) && html.contains(r#"<h2 id="notes-1">"#),
+            "{html}"
+        );
     }
 
     #[test]
     fn titles_are_escaped_in_the_layout() {
         let page = layout("A <b> & C", "", &[("index", "A <b> & C")], Some("index"));
-        assert!(page.contains("<title>A &lt;b&gt; &amp; C · Sneakpeek documentation</title>"), "{page}");
-        assert!(page.contains(r#"<a href="/docs/" aria-current="page">A &lt;b&gt; &amp; C</a>"#), "{page}");
+        assert!(
+            page.contains("<title>A &lt;b&gt; &amp; C · Sneakpeek documentation</title>"),
+            "{page}"
+        );
+        assert!(
+            page.contains(r#"<a href="/docs/" aria-current="page">A &lt;b&gt; &amp; C</a>"#),
+            "{page}"
+        );
     }
 }
