@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use engine::model::{Scraper, ScraperJobPriority, ScraperJobStatus, ScraperSchedule};
-use engine::storage::{Completion, EnqueueOrigin, Storages};
+use engine::model::{Scraper, ScraperJob, ScraperJobPriority, ScraperJobStatus, ScraperSchedule};
+use engine::storage::{Completion, EnqueueOrigin, ScraperJobsStorage, Storages};
 use engine::testing::TestDatabase;
 use engine::Error;
 
@@ -78,6 +78,20 @@ storage_suite!(
 fn scraper(name: &str) -> Scraper {
     serde_json::from_value(serde_json::json!({"name": name, "schedule": "every_hour", "handler": "extract", "config": {"params": {"url": "http://x"}}}))
         .unwrap()
+}
+
+/// Enqueues a manual run of the scraper with this id.
+async fn enqueue(
+    jobs: &dyn ScraperJobsStorage,
+    scraper_id: i64,
+    priority: ScraperJobPriority,
+) -> Result<ScraperJob, Error> {
+    jobs.add_scraper_job(
+        &scraper_with_id(scraper_id),
+        priority,
+        EnqueueOrigin::Manual,
+    )
+    .await
 }
 
 /// A scraper with a given id, for queue tests that need many distinct scrapers (the queue
@@ -235,12 +249,7 @@ async fn scraper_state_is_persisted(backend: Backend) {
 
 async fn enqueue_then_dequeue_claims_the_job(backend: Backend) {
     let jobs = &backend.storages.jobs;
-    let enqueued = jobs
-        .add_scraper_job(
-            &scraper_with_id(1),
-            ScraperJobPriority::Utmost,
-            EnqueueOrigin::Manual,
-        )
+    let enqueued = enqueue(&**jobs, 1, ScraperJobPriority::Utmost)
         .await
         .unwrap();
     assert_eq!(enqueued.status, ScraperJobStatus::Pending);
@@ -266,57 +275,27 @@ async fn enqueue_then_dequeue_claims_the_job(backend: Backend) {
 
 async fn a_second_active_job_of_a_scraper_is_refused(backend: Backend) {
     let jobs = &backend.storages.jobs;
-    let first = jobs
-        .add_scraper_job(
-            &scraper_with_id(1),
-            ScraperJobPriority::Normal,
-            EnqueueOrigin::Manual,
-        )
+    let first = enqueue(&**jobs, 1, ScraperJobPriority::Normal)
         .await
         .unwrap();
-    let refused = jobs
-        .add_scraper_job(
-            &scraper_with_id(1),
-            ScraperJobPriority::High,
-            EnqueueOrigin::Manual,
-        )
-        .await;
+    let refused = enqueue(&**jobs, 1, ScraperJobPriority::High).await;
     assert_eq!(refused, Err(Error::ScraperHasActiveRun));
     jobs.dequeue_scraper_jobs(1).await.unwrap();
     assert_eq!(
-        jobs.add_scraper_job(
-            &scraper_with_id(1),
-            ScraperJobPriority::High,
-            EnqueueOrigin::Manual
-        )
-        .await,
+        enqueue(&**jobs, 1, ScraperJobPriority::High).await,
         Err(Error::ScraperHasActiveRun)
     );
     jobs.finish_scraper_job(first.id, ScraperJobStatus::Succeeded, Some("done".into()))
         .await
         .unwrap();
-    assert!(jobs
-        .add_scraper_job(
-            &scraper_with_id(1),
-            ScraperJobPriority::High,
-            EnqueueOrigin::Manual
-        )
-        .await
-        .is_ok());
+    assert!(enqueue(&**jobs, 1, ScraperJobPriority::High).await.is_ok());
 }
 
 async fn fifty_concurrent_enqueues_create_exactly_one_job(backend: Backend) {
     let jobs = backend.storages.jobs.clone();
     let attempts = (0..50).map(|_| {
         let jobs = jobs.clone();
-        tokio::spawn(async move {
-            jobs.add_scraper_job(
-                &scraper_with_id(7),
-                ScraperJobPriority::Normal,
-                EnqueueOrigin::Manual,
-            )
-            .await
-        })
+        tokio::spawn(async move { enqueue(&*jobs, 7, ScraperJobPriority::Normal).await })
     });
     let outcomes = futures_join_all(attempts).await;
     assert_eq!(outcomes.iter().filter(|outcome| outcome.is_ok()).count(), 1);
@@ -342,14 +321,10 @@ async fn dequeue_is_fifo_within_a_priority(backend: Backend) {
     let mut enqueued = Vec::new();
     for id in 1..=10 {
         enqueued.push(
-            jobs.add_scraper_job(
-                &scraper_with_id(id),
-                ScraperJobPriority::Normal,
-                EnqueueOrigin::Manual,
-            )
-            .await
-            .unwrap()
-            .id,
+            enqueue(&**jobs, id, ScraperJobPriority::Normal)
+                .await
+                .unwrap()
+                .id,
         );
     }
     let mut dequeued = Vec::new();
@@ -374,16 +349,7 @@ async fn dequeue_takes_the_highest_priority_first(backend: Backend) {
         (3, ScraperJobPriority::High),
         (4, ScraperJobPriority::Utmost),
     ] {
-        ids.push(
-            jobs.add_scraper_job(
-                &scraper_with_id(scraper_id),
-                priority,
-                EnqueueOrigin::Manual,
-            )
-            .await
-            .unwrap()
-            .id,
-        );
+        ids.push(enqueue(&**jobs, scraper_id, priority).await.unwrap().id);
     }
     let mut order = Vec::new();
     while let Some(job) = jobs.dequeue_scraper_jobs(1).await.unwrap().pop() {
@@ -395,13 +361,7 @@ async fn dequeue_takes_the_highest_priority_first(backend: Backend) {
         (5, ScraperJobPriority::Normal),
         (6, ScraperJobPriority::Utmost),
     ] {
-        jobs.add_scraper_job(
-            &scraper_with_id(scraper_id),
-            priority,
-            EnqueueOrigin::Manual,
-        )
-        .await
-        .unwrap();
+        enqueue(&**jobs, scraper_id, priority).await.unwrap();
     }
     let batch: Vec<i64> = jobs
         .dequeue_scraper_jobs(5)
@@ -415,12 +375,7 @@ async fn dequeue_takes_the_highest_priority_first(backend: Backend) {
 
 async fn heartbeat_follows_the_job_state(backend: Backend) {
     let jobs = &backend.storages.jobs;
-    let job = jobs
-        .add_scraper_job(
-            &scraper_with_id(1),
-            ScraperJobPriority::Utmost,
-            EnqueueOrigin::Manual,
-        )
+    let job = enqueue(&**jobs, 1, ScraperJobPriority::Utmost)
         .await
         .unwrap();
     assert_eq!(jobs.heartbeat(job.id).await, Err(Error::PingNotStarted));
@@ -448,12 +403,7 @@ async fn heartbeat_follows_the_job_state(backend: Backend) {
 
 async fn a_killed_job_is_never_flipped_back(backend: Backend) {
     let jobs = &backend.storages.jobs;
-    let pending = jobs
-        .add_scraper_job(
-            &scraper_with_id(1),
-            ScraperJobPriority::Normal,
-            EnqueueOrigin::Manual,
-        )
+    let pending = enqueue(&**jobs, 1, ScraperJobPriority::Normal)
         .await
         .unwrap();
     assert_eq!(
@@ -465,12 +415,7 @@ async fn a_killed_job_is_never_flipped_back(backend: Backend) {
         "a killed pending job is never claimed"
     );
 
-    let running = jobs
-        .add_scraper_job(
-            &scraper_with_id(1),
-            ScraperJobPriority::Normal,
-            EnqueueOrigin::Manual,
-        )
+    let running = enqueue(&**jobs, 1, ScraperJobPriority::Normal)
         .await
         .unwrap();
     jobs.dequeue_scraper_jobs(1).await.unwrap();
@@ -499,27 +444,24 @@ async fn a_killed_job_is_never_flipped_back(backend: Backend) {
 
 async fn dead_jobs_are_the_ones_without_recent_heartbeat(backend: Backend) {
     let jobs = &backend.storages.jobs;
-    let quiet = jobs
-        .add_scraper_job(
-            &scraper_with_id(1),
-            ScraperJobPriority::Normal,
-            EnqueueOrigin::Manual,
-        )
+    let quiet = enqueue(&**jobs, 1, ScraperJobPriority::Normal)
         .await
         .unwrap();
-    let pending = jobs
-        .add_scraper_job(
-            &scraper_with_id(2),
-            ScraperJobPriority::Normal,
-            EnqueueOrigin::Manual,
-        )
+    let pending = enqueue(&**jobs, 2, ScraperJobPriority::Normal)
         .await
         .unwrap();
     jobs.dequeue_scraper_jobs(1).await.unwrap();
-    assert!(jobs.mark_dead_scraper_jobs(Duration::from_secs(30)).await.unwrap().is_empty());
+    assert!(jobs
+        .mark_dead_scraper_jobs(Duration::from_secs(30))
+        .await
+        .unwrap()
+        .is_empty());
     // Let the heartbeat age past a short timeout.
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let dead = jobs.mark_dead_scraper_jobs(Duration::from_millis(10)).await.unwrap();
+    let dead = jobs
+        .mark_dead_scraper_jobs(Duration::from_millis(10))
+        .await
+        .unwrap();
     assert_eq!(
         dead.iter()
             .map(|job| (job.id, job.status))
@@ -539,12 +481,7 @@ async fn dead_jobs_are_the_ones_without_recent_heartbeat(backend: Backend) {
         None
     );
     assert_eq!(jobs.heartbeat(quiet.id).await, Err(Error::PingFinished));
-    assert!(jobs
-        .add_scraper_job(
-            &scraper_with_id(1),
-            ScraperJobPriority::Normal,
-            EnqueueOrigin::Manual
-        )
+    assert!(enqueue(&**jobs, 1, ScraperJobPriority::Normal)
         .await
         .is_ok());
 }
@@ -589,23 +526,13 @@ async fn jobs_are_listed_newest_first_and_scoped_to_their_scraper(backend: Backe
     let jobs = &backend.storages.jobs;
     let mut ids = Vec::new();
     for _ in 0..3 {
-        let job = jobs
-            .add_scraper_job(
-                &scraper_with_id(1),
-                ScraperJobPriority::Normal,
-                EnqueueOrigin::Manual,
-            )
+        let job = enqueue(&**jobs, 1, ScraperJobPriority::Normal)
             .await
             .unwrap();
         jobs.kill_scraper_job(1, job.id).await.unwrap();
         ids.push(job.id);
     }
-    let other = jobs
-        .add_scraper_job(
-            &scraper_with_id(2),
-            ScraperJobPriority::Normal,
-            EnqueueOrigin::Manual,
-        )
+    let other = enqueue(&**jobs, 2, ScraperJobPriority::Normal)
         .await
         .unwrap();
     let listed: Vec<i64> = jobs
@@ -632,23 +559,13 @@ async fn old_finished_jobs_are_pruned_per_scraper(backend: Backend) {
     let jobs = &backend.storages.jobs;
     for scraper_id in [1, 2] {
         for _ in 0..10 {
-            let job = jobs
-                .add_scraper_job(
-                    &scraper_with_id(scraper_id),
-                    ScraperJobPriority::Normal,
-                    EnqueueOrigin::Manual,
-                )
+            let job = enqueue(&**jobs, scraper_id, ScraperJobPriority::Normal)
                 .await
                 .unwrap();
             jobs.kill_scraper_job(scraper_id, job.id).await.unwrap();
         }
     }
-    let active = jobs
-        .add_scraper_job(
-            &scraper_with_id(1),
-            ScraperJobPriority::Normal,
-            EnqueueOrigin::Manual,
-        )
+    let active = enqueue(&**jobs, 1, ScraperJobPriority::Normal)
         .await
         .unwrap();
     let newest_before: Vec<i64> = jobs
@@ -680,14 +597,10 @@ async fn four_workers_drain_ten_thousand_jobs_each_exactly_once(backend: Backend
             let mut ids = Vec::new();
             for scraper_id in (1..=JOBS).filter(|id| id % 8 == lane) {
                 ids.push(
-                    jobs.add_scraper_job(
-                        &scraper_with_id(scraper_id),
-                        ScraperJobPriority::Normal,
-                        EnqueueOrigin::Manual,
-                    )
-                    .await
-                    .unwrap()
-                    .id,
+                    enqueue(&*jobs, scraper_id, ScraperJobPriority::Normal)
+                        .await
+                        .unwrap()
+                        .id,
                 );
             }
             ids
@@ -845,23 +758,50 @@ async fn a_postgres_lease_is_lost_with_its_connection_and_taken_over() {
 async fn finished_jobs_are_counted_per_minute_and_status(backend: Backend) {
     let jobs = &backend.storages.jobs;
     let before = chrono::Utc::now() - chrono::Duration::seconds(1);
-    for (scraper_id, status) in [(1, ScraperJobStatus::Succeeded), (2, ScraperJobStatus::Succeeded), (3, ScraperJobStatus::Failed)] {
-        let job = jobs.add_scraper_job(&scraper_with_id(scraper_id), ScraperJobPriority::Normal, EnqueueOrigin::Manual).await.unwrap();
+    for (scraper_id, status) in [
+        (1, ScraperJobStatus::Succeeded),
+        (2, ScraperJobStatus::Succeeded),
+        (3, ScraperJobStatus::Failed),
+    ] {
+        let job = enqueue(&**jobs, scraper_id, ScraperJobPriority::Normal)
+            .await
+            .unwrap();
         jobs.dequeue_scraper_jobs(1).await.unwrap();
         jobs.finish_scraper_job(job.id, status, None).await.unwrap();
     }
-    jobs.add_scraper_job(&scraper_with_id(4), ScraperJobPriority::Normal, EnqueueOrigin::Manual).await.unwrap();
+    enqueue(&**jobs, 4, ScraperJobPriority::Normal)
+        .await
+        .unwrap();
     let counts = jobs.count_finished_jobs(before).await.unwrap();
-    let total = |status| counts.iter().filter(|count| count.status == status).map(|count| count.count).sum::<u64>();
-    assert_eq!((total(ScraperJobStatus::Succeeded), total(ScraperJobStatus::Failed)), (2, 1));
-    assert!(counts.iter().all(|count| count.minute.timestamp() % 60 == 0 && count.minute >= before - chrono::Duration::minutes(1)));
-    assert!(jobs.count_finished_jobs(chrono::Utc::now() + chrono::Duration::minutes(1)).await.unwrap().is_empty());
+    let total = |status| {
+        counts
+            .iter()
+            .filter(|count| count.status == status)
+            .map(|count| count.count)
+            .sum::<u64>()
+    };
+    assert_eq!(
+        (
+            total(ScraperJobStatus::Succeeded),
+            total(ScraperJobStatus::Failed)
+        ),
+        (2, 1)
+    );
+    assert!(counts.iter().all(|count| count.minute.timestamp() % 60 == 0
+        && count.minute >= before - chrono::Duration::minutes(1)));
+    assert!(jobs
+        .count_finished_jobs(chrono::Utc::now() + chrono::Duration::minutes(1))
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn ephemeral_runs_share_one_pruning_allowance(backend: Backend) {
     let jobs = &backend.storages.jobs;
     for ephemeral_id in -20..-10 {
-        let job = jobs.add_scraper_job(&scraper_with_id(ephemeral_id), ScraperJobPriority::Normal, EnqueueOrigin::Manual).await.unwrap();
+        let job = enqueue(&**jobs, ephemeral_id, ScraperJobPriority::Normal)
+            .await
+            .unwrap();
         jobs.kill_scraper_job(ephemeral_id, job.id).await.unwrap();
     }
     assert_eq!(jobs.delete_old_scraper_jobs(3).await.unwrap(), 7);
@@ -869,54 +809,123 @@ async fn ephemeral_runs_share_one_pruning_allowance(backend: Backend) {
 
 async fn job_logs_are_read_in_pages(backend: Backend) {
     let jobs = &backend.storages.jobs;
-    let job = jobs.add_scraper_job(&scraper_with_id(1), ScraperJobPriority::Normal, EnqueueOrigin::Manual).await.unwrap();
+    let job = enqueue(&**jobs, 1, ScraperJobPriority::Normal)
+        .await
+        .unwrap();
     let lines: Vec<engine::model::JobLogLine> = (1..=250)
-        .map(|id| engine::model::JobLogLine { id, at: chrono::Utc::now(), level: engine::model::LogLevel::Info, message: format!("line {id}") })
+        .map(|id| engine::model::JobLogLine {
+            id,
+            at: chrono::Utc::now(),
+            level: engine::model::LogLevel::Info,
+            message: format!("line {id}"),
+        })
         .collect();
     jobs.append_job_log(job.id, &lines[..100]).await.unwrap();
     jobs.append_job_log(job.id, &lines[100..]).await.unwrap();
     let first = jobs.get_job_log(job.id, None, 100).await.unwrap();
-    assert_eq!((first.len(), first[0].message.as_str(), first[99].id), (100, "line 1", 100));
+    assert_eq!(
+        (first.len(), first[0].message.as_str(), first[99].id),
+        (100, "line 1", 100)
+    );
     let rest = jobs.get_job_log(job.id, Some(200), 100).await.unwrap();
-    assert_eq!(rest.iter().map(|line| line.id).collect::<Vec<_>>(), (201..=250).collect::<Vec<_>>());
-    assert!(jobs.get_job_log(job.id, Some(250), 100).await.unwrap().is_empty());
-    assert_eq!(jobs.append_job_log(999_999, &lines[..1]).await, Err(Error::ScraperJobNotFound(999_999)));
+    assert_eq!(
+        rest.iter().map(|line| line.id).collect::<Vec<_>>(),
+        (201..=250).collect::<Vec<_>>()
+    );
+    assert!(jobs
+        .get_job_log(job.id, Some(250), 100)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        jobs.append_job_log(999_999, &lines[..1]).await,
+        Err(Error::ScraperJobNotFound(999_999))
+    );
 }
 
 async fn a_batch_of_completions_finishes_only_started_jobs(backend: Backend) {
     let jobs = &backend.storages.jobs;
     let mut ids = Vec::new();
     for scraper_id in 1..=3 {
-        ids.push(jobs.add_scraper_job(&scraper_with_id(scraper_id), ScraperJobPriority::Normal, EnqueueOrigin::Manual).await.unwrap().id);
+        ids.push(
+            enqueue(&**jobs, scraper_id, ScraperJobPriority::Normal)
+                .await
+                .unwrap()
+                .id,
+        );
     }
     jobs.dequeue_scraper_jobs(3).await.unwrap();
     jobs.kill_scraper_job(2, ids[1]).await.unwrap();
-    let line = |id: i64, message: &str| engine::model::JobLogLine { id, at: chrono::Utc::now(), level: engine::model::LogLevel::Info, message: message.into() };
+    let line = |id: i64, message: &str| engine::model::JobLogLine {
+        id,
+        at: chrono::Utc::now(),
+        level: engine::model::LogLevel::Info,
+        message: message.into(),
+    };
     let completions: Vec<Completion> = vec![
-        Completion { job_id: ids[0], status: ScraperJobStatus::Succeeded, result: Some("one".into()), log: vec![line(1, "first"), line(2, "done")] },
-        Completion { job_id: ids[1], status: ScraperJobStatus::Succeeded, result: Some("late".into()), log: vec![line(1, "too late")] },
-        Completion { job_id: ids[2], status: ScraperJobStatus::Failed, result: Some("boom".into()), log: vec![] },
+        Completion {
+            job_id: ids[0],
+            status: ScraperJobStatus::Succeeded,
+            result: Some("one".into()),
+            log: vec![line(1, "first"), line(2, "done")],
+        },
+        Completion {
+            job_id: ids[1],
+            status: ScraperJobStatus::Succeeded,
+            result: Some("late".into()),
+            log: vec![line(1, "too late")],
+        },
+        Completion {
+            job_id: ids[2],
+            status: ScraperJobStatus::Failed,
+            result: Some("boom".into()),
+            log: vec![],
+        },
     ];
-    assert_eq!(jobs.finish_scraper_jobs(&completions).await.unwrap(), [true, false, true]);
+    assert_eq!(
+        jobs.finish_scraper_jobs(&completions).await.unwrap(),
+        [true, false, true]
+    );
     let first = jobs.get_scraper_job(1, ids[0]).await.unwrap();
-    assert_eq!((first.status, first.result.as_deref()), (ScraperJobStatus::Succeeded, Some("one")));
+    assert_eq!(
+        (first.status, first.result.as_deref()),
+        (ScraperJobStatus::Succeeded, Some("one"))
+    );
     assert!(first.finished_at.is_some());
     let killed = jobs.get_scraper_job(2, ids[1]).await.unwrap();
-    assert_eq!((killed.status, killed.result), (ScraperJobStatus::Killed, None));
-    assert_eq!(jobs.get_scraper_job(3, ids[2]).await.unwrap().status, ScraperJobStatus::Failed);
+    assert_eq!(
+        (killed.status, killed.result),
+        (ScraperJobStatus::Killed, None)
+    );
+    assert_eq!(
+        jobs.get_scraper_job(3, ids[2]).await.unwrap().status,
+        ScraperJobStatus::Failed
+    );
     assert_eq!(jobs.get_job_log(ids[0], None, 10).await.unwrap().len(), 2);
-    assert_eq!(jobs.get_job_log(ids[1], None, 10).await.unwrap()[0].message, "too late", "a lost job's log is still kept");
+    assert_eq!(
+        jobs.get_job_log(ids[1], None, 10).await.unwrap()[0].message,
+        "too late",
+        "a lost job's log is still kept"
+    );
 }
 
 async fn the_last_job_of_each_scraper_is_listed(backend: Backend) {
     let jobs = &backend.storages.jobs;
     let mut newest = std::collections::HashMap::new();
     for scraper_id in [1, 1, 2, 1] {
-        let job = jobs.add_scraper_job(&scraper_with_id(scraper_id), ScraperJobPriority::Normal, EnqueueOrigin::Manual).await.unwrap();
+        let job = enqueue(&**jobs, scraper_id, ScraperJobPriority::Normal)
+            .await
+            .unwrap();
         jobs.kill_scraper_job(scraper_id, job.id).await.unwrap();
         newest.insert(scraper_id, job.id);
     }
-    let mut last: Vec<(i64, i64)> = jobs.get_last_jobs().await.unwrap().into_iter().map(|job| (job.scraper.id, job.id)).collect();
+    let mut last: Vec<(i64, i64)> = jobs
+        .get_last_jobs()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|job| (job.scraper.id, job.id))
+        .collect();
     last.sort();
     assert_eq!(last, [(1, newest[&1]), (2, newest[&2])]);
 }

@@ -156,6 +156,11 @@ fn notify_column_with_payload(channel: &str, payload: &str) -> String {
     )
 }
 
+/// The parsed row, or `missing` when the statement matched none.
+fn found<T>(row: Option<PgRow>, parse: fn(&PgRow) -> Result<T>, missing: Error) -> Result<T> {
+    row.as_ref().map(parse).transpose()?.ok_or(missing)
+}
+
 fn scraper_from_row(row: &PgRow) -> Result<Scraper> {
     let schedule: String = row.try_get("schedule")?;
     let priority: i16 = row.try_get("schedule_priority")?;
@@ -310,10 +315,7 @@ impl ScrapersStorage for PostgresStorage {
         .bind(scraper.timeout_seconds.map(|seconds| seconds as i64))
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref()
-            .map(scraper_from_row)
-            .transpose()?
-            .ok_or(Error::ScraperNotFound(scraper.id))
+        found(row, scraper_from_row, Error::ScraperNotFound(scraper.id))
     }
 
     async fn delete_scraper(&self, id: ScraperId) -> Result<Scraper> {
@@ -325,10 +327,7 @@ impl ScrapersStorage for PostgresStorage {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref()
-            .map(scraper_from_row)
-            .transpose()?
-            .ok_or(Error::ScraperNotFound(id))
+        found(row, scraper_from_row, Error::ScraperNotFound(id))
     }
 
     async fn update_scraper_state(&self, id: ScraperId, state: Option<String>) -> Result<Scraper> {
@@ -340,10 +339,7 @@ impl ScrapersStorage for PostgresStorage {
         .bind(state)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref()
-            .map(scraper_from_row)
-            .transpose()?
-            .ok_or(Error::ScraperNotFound(id))
+        found(row, scraper_from_row, Error::ScraperNotFound(id))
     }
 
     fn changes(&self) -> watch::Receiver<u64> {
@@ -395,10 +391,7 @@ impl ScraperJobsStorage for PostgresStorage {
         .bind(scraper_id)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref()
-            .map(job_from_row)
-            .transpose()?
-            .ok_or(Error::ScraperJobNotFound(job_id))
+        found(row, job_from_row, Error::ScraperJobNotFound(job_id))
     }
 
     async fn add_scraper_job(
@@ -426,10 +419,7 @@ impl ScraperJobsStorage for PostgresStorage {
         .bind(scheduled_for)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref()
-            .map(job_from_row)
-            .transpose()?
-            .ok_or(Error::ScraperHasActiveRun)
+        found(row, job_from_row, Error::ScraperHasActiveRun)
     }
 
     async fn dequeue_scraper_jobs(&self, limit: usize) -> Result<Vec<ClaimedJob>> {
