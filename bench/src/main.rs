@@ -227,7 +227,7 @@ async fn run(settings: Settings) -> BoxResult<()> {
         section("our server over the JsonRPC API, in memory");
         let server = launchers.ours(None, 18080).await?;
         let memory = our_api(&server, &mut report, "memory", original.as_ref()).await;
-        if memory.is_ok() && wanted(Section::Ui) {
+        if memory.is_ok() {
             section("UI: the scrapers page with 1,000 scrapers, rendered on the server");
             let (mut times, size) = http::render(server.address, RENDER_SAMPLES).await?;
             report

@@ -22,6 +22,8 @@ pub struct Database {
 impl Database {
     /// Creates an empty database named after its workload.
     pub async fn create(admin: &str, workload: &str) -> BoxResult<Database> {
+        // Identifiers are unquoted in the statements below: keep to letters, digits and `_`.
+        let workload: String = workload.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
         let name = format!("{PREFIX}{workload}_{}", std::process::id());
         let mut connection = PgConnection::connect(admin).await?;
         sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut connection).await?;
