@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use crate::error::Error;
 use crate::model::{SchedulerState, Scraper, ScraperId};
 use crate::schedule::Trigger;
-use crate::storage::{EnqueueOrigin, Storages};
+use crate::storage::{ScheduledFire, Storages};
 
 /// Wall-clock time as the scheduler sees it.
 #[derive(Debug, Clone)]
@@ -92,8 +92,6 @@ impl Default for SchedulerSettings {
         }
     }
 }
-
-
 
 pub struct Scheduler {
     storages: Storages,
@@ -282,41 +280,66 @@ impl Scheduler {
     /// missed while late (or while no replica led) are skipped, not caught up in a burst.
     async fn fire_due(&self, plan: &mut HashMap<ScraperId, Planned>) {
         let now = self.settings.clock.now();
-        for planned in plan.values_mut().filter(|planned| planned.next <= now) {
-            let origin = EnqueueOrigin::Scheduled(planned.next);
-            match self
-                .storages
-                .jobs
-                .add_scraper_job(&planned.scraper, planned.scraper.schedule_priority, origin)
-                .await
-            {
-                Ok(job) => {
-                    metrics::counter!("sneakpeek_scheduler_fires_total", "outcome" => "enqueued").increment(1);
-                    tracing::debug!(scraper_id = planned.scraper.id, job_id = job.id, fire = %planned.next, "scheduled run enqueued")
-                }
-                Err(Error::ScraperHasActiveRun) => {
-                    metrics::counter!("sneakpeek_scheduler_fires_total", "outcome" => "skipped").increment(1);
-                    tracing::debug!(scraper_id = planned.scraper.id, fire = %planned.next, "fire skipped: the scraper is still running or this fire was already enqueued")
-                }
-                Err(error) => {
-                    metrics::counter!("sneakpeek_scheduler_fires_total", "outcome" => "failed").increment(1);
-                    tracing::warn!(scraper_id = planned.scraper.id, error = %error.describe(), ?error, "could not enqueue a scheduled run")
+        let due: Vec<ScraperId> = plan
+            .iter()
+            .filter(|(_, planned)| planned.next <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        let fires: Vec<ScheduledFire> = due
+            .iter()
+            .map(|id| ScheduledFire {
+                scraper: plan[id].scraper.clone(),
+                at: plan[id].next,
+            })
+            .collect();
+        match self.storages.jobs.add_scheduled_jobs(&fires).await {
+            Ok(outcomes) => {
+                for (fire, outcome) in fires.iter().zip(outcomes) {
+                    let scraper_id = fire.scraper.id;
+                    match outcome {
+                        Ok(job) => {
+                            metrics::counter!("sneakpeek_scheduler_fires_total", "outcome" => "enqueued").increment(1);
+                            tracing::debug!(scraper_id, job_id = job.id, fire = %fire.at, "scheduled run enqueued")
+                        }
+                        Err(Error::ScraperHasActiveRun) => {
+                            metrics::counter!("sneakpeek_scheduler_fires_total", "outcome" => "skipped").increment(1);
+                            tracing::debug!(scraper_id, fire = %fire.at, "fire skipped: the scraper is still running or this fire was already enqueued")
+                        }
+                        Err(error) => {
+                            metrics::counter!("sneakpeek_scheduler_fires_total", "outcome" => "failed").increment(1);
+                            tracing::warn!(scraper_id, error = %error.describe(), ?error, "could not enqueue a scheduled run")
+                        }
+                    }
                 }
             }
-            match planned.trigger.next_after(now) {
-                Some(next) => planned.next = next,
-                // A schedule with no future fire (a crontab for a past date) stays planned
-                // far away instead of firing again and again.
-                None => planned.next = DateTime::<Utc>::MAX_UTC,
+            Err(error) => {
+                metrics::counter!("sneakpeek_scheduler_fires_total", "outcome" => "failed")
+                    .increment(fires.len() as u64);
+                tracing::warn!(fires = fires.len(), error = %error.describe(), ?error, "could not enqueue scheduled runs");
             }
+        }
+        for id in due {
+            let planned = plan.get_mut(&id).expect("due ids come from the plan");
+            // A schedule with no future fire (a crontab for a past date) stays planned far
+            // away instead of firing again and again.
+            planned.next = planned
+                .trigger
+                .next_after(now)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC);
         }
     }
 
     async fn mark_dead_jobs(&self) {
-        match self.storages.jobs.mark_dead_scraper_jobs(self.settings.dead_timeout).await {
+        match self
+            .storages
+            .jobs
+            .mark_dead_scraper_jobs(self.settings.dead_timeout)
+            .await
+        {
             Ok(dead) => {
                 for job in dead {
-                    metrics::counter!("sneakpeek_scraper_jobs_total", "type" => "dead").increment(1);
+                    metrics::counter!("sneakpeek_scraper_jobs_total", "type" => "dead")
+                        .increment(1);
                     tracing::warn!(
                         job_id = job.id,
                         scraper_id = job.scraper.id,

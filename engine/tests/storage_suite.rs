@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use engine::model::{Scraper, ScraperJob, ScraperJobPriority, ScraperJobStatus, ScraperSchedule};
-use engine::storage::{Completion, EnqueueOrigin, ScraperJobsStorage, Storages};
+use engine::storage::{Completion, EnqueueOrigin, ScheduledFire, ScraperJobsStorage, Storages};
 use engine::testing::TestDatabase;
 use engine::Error;
 
@@ -73,6 +73,7 @@ storage_suite!(
     job_logs_are_read_in_pages,
     a_batch_of_completions_finishes_only_started_jobs,
     the_last_job_of_each_scraper_is_listed,
+    fires_due_together_are_enqueued_together,
 );
 
 fn scraper(name: &str) -> Scraper {
@@ -928,4 +929,41 @@ async fn the_last_job_of_each_scraper_is_listed(backend: Backend) {
         .collect();
     last.sort();
     assert_eq!(last, [(1, newest[&1]), (2, newest[&2])]);
+}
+
+async fn fires_due_together_are_enqueued_together(backend: Backend) {
+    let jobs = &backend.storages.jobs;
+    let at = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+    enqueue(&**jobs, 2, ScraperJobPriority::Normal)
+        .await
+        .unwrap();
+    let fires: Vec<ScheduledFire> = (1..=3)
+        .map(|id| ScheduledFire {
+            scraper: Scraper {
+                schedule_priority: ScraperJobPriority::High,
+                ..scraper_with_id(id)
+            },
+            at,
+        })
+        .collect();
+    let outcomes = jobs.add_scheduled_jobs(&fires).await.unwrap();
+    assert!(outcomes[0].is_ok() && outcomes[2].is_ok());
+    assert_eq!(
+        outcomes[1],
+        Err(Error::ScraperHasActiveRun),
+        "scraper 2 is still active"
+    );
+    let job = outcomes[0].as_ref().unwrap();
+    assert_eq!(
+        (job.scraper.id, job.priority, job.status),
+        (1, ScraperJobPriority::High, ScraperJobStatus::Pending)
+    );
+    // The same fire again, after those jobs finished: refused, whoever fires it.
+    for claimed in jobs.dequeue_scraper_jobs(10).await.unwrap() {
+        jobs.finish_scraper_job(claimed.id, ScraperJobStatus::Succeeded, None)
+            .await
+            .unwrap();
+    }
+    let again = jobs.add_scheduled_jobs(&fires[..1]).await.unwrap();
+    assert_eq!(again, [Err(Error::ScraperHasActiveRun)]);
 }

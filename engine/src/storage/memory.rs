@@ -379,7 +379,8 @@ impl ScraperJobsStorage for MemoryScraperJobsStorage {
     }
 
     async fn mark_dead_scraper_jobs(&self, timeout: Duration) -> Result<Vec<ScraperJob>> {
-        let heartbeat_before = Utc::now() - chrono::Duration::from_std(timeout).map_err(Error::internal)?;
+        let heartbeat_before =
+            Utc::now() - chrono::Duration::from_std(timeout).map_err(Error::internal)?;
         let mut state = self.state();
         let dead: Vec<ScraperJobId> = state
             .active
@@ -402,11 +403,23 @@ impl ScraperJobsStorage for MemoryScraperJobsStorage {
         let mut state = self.state();
         let mut doomed = Vec::new();
         // Ephemeral runs each have their own negative scraper id: they share one allowance.
-        let ephemeral: BTreeSet<ScraperJobId> =
-            state.by_scraper.iter().filter(|(scraper_id, _)| **scraper_id < 0).flat_map(|(_, ids)| ids.iter().copied()).collect();
-        let partitions = state.by_scraper.iter().filter(|(scraper_id, _)| **scraper_id >= 0).map(|(_, ids)| ids).chain([&ephemeral]);
+        let ephemeral: BTreeSet<ScraperJobId> = state
+            .by_scraper
+            .iter()
+            .filter(|(scraper_id, _)| **scraper_id < 0)
+            .flat_map(|(_, ids)| ids.iter().copied())
+            .collect();
+        let partitions = state
+            .by_scraper
+            .iter()
+            .filter(|(scraper_id, _)| **scraper_id >= 0)
+            .map(|(_, ids)| ids)
+            .chain([&ephemeral]);
         for ids in partitions {
-            let finished = ids.iter().rev().filter(|id| state.jobs[*id].status.is_finished());
+            let finished = ids
+                .iter()
+                .rev()
+                .filter(|id| state.jobs[*id].status.is_finished());
             doomed.extend(finished.skip(keep_last).copied());
         }
         for id in &doomed {
@@ -420,16 +433,30 @@ impl ScraperJobsStorage for MemoryScraperJobsStorage {
         let mut counts: BTreeMap<(DateTime<Utc>, ScraperJobStatus), u64> = BTreeMap::new();
         for job in state.jobs.values() {
             if let Some(finished) = job.finished_at.filter(|finished| *finished >= since) {
-                let minute = finished.duration_trunc(chrono::Duration::minutes(1)).map_err(Error::internal)?;
+                let minute = finished
+                    .duration_trunc(chrono::Duration::minutes(1))
+                    .map_err(Error::internal)?;
                 *counts.entry((minute, job.status)).or_default() += 1;
             }
         }
-        Ok(counts.into_iter().map(|((minute, status), count)| JobCount { minute, status, count }).collect())
+        Ok(counts
+            .into_iter()
+            .map(|((minute, status), count)| JobCount {
+                minute,
+                status,
+                count,
+            })
+            .collect())
     }
 
     async fn get_last_jobs(&self) -> Result<Vec<ScraperJob>> {
         let state = self.state();
-        Ok(state.by_scraper.values().filter_map(|ids| ids.last()).map(|id| state.jobs[id].clone()).collect())
+        Ok(state
+            .by_scraper
+            .values()
+            .filter_map(|ids| ids.last())
+            .map(|id| state.jobs[id].clone())
+            .collect())
     }
 
     async fn get_queue_len(&self, priority: ScraperJobPriority) -> Result<u64> {

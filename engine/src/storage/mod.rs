@@ -66,6 +66,13 @@ pub struct Completion {
     pub log: Vec<JobLogLine>,
 }
 
+/// A scraper's schedule firing at `at`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduledFire {
+    pub scraper: Scraper,
+    pub at: DateTime<Utc>,
+}
+
 /// How a job came to be enqueued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EnqueueOrigin {
@@ -92,6 +99,23 @@ pub trait ScraperJobsStorage: Send + Sync {
         scraper_id: ScraperId,
         job_id: ScraperJobId,
     ) -> Result<ScraperJob>;
+    /// Adds the scheduler's fires due at one instant, each as [`Self::add_scraper_job`]
+    /// would, but in one statement on PostgreSQL (a thousand fires are one commit, not a
+    /// thousand). Returns, in order, each fire's job or its refusal.
+    async fn add_scheduled_jobs(&self, fires: &[ScheduledFire]) -> Result<Vec<Result<ScraperJob>>> {
+        let mut outcomes = Vec::with_capacity(fires.len());
+        for fire in fires {
+            outcomes.push(
+                self.add_scraper_job(
+                    &fire.scraper,
+                    fire.scraper.schedule_priority,
+                    EnqueueOrigin::Scheduled(fire.at),
+                )
+                .await,
+            );
+        }
+        Ok(outcomes)
+    }
     /// Adds a pending job for `scraper` (a snapshot of it is kept with the job).
     /// Refuses with `Error::ScraperHasActiveRun` while the scraper has a pending or started
     /// job, atomically: of concurrent enqueues exactly one wins. A scheduled origin whose fire
@@ -124,8 +148,15 @@ pub trait ScraperJobsStorage: Send + Sync {
     async fn finish_scraper_jobs(&self, completions: &[Completion]) -> Result<Vec<bool>> {
         let mut applied = Vec::with_capacity(completions.len());
         for completion in completions {
-            self.append_job_log(completion.job_id, &completion.log).await?;
-            let finished = self.finish_scraper_job(completion.job_id, completion.status, completion.result.clone()).await?;
+            self.append_job_log(completion.job_id, &completion.log)
+                .await?;
+            let finished = self
+                .finish_scraper_job(
+                    completion.job_id,
+                    completion.status,
+                    completion.result.clone(),
+                )
+                .await?;
             applied.push(finished.is_some());
         }
         Ok(applied)
@@ -203,11 +234,17 @@ impl Storages {
 
     /// Everything in PostgreSQL; runs the migrations first.
     pub async fn postgres(database_url: &str, read_only: bool) -> Result<Self> {
-        Ok(Self::from_postgres(postgres::PostgresStorage::connect(database_url, read_only).await?))
+        Ok(Self::from_postgres(
+            postgres::PostgresStorage::connect(database_url, read_only).await?,
+        ))
     }
 
     /// Everything in an already connected PostgreSQL database.
     pub fn from_postgres(database: postgres::PostgresStorage) -> Self {
-        Storages { scrapers: Arc::new(database.clone()), jobs: Arc::new(database.clone()), leases: Arc::new(database) }
+        Storages {
+            scrapers: Arc::new(database.clone()),
+            jobs: Arc::new(database.clone()),
+            leases: Arc::new(database),
+        }
     }
 }

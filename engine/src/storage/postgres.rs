@@ -18,11 +18,14 @@ use sqlx::types::Json;
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool, Row};
 use tokio::sync::{broadcast, watch, Mutex, Notify};
 
-use super::{ClaimedJob, Completion, EnqueueOrigin, LeaseStorage, ScraperJobsStorage, ScrapersStorage};
+use super::{
+    ClaimedJob, Completion, EnqueueOrigin, LeaseStorage, ScheduledFire, ScraperJobsStorage,
+    ScrapersStorage,
+};
 use crate::error::{Error, Result};
 use crate::model::{
-    JobCount, JobLogLine, Lease, LogLevel, Scraper, ScraperConfig, ScraperId, ScraperJob, ScraperJobId,
-    ScraperJobPriority, ScraperJobStatus, ScraperSchedule,
+    JobCount, JobLogLine, Lease, LogLevel, Scraper, ScraperConfig, ScraperId, ScraperJob,
+    ScraperJobId, ScraperJobPriority, ScraperJobStatus, ScraperSchedule,
 };
 
 const SCRAPERS_CHANNEL: &str = "sneakpeek_scrapers";
@@ -422,6 +425,38 @@ impl ScraperJobsStorage for PostgresStorage {
         found(row, job_from_row, Error::ScraperHasActiveRun)
     }
 
+    async fn add_scheduled_jobs(&self, fires: &[ScheduledFire]) -> Result<Vec<Result<ScraperJob>>> {
+        let rows = sqlx::query(&format!(
+            "INSERT INTO scraper_jobs (scraper_id, scraper, status, priority, scheduled_for)
+             SELECT fire.scraper_id, fire.scraper, 'pending', fire.priority, fire.at
+             FROM unnest($1::bigint[], $2::jsonb[], $3::smallint[], $4::timestamptz[]) AS fire(scraper_id, scraper, priority, at)
+             ON CONFLICT DO NOTHING
+             RETURNING {JOB_COLUMNS}, {}",
+            notify_column(JOBS_CHANNEL)
+        ))
+        .bind(fires.iter().map(|fire| fire.scraper.id).collect::<Vec<_>>())
+        .bind(fires.iter().map(|fire| Json(&fire.scraper)).collect::<Vec<_>>())
+        .bind(fires.iter().map(|fire| fire.scraper.schedule_priority.value()).collect::<Vec<_>>())
+        .bind(fires.iter().map(|fire| fire.at).collect::<Vec<_>>())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut created: HashMap<ScraperId, ScraperJob> = rows
+            .iter()
+            .map(job_from_row)
+            .map(|job| job.map(|job| (job.scraper.id, job)))
+            .collect::<Result<_>>()?;
+        // A fire without a row was refused by a unique index: the scraper is still active, or
+        // this fire was enqueued already.
+        Ok(fires
+            .iter()
+            .map(|fire| {
+                created
+                    .remove(&fire.scraper.id)
+                    .ok_or(Error::ScraperHasActiveRun)
+            })
+            .collect())
+    }
+
     async fn dequeue_scraper_jobs(&self, limit: usize) -> Result<Vec<ClaimedJob>> {
         let rows = sqlx::query(&format!(
             "UPDATE scraper_jobs SET status = 'started', started_at = now(), last_active_at = now()
@@ -477,11 +512,27 @@ impl ScraperJobsStorage for PostgresStorage {
     }
 
     async fn finish_scraper_jobs(&self, completions: &[Completion]) -> Result<Vec<bool>> {
-        let ids: Vec<i64> = completions.iter().map(|completion| completion.job_id).collect();
-        let statuses: Vec<&str> = completions.iter().map(|completion| completion.status.as_str()).collect();
-        let results: Vec<Option<&str>> = completions.iter().map(|completion| completion.result.as_deref()).collect();
-        let lines: Vec<(i64, &JobLogLine)> =
-            completions.iter().flat_map(|completion| completion.log.iter().map(move |line| (completion.job_id, line))).collect();
+        let ids: Vec<i64> = completions
+            .iter()
+            .map(|completion| completion.job_id)
+            .collect();
+        let statuses: Vec<&str> = completions
+            .iter()
+            .map(|completion| completion.status.as_str())
+            .collect();
+        let results: Vec<Option<&str>> = completions
+            .iter()
+            .map(|completion| completion.result.as_deref())
+            .collect();
+        let lines: Vec<(i64, &JobLogLine)> = completions
+            .iter()
+            .flat_map(|completion| {
+                completion
+                    .log
+                    .iter()
+                    .map(move |line| (completion.job_id, line))
+            })
+            .collect();
         let mut transaction = self.pool.begin().await?;
         if !lines.is_empty() {
             sqlx::query(
@@ -594,7 +645,8 @@ impl ScraperJobsStorage for PostgresStorage {
                 let count: i64 = row.try_get("count")?;
                 Ok(JobCount {
                     minute: row.try_get("minute")?,
-                    status: ScraperJobStatus::parse(&status).ok_or_else(|| Error::internal("bad status"))?,
+                    status: ScraperJobStatus::parse(&status)
+                        .ok_or_else(|| Error::internal("bad status"))?,
                     count: count as u64,
                 })
             })
