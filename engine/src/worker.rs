@@ -350,7 +350,7 @@ impl JobRun {
                         metrics::counter!("sneakpeek_scraper_jobs_total", "type" => outcome).increment(1);
                         metrics::histogram!("sneakpeek_job_duration_seconds", "type" => outcome)
                             .record(running_since.elapsed().as_secs_f64());
-                        tracing::info!(%status, "job finished")
+                        tracing::debug!(%status, "job finished")
                     }
                     Some(false) => tracing::info!(
                         "job was killed or declared dead before it finished; its result is dropped"
