@@ -52,6 +52,10 @@ pub struct Worker {
     running: Running,
 }
 
+/// How long a busy worker waits for more free slots before claiming, so that one claim
+/// statement takes several jobs. Short against any real job; long against a no-op one.
+const BATCH_GATHERING: Duration = Duration::from_millis(2);
+
 /// The cancel switches of the jobs this worker runs, by job id.
 type Running = Arc<Mutex<HashMap<ScraperJobId, watch::Sender<bool>>>>;
 
@@ -72,7 +76,13 @@ impl Worker {
         runtime: Runtime,
         settings: WorkerSettings,
     ) -> Self {
-        Worker { storages, handlers, runtime, settings, running: Running::default() }
+        Worker {
+            storages,
+            handlers,
+            runtime,
+            settings,
+            running: Running::default(),
+        }
     }
 
     /// How many jobs this worker runs right now (it stays valid after `run` starts).
@@ -83,7 +93,13 @@ impl Worker {
     /// Runs until `shutdown` turns true, then stops claiming, gives running jobs
     /// `shutdown_grace` to finish and fails the rest (so none stays `started` forever).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let Worker { storages, handlers, runtime, settings, running } = self;
+        let Worker {
+            storages,
+            handlers,
+            runtime,
+            settings,
+            running,
+        } = self;
         let slots = Arc::new(Semaphore::new(settings.max_concurrency.max(1)));
         let mut jobs = JoinSet::new();
         let enqueued = storages.jobs.enqueued();
@@ -92,6 +108,7 @@ impl Worker {
         let (completions, completed) = tokio::sync::mpsc::unbounded_channel();
         let completer = tokio::spawn(record_completions(storages.clone(), completed));
 
+        let mut backlog = false;
         while !*shutdown.borrow() {
             // Wait for a free slot first: claiming more jobs than we can run would leave them
             // `started` without anyone heart-beating them.
@@ -103,12 +120,29 @@ impl Worker {
             while let Ok(slot) = slots.clone().try_acquire_owned() {
                 claim_slots.push(slot);
             }
+            // With a backlog, slots free up one by one; claiming each alone would cost a
+            // statement per job. Wait briefly for a quarter of the slots to gather a batch.
+            if backlog {
+                let batch = (settings.max_concurrency / 4).max(1);
+                let gathering = tokio::time::sleep(BATCH_GATHERING);
+                tokio::pin!(gathering);
+                while claim_slots.len() < batch {
+                    tokio::select! {
+                        slot = slots.clone().acquire_owned() => claim_slots.push(slot.expect("the semaphore is never closed")),
+                        _ = &mut gathering => break,
+                    }
+                }
+            }
             // Register for the wake-up before looking, so an enqueue in between is not missed.
             let woken = enqueued.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
             let claimed = match storages.jobs.dequeue_scraper_jobs(claim_slots.len()).await {
-                Ok(claimed) => claimed,
+                Ok(claimed) => {
+                    // A full claim means more jobs are probably waiting.
+                    backlog = claimed.len() == claim_slots.len();
+                    claimed
+                }
                 Err(error) => {
                     tracing::error!(error = %error.describe(), ?error, "could not claim jobs; retrying");
                     Vec::new()
@@ -171,14 +205,18 @@ impl Worker {
 }
 
 /// Where job runs send their ends, each with a way to learn whether it was recorded.
-type Completions = tokio::sync::mpsc::UnboundedSender<(Completion, tokio::sync::oneshot::Sender<Option<bool>>)>;
+type Completions =
+    tokio::sync::mpsc::UnboundedSender<(Completion, tokio::sync::oneshot::Sender<Option<bool>>)>;
 
 /// Records finished jobs in batches: whatever completions queued up while the previous batch
 /// was being written go together in the next, so a busy worker writes one transaction per
 /// batch instead of one per job, and an idle one adds no delay.
 async fn record_completions(
     storages: Storages,
-    mut completed: tokio::sync::mpsc::UnboundedReceiver<(Completion, tokio::sync::oneshot::Sender<Option<bool>>)>,
+    mut completed: tokio::sync::mpsc::UnboundedReceiver<(
+        Completion,
+        tokio::sync::oneshot::Sender<Option<bool>>,
+    )>,
 ) {
     const MAX_BATCH: usize = 500;
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -258,7 +296,11 @@ impl JobRun {
             metrics::histogram!("sneakpeek_time_in_queue_seconds").record(waited.as_secs_f64());
         }
         let running_since = std::time::Instant::now();
-        let hooks = Arc::new(WorkerHooks::new(self.storages.clone(), job.id, job.scraper.clone()));
+        let hooks = Arc::new(WorkerHooks::new(
+            self.storages.clone(),
+            job.id,
+            job.scraper.clone(),
+        ));
         hooks.log(
             LogLevel::Info,
             format!(
@@ -341,13 +383,23 @@ impl JobRun {
                 if status != ScraperJobStatus::Succeeded {
                     hooks.log(LogLevel::Error, result.clone());
                 }
-                let completion = Completion { job_id: job.id, status, result: Some(result), log: hooks.take_log() };
+                let completion = Completion {
+                    job_id: job.id,
+                    status,
+                    result: Some(result),
+                    log: hooks.take_log(),
+                };
                 let (reply, recorded) = tokio::sync::oneshot::channel();
                 let _ = self.completions.send((completion, reply));
                 match recorded.await.ok().flatten() {
                     Some(true) => {
-                        let outcome = if status == ScraperJobStatus::Succeeded { "success" } else { "failed" };
-                        metrics::counter!("sneakpeek_scraper_jobs_total", "type" => outcome).increment(1);
+                        let outcome = if status == ScraperJobStatus::Succeeded {
+                            "success"
+                        } else {
+                            "failed"
+                        };
+                        metrics::counter!("sneakpeek_scraper_jobs_total", "type" => outcome)
+                            .increment(1);
                         metrics::histogram!("sneakpeek_job_duration_seconds", "type" => outcome)
                             .record(running_since.elapsed().as_secs_f64());
                         tracing::debug!(%status, "job finished")
@@ -444,9 +496,15 @@ impl JobHooks for WorkerHooks {
     async fn update_scraper_state(&self, state: Option<String>) -> Result<Scraper, Error> {
         if self.scraper.id < 0 {
             // An ephemeral run: there is no stored scraper; the state lives for this run.
-            return Ok(Scraper { state, ..self.scraper.clone() });
+            return Ok(Scraper {
+                state,
+                ..self.scraper.clone()
+            });
         }
-        self.storages.scrapers.update_scraper_state(self.scraper.id, state).await
+        self.storages
+            .scrapers
+            .update_scraper_state(self.scraper.id, state)
+            .await
     }
 
     fn log(&self, level: scraper::LogLevel, message: String) {
