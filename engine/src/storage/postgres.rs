@@ -25,7 +25,7 @@ use super::{
 use crate::error::{Error, Result};
 use crate::model::{
     JobCount, JobLogLine, Lease, LogLevel, Scraper, ScraperConfig, ScraperId, ScraperJob,
-    ScraperJobId, ScraperJobPriority, ScraperJobStatus, ScraperSchedule,
+    ScraperJobId, ScraperJobPriority, ScraperJobStatus,
 };
 
 const SCRAPERS_CHANNEL: &str = "sneakpeek_scrapers";
@@ -200,8 +200,20 @@ fn job_from_row(row: &PgRow) -> Result<ScraperJob> {
     })
 }
 
-fn schedule_text(schedule: ScraperSchedule) -> &'static str {
-    schedule.as_str()
+/// Binds a scraper's columns after its id, in the order the INSERT and UPDATE name them.
+fn bind_scraper_columns<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    scraper: &'q Scraper,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    query
+        .bind(&scraper.name)
+        .bind(scraper.schedule.as_str())
+        .bind(&scraper.schedule_crontab)
+        .bind(&scraper.handler)
+        .bind(Json(&scraper.config))
+        .bind(scraper.schedule_priority.value())
+        .bind(&scraper.state)
+        .bind(scraper.timeout_seconds.map(|seconds| seconds as i64))
 }
 
 #[async_trait]
@@ -284,15 +296,7 @@ impl ScrapersStorage for PostgresStorage {
         if scraper.id > 0 {
             query = query.bind(scraper.id);
         }
-        let row = query
-            .bind(&scraper.name)
-            .bind(schedule_text(scraper.schedule))
-            .bind(&scraper.schedule_crontab)
-            .bind(&scraper.handler)
-            .bind(Json(&scraper.config))
-            .bind(scraper.schedule_priority.value())
-            .bind(&scraper.state)
-            .bind(scraper.timeout_seconds.map(|seconds| seconds as i64))
+        let row = bind_scraper_columns(query, &scraper)
             .fetch_one(&self.pool)
             .await?;
         scraper_from_row(&row)
@@ -300,24 +304,16 @@ impl ScrapersStorage for PostgresStorage {
 
     async fn update_scraper(&self, scraper: Scraper) -> Result<Scraper> {
         self.writable()?;
-        let row = sqlx::query(&format!(
+        let sql = format!(
             "UPDATE scrapers SET name = $2, schedule = $3, schedule_crontab = $4, handler = $5, config = $6,
                 schedule_priority = $7, state = $8, timeout_seconds = $9, updated_at = now()
              WHERE id = $1
              RETURNING {SCRAPER_COLUMNS}, {}",
             notify_column(SCRAPERS_CHANNEL)
-        ))
-        .bind(scraper.id)
-        .bind(&scraper.name)
-        .bind(schedule_text(scraper.schedule))
-        .bind(&scraper.schedule_crontab)
-        .bind(&scraper.handler)
-        .bind(Json(&scraper.config))
-        .bind(scraper.schedule_priority.value())
-        .bind(&scraper.state)
-        .bind(scraper.timeout_seconds.map(|seconds| seconds as i64))
-        .fetch_optional(&self.pool)
-        .await?;
+        );
+        let row = bind_scraper_columns(sqlx::query(&sql).bind(scraper.id), &scraper)
+            .fetch_optional(&self.pool)
+            .await?;
         found(row, scraper_from_row, Error::ScraperNotFound(scraper.id))
     }
 
