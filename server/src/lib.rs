@@ -139,23 +139,33 @@ impl Server {
     pub async fn run(self) -> std::io::Result<()> {
         if self.settings.components.no_web {
             tracing::info!("running without the UI and the API");
-            let background = self.engine.start(self.settings.scheduler(), self.settings.worker());
-            shutdown_signal().await;
-            background.stop().await;
-            return Ok(());
+            return self.run_components(None, shutdown_signal()).await;
         }
         let listener = TcpListener::bind(self.settings.listen).await?;
         tracing::info!("listening on http://{}", listener.local_addr()?);
         self.serve(listener, shutdown_signal()).await
     }
 
-    /// Runs this replica's components, serving HTTP on `listener` (unless the web is off)
-    /// until `shutdown` completes; then finishes the requests in flight, stops claiming jobs,
-    /// lets running jobs finish within the grace period and releases the scheduler lease.
+    /// Runs this replica's components, serving HTTP on `listener`, until `shutdown`
+    /// completes; then finishes the requests in flight, stops claiming jobs, lets running jobs
+    /// finish within the grace period and releases the scheduler lease.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        self.run_components(Some(listener), shutdown).await
+    }
+
+    /// The scheduler and worker this replica runs, plus HTTP when there is a listener.
+    async fn run_components(self, listener: Option<TcpListener>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let background = self.engine.start(self.settings.scheduler(), self.settings.worker());
-        let app = router(self.engine, leptos_options(listener.local_addr()?), &self.settings);
-        let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+        let served = match listener {
+            Some(listener) => {
+                let app = router(self.engine, leptos_options(listener.local_addr()?), &self.settings);
+                axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+            }
+            None => {
+                shutdown.await;
+                Ok(())
+            }
+        };
         background.stop().await;
         served
     }

@@ -396,10 +396,12 @@ async fn cross_origin_calls_are_allowed_only_from_listed_origins() {
 }
 
 #[tokio::test]
-async fn the_scrapers_page_is_rendered_on_the_server() {
+async fn the_scrapers_page_is_rendered_on_the_server_with_its_data() {
     let app = TestApp::spawn(&[]).await;
+    app.result("create_scraper", json!({"scraper": {"name": "Rendered before hydration", "schedule": "inactive", "handler": "script", "config": {}}})).await;
     let response = app.client.get(app.url("/")).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 200);
     let html = response.text().await.unwrap();
-    assert!(html.contains("Scrapers"), "{html}");
+    // The row comes from the server function during SSR, not from the browser.
+    assert!(html.contains("Rendered before hydration"), "{html}");
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::routing::get;
-use engine::model::{Scraper, ScraperJobPriority, ScraperJobStatus};
+use engine::model::{Scraper, ScraperJob, ScraperJobPriority, ScraperJobStatus};
 use engine::scheduler::SchedulerSettings;
 use engine::scraper::{builtin_handlers, Runtime};
 use engine::storage::Storages;
@@ -41,60 +41,96 @@ async fn page_server() -> (String, mpsc::UnboundedReceiver<()>) {
     (format!("http://{address}/page"), arrivals)
 }
 
+/// The job once it has a final status, polling the queue as API clients do; `None` after 15 s.
+async fn finished(engine: &Engine, job: &ScraperJob) -> Option<ScraperJob> {
+    let poll = async {
+        loop {
+            let current = engine
+                .get_scraper_job(job.scraper.id, job.id)
+                .await
+                .unwrap();
+            if current.status.is_finished() {
+                return current;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(15), poll)
+        .await
+        .ok()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_of_a_killed_worker_process_becomes_dead_and_the_scraper_runs_again() {
     let database = TestDatabase::create().await;
     let (url, mut arrivals) = page_server().await;
     let storages = Storages::postgres(&database.url, false).await.unwrap();
-    let engine = Engine::new(storages, builtin_handlers(), Runtime::new(Default::default()).unwrap());
+    let engine = Engine::new(
+        storages,
+        builtin_handlers(),
+        Runtime::new(Default::default()).unwrap(),
+    );
     let scraper: Scraper = serde_json::from_value(json!({
         "name": "fetcher", "schedule": "inactive", "handler": "script",
         "config": {"params": {"source": "get(args.url).text", "args": {"url": url}}, "plugins": {"robots_txt": {"enabled": false}}}
     }))
     .unwrap();
     let scraper = engine.create_scraper(scraper).await.unwrap();
-    let job = engine.enqueue_scraper(scraper.id, ScraperJobPriority::Normal).await.unwrap();
+    let job = engine
+        .enqueue_scraper(scraper.id, ScraperJobPriority::Normal)
+        .await
+        .unwrap();
 
     // A worker-only replica in its own process picks the job up and hangs on the page.
     let mut worker = Command::new(env!("CARGO_BIN_EXE_sneakpeek"))
-        .args(["--database-url", &database.url, "--no-web", "--no-scheduler", "--heartbeat-seconds", "1", "--dead-timeout-seconds", "3"])
+        .args([
+            "--database-url",
+            &database.url,
+            "--no-web",
+            "--no-scheduler",
+            "--heartbeat-seconds",
+            "1",
+            "--dead-timeout-seconds",
+            "3",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("the server binary starts");
-    tokio::time::timeout(Duration::from_secs(30), arrivals.recv()).await.expect("the worker fetches the page");
-    assert_eq!(engine.get_scraper_job(scraper.id, job.id).await.unwrap().status, ScraperJobStatus::Started);
+    tokio::time::timeout(Duration::from_secs(30), arrivals.recv())
+        .await
+        .expect("the worker fetches the page");
+    assert_eq!(
+        engine
+            .get_scraper_job(scraper.id, job.id)
+            .await
+            .unwrap()
+            .status,
+        ScraperJobStatus::Started
+    );
     worker.kill().expect("SIGKILL");
     worker.wait().unwrap();
 
     // This replica's scheduler finds the silent job dead; its worker runs the scraper again.
-    let scheduler = SchedulerSettings { dead_timeout: Duration::from_secs(3), dead_check_interval: Duration::from_millis(200), ..SchedulerSettings::default() };
+    let scheduler = SchedulerSettings {
+        dead_timeout: Duration::from_secs(3),
+        dead_check_interval: Duration::from_millis(200),
+        ..SchedulerSettings::default()
+    };
     let background = engine.start(Some(scheduler), Some(WorkerSettings::default()));
-    let dead = tokio::time::timeout(Duration::from_secs(15), async {
-        loop {
-            let current = engine.get_scraper_job(scraper.id, job.id).await.unwrap();
-            if current.status.is_finished() {
-                return current;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .expect("the job is declared dead within the timeout");
+    let dead = finished(&engine, &job)
+        .await
+        .expect("the job is declared dead within the timeout");
     assert_eq!(dead.status, ScraperJobStatus::Dead);
 
-    let rerun = engine.enqueue_scraper(scraper.id, ScraperJobPriority::Normal).await.expect("the scraper is free again");
-    let rerun = tokio::time::timeout(Duration::from_secs(15), async {
-        loop {
-            let current = engine.get_scraper_job(scraper.id, rerun.id).await.unwrap();
-            if current.status.is_finished() {
-                return current;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("the rerun finishes");
-    assert_eq!((rerun.status, rerun.result.as_deref()), (ScraperJobStatus::Succeeded, Some("second time lucky")));
+    let rerun = engine
+        .enqueue_scraper(scraper.id, ScraperJobPriority::Normal)
+        .await
+        .expect("the scraper is free again");
+    let rerun = finished(&engine, &rerun).await.expect("the rerun finishes");
+    assert_eq!(
+        (rerun.status, rerun.result.as_deref()),
+        (ScraperJobStatus::Succeeded, Some("second time lucky"))
+    );
     background.stop().await;
 }
