@@ -7,8 +7,8 @@
 use chrono::{DateTime, Utc};
 use engine::error::FieldError;
 use engine::model::{
-    JobCount, JobLogLine, ReplicaStatus, Scraper, ScraperConfig, ScraperId, ScraperJob, ScraperJobId, ScraperJobPriority, ScraperJobStatus,
-    ScraperSchedule,
+    JobCount, JobLogLine, ReplicaStatus, Scraper, ScraperConfig, ScraperId, ScraperJob,
+    ScraperJobId, ScraperJobPriority, ScraperJobStatus, ScraperSchedule,
 };
 use leptos::prelude::*;
 use leptos::server_fn::codec::{Json, JsonEncoding};
@@ -26,7 +26,10 @@ pub struct UiError {
 
 impl UiError {
     pub fn new(message: impl Into<String>) -> Self {
-        UiError { message: message.into(), fields: Vec::new() }
+        UiError {
+            message: message.into(),
+            fields: Vec::new(),
+        }
     }
 }
 
@@ -43,7 +46,9 @@ impl FromServerFnError for UiError {
 
     fn from_server_fn_error(error: ServerFnErrorErr) -> Self {
         let message = match error {
-            ServerFnErrorErr::Request(_) => "Could not reach the server; check that it is running and try again.".to_owned(),
+            ServerFnErrorErr::Request(_) => {
+                "Could not reach the server; check that it is running and try again.".to_owned()
+            }
             other => other.to_string(),
         };
         UiError::new(message)
@@ -89,8 +94,17 @@ pub struct UiSettings {
 #[server]
 pub async fn get_ui_settings() -> Result<UiSettings, UiError> {
     let engine = engine()?;
-    let priorities = engine.get_priorities().into_iter().filter_map(|priority| ScraperJobPriority::from_value(priority.value.into())).collect();
-    Ok(UiSettings { read_only: engine.is_read_only(), handlers: engine.get_scraper_handlers(), schedules: engine.get_schedules(), priorities })
+    let priorities = engine
+        .get_priorities()
+        .into_iter()
+        .filter_map(|priority| ScraperJobPriority::from_value(priority.value.into()))
+        .collect();
+    Ok(UiSettings {
+        read_only: engine.is_read_only(),
+        handlers: engine.get_scraper_handlers(),
+        schedules: engine.get_schedules(),
+        priorities,
+    })
 }
 
 /// The latest job of a scraper, as the scrapers table shows it.
@@ -104,7 +118,11 @@ pub struct LastJob {
 
 impl LastJob {
     pub fn of(job: &ScraperJob) -> Self {
-        LastJob { id: job.id, status: job.status, at: job.finished_at.or(job.started_at).unwrap_or(job.created_at) }
+        LastJob {
+            id: job.id,
+            status: job.status,
+            at: job.finished_at.or(job.started_at).unwrap_or(job.created_at),
+        }
     }
 }
 
@@ -131,11 +149,18 @@ async fn scraper_rows(engine: &engine::Engine) -> Result<Vec<ScraperRow>, UiErro
     let rows = scrapers
         .into_iter()
         .map(|scraper| {
-            let next_run = engine::schedule::Trigger::of(scraper.schedule, scraper.schedule_crontab.as_deref())
-                .ok()
-                .flatten()
-                .and_then(|trigger| trigger.next_after(now));
-            ScraperRow { last_job: last_jobs.get(&scraper.id).map(LastJob::of), next_run, scraper }
+            let next_run = engine::schedule::Trigger::of(
+                scraper.schedule,
+                scraper.schedule_crontab.as_deref(),
+            )
+            .ok()
+            .flatten()
+            .and_then(|trigger| trigger.next_after(now));
+            ScraperRow {
+                last_job: last_jobs.get(&scraper.id).map(LastJob::of),
+                next_run,
+                scraper,
+            }
         })
         .collect();
     Ok(rows)
@@ -164,9 +189,22 @@ pub async fn get_dashboard() -> Result<Dashboard, UiError> {
     let failing = scraper_rows(&engine)
         .await?
         .into_iter()
-        .filter(|row| row.last_job.as_ref().is_some_and(|job| matches!(job.status, ScraperJobStatus::Failed | ScraperJobStatus::Dead)))
+        .filter(|row| {
+            row.last_job.as_ref().is_some_and(|job| {
+                matches!(
+                    job.status,
+                    ScraperJobStatus::Failed | ScraperJobStatus::Dead
+                )
+            })
+        })
         .collect();
-    Ok(Dashboard { queue, since, finished: engine.job_stats(since).await?, replica: engine.status(), failing })
+    Ok(Dashboard {
+        queue,
+        since,
+        finished: engine.job_stats(since).await?,
+        replica: engine.status(),
+        failing,
+    })
 }
 
 #[server]
@@ -178,7 +216,11 @@ pub async fn get_scraper(id: ScraperId) -> Result<Scraper, UiError> {
 #[server(input = Json)]
 pub async fn save_scraper(scraper: Scraper) -> Result<Scraper, UiError> {
     let engine = engine()?;
-    Ok(if scraper.id <= 0 { engine.create_scraper(scraper).await? } else { engine.update_scraper(scraper).await? })
+    Ok(if scraper.id <= 0 {
+        engine.create_scraper(scraper).await?
+    } else {
+        engine.update_scraper(scraper).await?
+    })
 }
 
 #[server]
@@ -189,7 +231,8 @@ pub async fn delete_scraper(id: ScraperId) -> Result<Scraper, UiError> {
 /// Queues a run now; `priority` is the wire value (0 utmost, 1 high, 2 normal).
 #[server]
 pub async fn run_scraper(id: ScraperId, priority: i16) -> Result<ScraperJob, UiError> {
-    let priority = ScraperJobPriority::from_value(priority.into()).ok_or_else(|| UiError::new(engine::model::INVALID_PRIORITY_MESSAGE))?;
+    let priority = ScraperJobPriority::from_value(priority.into())
+        .ok_or_else(|| UiError::new(engine::model::INVALID_PRIORITY_MESSAGE))?;
     Ok(engine()?.enqueue_scraper(id, priority).await?)
 }
 
@@ -206,8 +249,15 @@ pub async fn get_job(scraper_id: ScraperId, job_id: ScraperJobId) -> Result<Scra
 
 /// Log lines after line `after`, at most `max_lines`.
 #[server]
-pub async fn job_logs(scraper_id: ScraperId, job_id: ScraperJobId, after: Option<i64>, max_lines: usize) -> Result<Vec<JobLogLine>, UiError> {
-    Ok(engine()?.get_scraper_job_logs(scraper_id, job_id, after, Some(max_lines)).await?)
+pub async fn job_logs(
+    scraper_id: ScraperId,
+    job_id: ScraperJobId,
+    after: Option<i64>,
+    max_lines: usize,
+) -> Result<Vec<JobLogLine>, UiError> {
+    Ok(engine()?
+        .get_scraper_job_logs(scraper_id, job_id, after, Some(max_lines))
+        .await?)
 }
 
 #[server]
@@ -218,6 +268,12 @@ pub async fn kill_job(scraper_id: ScraperId, job_id: ScraperJobId) -> Result<Scr
 /// Runs `handler` once with `config` without saving a scraper, to try it out. The returned
 /// job is followed like any other (its scraper id is negative).
 #[server(input = Json)]
-pub async fn run_once(handler: String, config: ScraperConfig, state: Option<String>) -> Result<ScraperJob, UiError> {
-    Ok(engine()?.run_ephemeral(handler, config, state, ScraperJobPriority::Utmost).await?)
+pub async fn run_once(
+    handler: String,
+    config: ScraperConfig,
+    state: Option<String>,
+) -> Result<ScraperJob, UiError> {
+    Ok(engine()?
+        .run_ephemeral(handler, config, state, ScraperJobPriority::Utmost)
+        .await?)
 }

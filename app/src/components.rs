@@ -11,7 +11,10 @@ use crate::api::{get_ui_settings, UiError, UiSettings};
 pub struct SettingsResource(pub Resource<Result<UiSettings, UiError>>);
 
 pub fn provide_settings() {
-    provide_context(SettingsResource(Resource::new(|| (), |_| get_ui_settings())));
+    provide_context(SettingsResource(Resource::new(
+        || (),
+        |_| get_ui_settings(),
+    )));
 }
 
 pub fn use_settings() -> Resource<Result<UiSettings, UiError>> {
@@ -36,7 +39,12 @@ pub fn ReadOnlyHidden(children: ChildrenFn) -> impl IntoView {
 /// A positive integer route parameter, e.g. the `:id` of `/scrapers/:id`.
 pub fn id_param(name: &'static str) -> Memo<Option<i64>> {
     let params = use_params_map();
-    Memo::new(move |_| params.with(|params| params.get(name)).and_then(|value| value.parse().ok()).filter(|id: &i64| *id > 0))
+    Memo::new(move |_| {
+        params
+            .with(|params| params.get(name))
+            .and_then(|value| value.parse().ok())
+            .filter(|id: &i64| *id > 0)
+    })
 }
 
 /// A failed load, said plainly, with the way out.
@@ -95,7 +103,10 @@ const TOAST_SECONDS: u64 = 8;
 
 impl Toasts {
     pub fn provide() -> Self {
-        let toasts = Toasts { list: RwSignal::new(Vec::new()), next_id: StoredValue::new(0) };
+        let toasts = Toasts {
+            list: RwSignal::new(Vec::new()),
+            next_id: StoredValue::new(0),
+        };
         provide_context(toasts);
         toasts
     }
@@ -103,9 +114,18 @@ impl Toasts {
     pub fn show(&self, kind: ToastKind, text: impl Into<String>) {
         let id = self.next_id.get_value();
         self.next_id.set_value(id + 1);
-        self.list.update(|list| list.push(Toast { id, kind, text: text.into() }));
+        self.list.update(|list| {
+            list.push(Toast {
+                id,
+                kind,
+                text: text.into(),
+            })
+        });
         let list = self.list;
-        set_timeout(move || list.update(|list| list.retain(|toast| toast.id != id)), std::time::Duration::from_secs(TOAST_SECONDS));
+        set_timeout(
+            move || list.update(|list| list.retain(|toast| toast.id != id)),
+            std::time::Duration::from_secs(TOAST_SECONDS),
+        );
     }
 
     pub fn success(&self, text: impl Into<String>) {

@@ -23,8 +23,17 @@ pub fn CodeEditor(
     #[prop(optional, into)] read_only: Signal<bool>,
     #[prop(optional)] test_id: &'static str,
 ) -> impl IntoView {
-    let line_count = Memo::new(move |_| text.with(|text| text.lines().count() + usize::from(text.ends_with('\n') || text.is_empty())));
-    let numbers = move || (1..=line_count.get()).map(|number| number.to_string()).collect::<Vec<_>>().join("\n");
+    let line_count = Memo::new(move |_| {
+        text.with(|text| {
+            text.lines().count() + usize::from(text.ends_with('\n') || text.is_empty())
+        })
+    });
+    let numbers = move || {
+        (1..=line_count.get())
+            .map(|number| number.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     view! {
         <div class="code-editor" class:invalid=move || invalid.get()>
             <pre class="gutter" aria-hidden="true">{numbers}</pre>
@@ -53,7 +62,11 @@ pub fn json_error(error: &serde_json::Error) -> String {
     let message = error.to_string();
     // serde_json appends " at line L column C"; say it first, where the eye starts.
     let message = message.split(" at line ").next().unwrap_or(&message);
-    format!("line {}, column {}: {message}", error.line(), error.column())
+    format!(
+        "line {}, column {}: {message}",
+        error.line(),
+        error.column()
+    )
 }
 
 #[cfg(test)]
@@ -62,7 +75,8 @@ mod tests {
 
     #[test]
     fn a_json_error_names_its_line_and_column_first() {
-        let error = serde_json::from_str::<serde_json::Value>("{\n  \"a\": 1,\n  \"b\" 2\n}").unwrap_err();
+        let error =
+            serde_json::from_str::<serde_json::Value>("{\n  \"a\": 1,\n  \"b\" 2\n}").unwrap_err();
         assert_eq!(json_error(&error), "line 3, column 7: expected `:`");
     }
 }

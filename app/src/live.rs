@@ -68,21 +68,30 @@ mod server {
             .with_state(engine)
     }
 
-    async fn scraper_jobs(State(engine): State<Engine>, Path(scraper_id): Path<i64>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-        let updates = stream::unfold((engine, None::<Vec<ScraperJob>>), move |(engine, sent)| async move {
-            loop {
-                match engine.get_scraper_jobs(scraper_id).await {
-                    Ok(jobs) if sent.as_ref() != Some(&jobs) => {
-                        let event = Event::default().event("jobs").json_data(&jobs).ok()?;
-                        return Some((Ok(event), (engine, Some(jobs))));
+    async fn scraper_jobs(
+        State(engine): State<Engine>,
+        Path(scraper_id): Path<i64>,
+    ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+        let updates = stream::unfold(
+            (engine, None::<Vec<ScraperJob>>),
+            move |(engine, sent)| async move {
+                loop {
+                    match engine.get_scraper_jobs(scraper_id).await {
+                        Ok(jobs) if sent.as_ref() != Some(&jobs) => {
+                            let event = Event::default().event("jobs").json_data(&jobs).ok()?;
+                            return Some((Ok(event), (engine, Some(jobs))));
+                        }
+                        Ok(_) => {}
+                        // A storage hiccup: the next look may succeed; the browser keeps what it has.
+                        Err(error) => leptos::logging::warn!(
+                            "live jobs of scraper {scraper_id}: {}",
+                            error.describe()
+                        ),
                     }
-                    Ok(_) => {}
-                    // A storage hiccup: the next look may succeed; the browser keeps what it has.
-                    Err(error) => leptos::logging::warn!("live jobs of scraper {scraper_id}: {}", error.describe()),
+                    tokio::time::sleep(CHECK_EVERY).await;
                 }
-                tokio::time::sleep(CHECK_EVERY).await;
-            }
-        });
+            },
+        );
         Sse::new(updates).keep_alive(KeepAlive::default())
     }
 
@@ -97,31 +106,50 @@ mod server {
         Query(from): Query<From>,
         headers: HeaderMap,
     ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-        let resumed = headers.get("last-event-id").and_then(|value| value.to_str().ok()).and_then(|value| value.parse().ok());
+        let resumed = headers
+            .get("last-event-id")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse().ok());
         let after = resumed.or(from.after).unwrap_or(0);
-        let updates = stream::unfold((engine, None::<ScraperJob>, after), move |(engine, sent, after)| async move {
-            loop {
-                // The job is read before its log: once a finished job is seen, the lines read
-                // next are all its lines, so the browser can stop at a finished job.
-                let job = match engine.get_scraper_job(scraper_id, job_id).await {
-                    Ok(job) => job,
-                    Err(engine::Error::ScraperJobNotFound(_) | engine::Error::ScraperNotFound(_)) => return None,
-                    Err(error) => {
-                        leptos::logging::warn!("live job {job_id}: {}", error.describe());
-                        tokio::time::sleep(CHECK_EVERY).await;
-                        continue;
+        let updates = stream::unfold(
+            (engine, None::<ScraperJob>, after),
+            move |(engine, sent, after)| async move {
+                loop {
+                    // The job is read before its log: once a finished job is seen, the lines read
+                    // next are all its lines, so the browser can stop at a finished job.
+                    let job = match engine.get_scraper_job(scraper_id, job_id).await {
+                        Ok(job) => job,
+                        Err(
+                            engine::Error::ScraperJobNotFound(_)
+                            | engine::Error::ScraperNotFound(_),
+                        ) => return None,
+                        Err(error) => {
+                            leptos::logging::warn!("live job {job_id}: {}", error.describe());
+                            tokio::time::sleep(CHECK_EVERY).await;
+                            continue;
+                        }
+                    };
+                    let lines = engine
+                        .get_scraper_job_logs(scraper_id, job_id, Some(after), Some(LOG_CHUNK))
+                        .await
+                        .unwrap_or_default();
+                    if !lines.is_empty() || sent.as_ref() != Some(&job) {
+                        let after = lines.last().map_or(after, |line| line.id);
+                        let update = JobUpdate {
+                            job: job.clone(),
+                            lines,
+                        };
+                        let event = Event::default()
+                            .event("job")
+                            .id(after.to_string())
+                            .json_data(&update)
+                            .ok()?;
+                        return Some((Ok(event), (engine, Some(job), after)));
                     }
-                };
-                let lines = engine.get_scraper_job_logs(scraper_id, job_id, Some(after), Some(LOG_CHUNK)).await.unwrap_or_default();
-                if !lines.is_empty() || sent.as_ref() != Some(&job) {
-                    let after = lines.last().map_or(after, |line| line.id);
-                    let update = JobUpdate { job: job.clone(), lines };
-                    let event = Event::default().event("job").id(after.to_string()).json_data(&update).ok()?;
-                    return Some((Ok(event), (engine, Some(job), after)));
+                    tokio::time::sleep(CHECK_EVERY).await;
                 }
-                tokio::time::sleep(CHECK_EVERY).await;
-            }
-        });
+            },
+        );
         Sse::new(updates).keep_alive(KeepAlive::default())
     }
 }
@@ -137,7 +165,12 @@ pub enum Flow {
 /// `event`'s data to `on_update`. When the stream cannot be opened or the server refuses it
 /// (the browser then gives up reconnecting), calls `poll` at once and every second instead.
 /// On the server this does nothing: streams belong to the hydrated page.
-pub fn follow<T: DeserializeOwned + 'static>(url: String, event: &'static str, on_update: impl Fn(T) -> Flow + 'static, poll: impl Fn() + 'static) {
+pub fn follow<T: DeserializeOwned + 'static>(
+    url: String,
+    event: &'static str,
+    on_update: impl Fn(T) -> Flow + 'static,
+    poll: impl Fn() + 'static,
+) {
     #[cfg(feature = "hydrate")]
     browser::follow(url, event, on_update, poll);
     #[cfg(not(feature = "hydrate"))]
@@ -161,7 +194,12 @@ mod browser {
 
     const POLL_EVERY: Duration = Duration::from_secs(1);
 
-    pub fn follow<T: DeserializeOwned + 'static>(url: String, event: &'static str, on_update: impl Fn(T) -> Flow + 'static, poll: impl Fn() + 'static) {
+    pub fn follow<T: DeserializeOwned + 'static>(
+        url: String,
+        event: &'static str,
+        on_update: impl Fn(T) -> Flow + 'static,
+        poll: impl Fn() + 'static,
+    ) {
         let poll = Rc::new(poll);
         let polling: Rc<RefCell<Option<IntervalHandle>>> = Rc::default();
         let start_polling = {
@@ -184,14 +222,19 @@ mod browser {
         let on_message = {
             let source = source.clone();
             Closure::<dyn Fn(MessageEvent)>::new(move |message: MessageEvent| {
-                let Some(text) = message.data().as_string() else { return };
+                let Some(text) = message.data().as_string() else {
+                    return;
+                };
                 match serde_json::from_str::<T>(&text) {
                     Ok(update) => {
                         if on_update(update) == Flow::Stop {
                             source.close();
                         }
                     }
-                    Err(error) => leptos::logging::warn!("unreadable live update from {}: {error}", source.url()),
+                    Err(error) => leptos::logging::warn!(
+                        "unreadable live update from {}: {error}",
+                        source.url()
+                    ),
                 }
             })
         };

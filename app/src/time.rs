@@ -34,7 +34,11 @@ pub fn Time(at: DateTime<Utc>) -> impl IntoView {
     let now = use_now();
     let text = move || match now.get() {
         None => format!("{} UTC", at.format("%Y-%m-%d %H:%M:%S")),
-        Some(now) => format!("{} ({})", at.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S"), relative(at, now)),
+        Some(now) => format!(
+            "{} ({})",
+            at.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S"),
+            relative(at, now)
+        ),
     };
     view! { <time datetime=at.to_rfc3339()>{text}</time> }
 }

@@ -37,7 +37,13 @@ pub fn DashboardPage() -> impl IntoView {
 
 #[component]
 fn DashboardView(dashboard: Dashboard) -> impl IntoView {
-    let Dashboard { queue, since, finished, replica, failing } = dashboard;
+    let Dashboard {
+        queue,
+        since,
+        finished,
+        replica,
+        failing,
+    } = dashboard;
     view! {
         <div class="tiles">
             <section class="card tile" aria-labelledby="queue-title">
@@ -71,7 +77,10 @@ fn ReplicaView(replica: ReplicaStatus) -> impl IntoView {
     };
     let worker = match replica.worker {
         None => "Not running here".to_owned(),
-        Some(state) => format!("{} of {} slots busy", state.running_jobs, state.max_concurrency),
+        Some(state) => format!(
+            "{} of {} slots busy",
+            state.running_jobs, state.max_concurrency
+        ),
     };
     view! {
         <dl class="figures" data-testid="replica">
@@ -82,7 +91,12 @@ fn ReplicaView(replica: ReplicaStatus) -> impl IntoView {
 }
 
 /// The outcomes charted, bottom to top, with their colour class.
-const OUTCOMES: [ScraperJobStatus; 4] = [ScraperJobStatus::Succeeded, ScraperJobStatus::Failed, ScraperJobStatus::Dead, ScraperJobStatus::Killed];
+const OUTCOMES: [ScraperJobStatus; 4] = [
+    ScraperJobStatus::Succeeded,
+    ScraperJobStatus::Failed,
+    ScraperJobStatus::Dead,
+    ScraperJobStatus::Killed,
+];
 const MINUTES: i64 = 60;
 const BAR_WIDTH: f64 = 10.0;
 const CHART_HEIGHT: f64 = 120.0;
@@ -96,15 +110,39 @@ fn JobsChart(since: DateTime<Utc>, counts: Vec<JobCount>) -> impl IntoView {
     for count in &counts {
         let minute = count.minute.timestamp().div_euclid(60) - start;
         if (0..=MINUTES).contains(&minute) {
-            *per_minute.entry(minute).or_default().entry(count.status).or_default() += count.count;
+            *per_minute
+                .entry(minute)
+                .or_default()
+                .entry(count.status)
+                .or_default() += count.count;
         }
     }
-    let tallest = per_minute.values().map(|outcomes| outcomes.values().sum::<u64>()).max().unwrap_or(0).max(1);
-    let totals: Vec<(ScraperJobStatus, u64)> =
-        OUTCOMES.iter().map(|&status| (status, counts.iter().filter(|count| count.status == status).map(|count| count.count).sum())).collect();
+    let tallest = per_minute
+        .values()
+        .map(|outcomes| outcomes.values().sum::<u64>())
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let totals: Vec<(ScraperJobStatus, u64)> = OUTCOMES
+        .iter()
+        .map(|&status| {
+            (
+                status,
+                counts
+                    .iter()
+                    .filter(|count| count.status == status)
+                    .map(|count| count.count)
+                    .sum(),
+            )
+        })
+        .collect();
     let label = format!(
         "Jobs finished in the last hour: {}. Tallest minute: {tallest}.",
-        totals.iter().map(|(status, total)| format!("{total} {status}")).collect::<Vec<_>>().join(", ")
+        totals
+            .iter()
+            .map(|(status, total)| format!("{total} {status}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let scale = CHART_HEIGHT / tallest as f64;
     let bars = per_minute.into_iter().flat_map(|(minute, outcomes)| {

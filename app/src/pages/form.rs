@@ -82,7 +82,10 @@ pub fn NewScraperPage() -> impl IntoView {
 pub fn EditScraperPage() -> impl IntoView {
     let id = id_param("id");
     let settings = use_settings();
-    let scraper = Resource::new(move || id.get(), |id| async move { Some(get_scraper(id?).await) });
+    let scraper = Resource::new(
+        move || id.get(),
+        |id| async move { Some(get_scraper(id?).await) },
+    );
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading the scraper…"</p> }>
             {move || Suspend::new(async move {
@@ -110,8 +113,14 @@ pub fn EditScraperPage() -> impl IntoView {
 fn script_config(source: &str) -> ScraperConfig {
     let mut params = Map::new();
     params.insert("source".to_owned(), Value::String(source.to_owned()));
-    params.insert("args".to_owned(), serde_json::json!({"url": "https://example.com/"}));
-    ScraperConfig { params: Some(params), plugins: None }
+    params.insert(
+        "args".to_owned(),
+        serde_json::json!({"url": "https://example.com/"}),
+    );
+    ScraperConfig {
+        params: Some(params),
+        plugins: None,
+    }
 }
 
 /// The config as the form edits it: for `script`, the script (edited in the code editor) is
@@ -140,9 +149,13 @@ fn join_config(handler: &str, text: &str, source: &str) -> Result<ScraperConfig,
     if !value.is_object() {
         return Err("the config must be a JSON object, e.g. {\"params\": {}}".to_owned());
     }
-    let mut config: ScraperConfig = serde_json::from_value(value).map_err(|error| error.to_string())?;
+    let mut config: ScraperConfig =
+        serde_json::from_value(value).map_err(|error| error.to_string())?;
     if handler == SCRIPT_HANDLER {
-        config.params.get_or_insert_with(Map::new).insert("source".to_owned(), Value::String(source.to_owned()));
+        config
+            .params
+            .get_or_insert_with(Map::new)
+            .insert("source".to_owned(), Value::String(source.to_owned()));
     }
     Ok(config)
 }
@@ -154,7 +167,9 @@ fn parse_timeout(text: &str) -> Result<Option<u64>, String> {
         return Ok(None);
     }
     match text.parse::<u64>() {
-        Ok(0) | Err(_) => Err("a whole number of seconds, at least 1 (or empty for no limit)".to_owned()),
+        Ok(0) | Err(_) => {
+            Err("a whole number of seconds, at least 1 (or empty for no limit)".to_owned())
+        }
         Ok(seconds) => Ok(Some(seconds)),
     }
 }
@@ -165,11 +180,18 @@ struct ServerErrors(RwSignal<Vec<FieldError>>);
 
 impl ServerErrors {
     fn of(self, field: &'static str) -> Option<String> {
-        self.0.with(|errors| errors.iter().find(|error| error.loc.last().map(String::as_str) == Some(field)).map(|error| error.msg.clone()))
+        self.0.with(|errors| {
+            errors
+                .iter()
+                .find(|error| error.loc.last().map(String::as_str) == Some(field))
+                .map(|error| error.msg.clone())
+        })
     }
 
     fn clear(self, field: &'static str) {
-        self.0.update(|errors| errors.retain(|error| error.loc.last().map(String::as_str) != Some(field)));
+        self.0.update(|errors| {
+            errors.retain(|error| error.loc.last().map(String::as_str) != Some(field))
+        });
     }
 }
 
@@ -186,7 +208,12 @@ fn ScraperForm(initial: Scraper, settings: UiSettings) -> impl IntoView {
     let schedule = RwSignal::new(initial.schedule);
     let crontab = RwSignal::new(initial.schedule_crontab.clone().unwrap_or_default());
     let priority = RwSignal::new(initial.schedule_priority);
-    let timeout = RwSignal::new(initial.timeout_seconds.map(|seconds| seconds.to_string()).unwrap_or_default());
+    let timeout = RwSignal::new(
+        initial
+            .timeout_seconds
+            .map(|seconds| seconds.to_string())
+            .unwrap_or_default(),
+    );
     let (config_text, source) = split_config(&initial.handler, &initial.config);
     let config_text = RwSignal::new(config_text);
     let source = RwSignal::new(source);
@@ -195,16 +222,29 @@ fn ScraperForm(initial: Scraper, settings: UiSettings) -> impl IntoView {
 
     let config = Memo::new(move |_| join_config(&handler.get(), &config_text.get(), &source.get()));
     let timeout_seconds = Memo::new(move |_| parse_timeout(&timeout.get()));
-    let trigger = Signal::derive(move || (schedule.get() == ScraperSchedule::Crontab).then(|| crontab.with(|text| Trigger::of(ScraperSchedule::Crontab, Some(text)))));
-    let crontab_error = move || server_errors.of("schedule_crontab").or_else(|| trigger.get().and_then(Result::err));
+    let trigger = Signal::derive(move || {
+        (schedule.get() == ScraperSchedule::Crontab)
+            .then(|| crontab.with(|text| Trigger::of(ScraperSchedule::Crontab, Some(text))))
+    });
+    let crontab_error = move || {
+        server_errors
+            .of("schedule_crontab")
+            .or_else(|| trigger.get().and_then(Result::err))
+    };
     let config_error = move || server_errors.of("config").or_else(|| config.get().err());
-    let timeout_error = move || server_errors.of("timeout_seconds").or_else(|| timeout_seconds.get().err());
+    let timeout_error = move || {
+        server_errors
+            .of("timeout_seconds")
+            .or_else(|| timeout_seconds.get().err())
+    };
 
     let initial = StoredValue::new(initial);
     let save = Action::new(|scraper: &Scraper| save_scraper(scraper.clone()));
     let submit = move || {
         form_error.set(None);
-        let (Ok(config), Ok(timeout_seconds)) = (config.get_untracked(), timeout_seconds.get_untracked()) else {
+        let (Ok(config), Ok(timeout_seconds)) =
+            (config.get_untracked(), timeout_seconds.get_untracked())
+        else {
             form_error.set(Some("Fix the fields marked below first.".to_owned()));
             return;
         };
@@ -212,7 +252,8 @@ fn ScraperForm(initial: Scraper, settings: UiSettings) -> impl IntoView {
         let scraper = Scraper {
             name: name.get_untracked(),
             schedule,
-            schedule_crontab: (schedule == ScraperSchedule::Crontab).then(|| crontab.get_untracked()),
+            schedule_crontab: (schedule == ScraperSchedule::Crontab)
+                .then(|| crontab.get_untracked()),
             handler: handler.get_untracked(),
             config,
             schedule_priority: priority.get_untracked(),
@@ -224,7 +265,11 @@ fn ScraperForm(initial: Scraper, settings: UiSettings) -> impl IntoView {
     let after_save = navigate.clone();
     Effect::new(move |_| match save.value().get() {
         Some(Ok(saved)) => {
-            toasts.success(if editing { format!("Scraper “{}” saved.", saved.name) } else { format!("Scraper “{}” created.", saved.name) });
+            toasts.success(if editing {
+                format!("Scraper “{}” saved.", saved.name)
+            } else {
+                format!("Scraper “{}” created.", saved.name)
+            });
             after_save(&format!("/scrapers/{}", saved.id), Default::default());
         }
         Some(Err(UiError { message, fields })) => {
@@ -365,7 +410,12 @@ fn ScraperForm(initial: Scraper, settings: UiSettings) -> impl IntoView {
 
 /// A labelled form field with the place for its error.
 #[component]
-fn Field(id: &'static str, label: &'static str, error: Signal<Option<String>>, children: Children) -> impl IntoView {
+fn Field(
+    id: &'static str,
+    label: &'static str,
+    error: Signal<Option<String>>,
+    children: Children,
+) -> impl IntoView {
     view! {
         <div class="field" class:invalid=move || error.with(Option::is_some)>
             <label for=id>{label}</label>
@@ -430,13 +480,20 @@ mod tests {
         let config = script_config("x");
         let (text, source) = split_config(EXTRACT_HANDLER, &config);
         assert_eq!(source, "");
-        assert_eq!(join_config(EXTRACT_HANDLER, &text, "ignored").unwrap(), config);
+        assert_eq!(
+            join_config(EXTRACT_HANDLER, &text, "ignored").unwrap(),
+            config
+        );
     }
 
     #[test]
     fn a_config_that_is_not_an_object_says_what_is_expected() {
-        assert!(join_config(EXTRACT_HANDLER, "[]", "").unwrap_err().contains("JSON object"));
-        assert!(join_config(EXTRACT_HANDLER, "{\"params\": ", "").unwrap_err().starts_with("line 1, column"));
+        assert!(join_config(EXTRACT_HANDLER, "[]", "")
+            .unwrap_err()
+            .contains("JSON object"));
+        assert!(join_config(EXTRACT_HANDLER, "{\"params\": ", "")
+            .unwrap_err()
+            .starts_with("line 1, column"));
     }
 
     #[test]

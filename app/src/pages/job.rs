@@ -24,7 +24,9 @@ pub fn JobPage() -> impl IntoView {
         |ids| async move {
             let (scraper_id, job_id) = ids?;
             Some(match get_job(scraper_id, job_id).await {
-                Ok(job) => job_logs(scraper_id, job_id, None, FIRST_LINES).await.map(|lines| (job, lines)),
+                Ok(job) => job_logs(scraper_id, job_id, None, FIRST_LINES)
+                    .await
+                    .map(|lines| (job, lines)),
                 Err(error) => Err(error),
             })
         },
@@ -102,13 +104,21 @@ fn follow_job(job: RwSignal<ScraperJob>, lines: RwSignal<Vec<JobLogLine>>) {
             Flow::Continue
         }
     };
-    live::follow(live::job_url(scraper_id, job_id, last_line()), "job", apply, move || {
-        leptos::task::spawn_local(async move {
-            if let (Ok(job), Ok(lines)) = (get_job(scraper_id, job_id).await, job_logs(scraper_id, job_id, Some(last_line()), LOG_CHUNK).await) {
-                apply(JobUpdate { job, lines });
-            }
-        })
-    });
+    live::follow(
+        live::job_url(scraper_id, job_id, last_line()),
+        "job",
+        apply,
+        move || {
+            leptos::task::spawn_local(async move {
+                if let (Ok(job), Ok(lines)) = (
+                    get_job(scraper_id, job_id).await,
+                    job_logs(scraper_id, job_id, Some(last_line()), LOG_CHUNK).await,
+                ) {
+                    apply(JobUpdate { job, lines });
+                }
+            })
+        },
+    );
 }
 
 /// A job's result: pretty-printed when it is JSON, with a copy button.
@@ -117,7 +127,10 @@ fn ResultView(result: Option<String>) -> impl IntoView {
     let Some(result) = result else {
         return view! { <p class="muted" data-testid="job-result">"No result yet."</p> }.into_any();
     };
-    let shown = serde_json::from_str::<serde_json::Value>(&result).ok().and_then(|value| serde_json::to_string_pretty(&value).ok()).unwrap_or(result);
+    let shown = serde_json::from_str::<serde_json::Value>(&result)
+        .ok()
+        .and_then(|value| serde_json::to_string_pretty(&value).ok())
+        .unwrap_or(result);
     let toasts = use_toasts();
     let copied = shown.clone();
     view! {
@@ -167,7 +180,10 @@ fn LogView(lines: RwSignal<Vec<JobLogLine>>) -> impl IntoView {
     };
     let offset = move || {
         let first = (scroll_top.get() / LINE_HEIGHT) as usize;
-        format!("translateY({}px)", first.saturating_sub(OVERSCAN).min(count.get()) as f64 * LINE_HEIGHT)
+        format!(
+            "translateY({}px)",
+            first.saturating_sub(OVERSCAN).min(count.get()) as f64 * LINE_HEIGHT
+        )
     };
     // New lines while following: jump to the end.
     Effect::new(move |_| {
@@ -183,7 +199,8 @@ fn LogView(lines: RwSignal<Vec<JobLogLine>>) -> impl IntoView {
             let top = element.scroll_top();
             scroll_top.set(f64::from(top));
             // Scrolling up to read stops following; scrolling back to the end resumes it.
-            let at_end = top + element.client_height() >= element.scroll_height() - LINE_HEIGHT as i32;
+            let at_end =
+                top + element.client_height() >= element.scroll_height() - LINE_HEIGHT as i32;
             if follow.get_untracked() != at_end {
                 follow.set(at_end);
             }
@@ -219,9 +236,15 @@ fn LogView(lines: RwSignal<Vec<JobLogLine>>) -> impl IntoView {
 /// "Run once": runs the form's handler and config without saving, and shows the job's
 /// status, result and log as they come.
 #[component]
-pub fn RunOnce(handler: &'static str, config: Memo<Result<ScraperConfig, String>>, state: Option<String>) -> impl IntoView {
+pub fn RunOnce(
+    handler: &'static str,
+    config: Memo<Result<ScraperConfig, String>>,
+    state: Option<String>,
+) -> impl IntoView {
     let toasts = use_toasts();
-    let run = Action::new(move |config: &ScraperConfig| run_once(handler.to_owned(), config.clone(), state.clone()));
+    let run = Action::new(move |config: &ScraperConfig| {
+        run_once(handler.to_owned(), config.clone(), state.clone())
+    });
     Effect::new(move |_| {
         if let Some(Err(error)) = run.value().get() {
             toasts.failure(format!("Could not run: {error}"));

@@ -6,7 +6,9 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 
 use crate::api::{get_scraper, kill_job, run_scraper, scraper_jobs};
-use crate::components::{id_param, use_toasts, LoadError, PriorityBadge, ReadOnlyHidden, StatusBadge};
+use crate::components::{
+    id_param, use_toasts, LoadError, PriorityBadge, ReadOnlyHidden, StatusBadge,
+};
 use crate::live::{self, Flow};
 use crate::pages::NotFound;
 use crate::time::{duration, use_now, Time};
@@ -14,13 +16,16 @@ use crate::time::{duration, use_now, Time};
 #[component]
 pub fn ScraperPage() -> impl IntoView {
     let id = id_param("id");
-    let data = Resource::new(move || id.get(), |id| async move {
-        let id = id?;
-        Some(match get_scraper(id).await {
-            Ok(scraper) => scraper_jobs(id).await.map(|jobs| (scraper, jobs)),
-            Err(error) => Err(error),
-        })
-    });
+    let data = Resource::new(
+        move || id.get(),
+        |id| async move {
+            let id = id?;
+            Some(match get_scraper(id).await {
+                Ok(scraper) => scraper_jobs(id).await.map(|jobs| (scraper, jobs)),
+                Err(error) => Err(error),
+            })
+        },
+    );
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading the scraper…"</p> }>
             {move || Suspend::new(async move {
@@ -78,7 +83,10 @@ fn ScraperView(scraper: Scraper, jobs: Vec<ScraperJob>) -> impl IntoView {
 #[component]
 fn Settings(scraper: Scraper) -> impl IntoView {
     let schedule = match scraper.schedule {
-        ScraperSchedule::Crontab => format!("Crontab {} (UTC)", scraper.schedule_crontab.unwrap_or_default()),
+        ScraperSchedule::Crontab => format!(
+            "Crontab {} (UTC)",
+            scraper.schedule_crontab.unwrap_or_default()
+        ),
         other => other.label().to_owned(),
     };
     let config = serde_json::to_string_pretty(&scraper.config).unwrap_or_default();
@@ -104,12 +112,21 @@ fn Settings(scraper: Scraper) -> impl IntoView {
 fn RunNow(scraper_id: i64, jobs: RwSignal<Vec<ScraperJob>>) -> impl IntoView {
     let toasts = use_toasts();
     let priority = RwSignal::new(ScraperJobPriority::Utmost);
-    let run = Action::new(move |priority: &ScraperJobPriority| run_scraper(scraper_id, priority.value()));
+    let run =
+        Action::new(move |priority: &ScraperJobPriority| run_scraper(scraper_id, priority.value()));
     Effect::new(move |_| match run.value().get() {
         Some(Ok(job)) => {
-            toasts.success(format!("Job {} queued with {} priority.", job.id, job.priority.label().to_lowercase()));
+            toasts.success(format!(
+                "Job {} queued with {} priority.",
+                job.id,
+                job.priority.label().to_lowercase()
+            ));
             // Shown at once; the live stream confirms it.
-            jobs.update(|jobs| if !jobs.iter().any(|known| known.id == job.id) { jobs.insert(0, job) });
+            jobs.update(|jobs| {
+                if !jobs.iter().any(|known| known.id == job.id) {
+                    jobs.insert(0, job)
+                }
+            });
         }
         Some(Err(error)) => toasts.failure(format!("Could not run the scraper: {error}")),
         None => {}
@@ -200,7 +217,15 @@ fn first_line(result: &str) -> String {
 /// Created, started and finished times of a job, those it has.
 #[component]
 pub fn Timeline(job: ScraperJob) -> impl IntoView {
-    let steps = [("Created", Some(job.created_at)), ("Started", job.started_at), ("Last active", job.last_active_at.filter(|_| job.status.is_active())), ("Finished", job.finished_at)];
+    let steps = [
+        ("Created", Some(job.created_at)),
+        ("Started", job.started_at),
+        (
+            "Last active",
+            job.last_active_at.filter(|_| job.status.is_active()),
+        ),
+        ("Finished", job.finished_at),
+    ];
     view! {
         <ul class="timeline">
             {steps.into_iter().filter_map(|(label, at)| at.map(|at| view! { <li><span class="muted">{label} ": "</span><Time at/></li> })).collect_view()}
@@ -214,14 +239,21 @@ pub fn JobDuration(job: ScraperJob) -> impl IntoView {
     let now = use_now();
     move || match (job.started_at, job.finished_at) {
         (Some(started), Some(finished)) => duration(started, finished),
-        (Some(started), None) => now.get().map(|now| duration(started, now)).unwrap_or_default(),
+        (Some(started), None) => now
+            .get()
+            .map(|now| duration(started, now))
+            .unwrap_or_default(),
         (None, _) => "—".to_owned(),
     }
 }
 
 /// Puts a newer state of a job in the list.
 fn replace_job(jobs: RwSignal<Vec<ScraperJob>>, newer: ScraperJob) {
-    jobs.update(|jobs| jobs.iter_mut().filter(|known| known.id == newer.id).for_each(|known| *known = newer.clone()));
+    jobs.update(|jobs| {
+        jobs.iter_mut()
+            .filter(|known| known.id == newer.id)
+            .for_each(|known| *known = newer.clone())
+    });
 }
 
 /// Kills an active job; `on_killed` gets the killed job at once (before any live update).

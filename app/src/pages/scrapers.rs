@@ -57,7 +57,11 @@ fn ScrapersTable(rows: Vec<ScraperRow>, filter: Memo<String>) -> impl IntoView {
     let rows = StoredValue::new(rows);
     let visible = move || {
         let filter = filter.get();
-        rows.read_value().iter().filter(|row| row.scraper.name.to_lowercase().contains(&filter)).cloned().collect::<Vec<_>>()
+        rows.read_value()
+            .iter()
+            .filter(|row| row.scraper.name.to_lowercase().contains(&filter))
+            .cloned()
+            .collect::<Vec<_>>()
     };
     view! {
         <div class="table-scroll">
@@ -89,7 +93,11 @@ fn ScrapersTable(rows: Vec<ScraperRow>, filter: Memo<String>) -> impl IntoView {
 
 #[component]
 fn ScraperTableRow(row: ScraperRow) -> impl IntoView {
-    let ScraperRow { scraper, last_job, next_run } = row;
+    let ScraperRow {
+        scraper,
+        last_job,
+        next_run,
+    } = row;
     let schedule = match (&scraper.schedule_crontab, scraper.schedule) {
         (Some(crontab), engine::model::ScraperSchedule::Crontab) => format!("Crontab {crontab}"),
         (_, schedule) => schedule.label().to_owned(),
