@@ -5,19 +5,17 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
 use crate::api::{get_ui_settings, UiError, UiSettings};
+use crate::json::{self, Loaded};
 
 /// The server's [`UiSettings`], loaded once per page load and shared by every page.
 #[derive(Clone, Copy)]
-pub struct SettingsResource(pub Resource<Result<UiSettings, UiError>>);
+pub struct SettingsResource(pub Loaded<Result<UiSettings, UiError>>);
 
 pub fn provide_settings() {
-    provide_context(SettingsResource(Resource::new(
-        || (),
-        |_| get_ui_settings(),
-    )));
+    provide_context(SettingsResource(json::load(|| (), |_| get_ui_settings())));
 }
 
-pub fn use_settings() -> Resource<Result<UiSettings, UiError>> {
+pub fn use_settings() -> Loaded<Result<UiSettings, UiError>> {
     expect_context::<SettingsResource>().0
 }
 

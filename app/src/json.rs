@@ -39,7 +39,10 @@ pub type Loaded<T> = Resource<T, JsonCodec>;
 
 /// A [`Loaded`] value: `fetcher` runs on the server, and again in the browser when `source`
 /// changes.
-pub fn load<T, S, Fut>(source: impl Fn() -> S + Send + Sync + 'static, fetcher: impl Fn(S) -> Fut + Send + Sync + 'static) -> Loaded<T>
+pub fn load<T, S, Fut>(
+    source: impl Fn() -> S + Send + Sync + 'static,
+    fetcher: impl Fn(S) -> Fut + Send + Sync + 'static,
+) -> Loaded<T>
 where
     T: Serialize + DeserializeOwned + Send + Sync + 'static,
     S: PartialEq + Clone + Send + Sync + 'static,

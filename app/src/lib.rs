@@ -8,6 +8,7 @@
 pub mod api;
 mod components;
 mod editor;
+mod json;
 pub mod live;
 mod pages;
 mod time;

@@ -225,7 +225,7 @@ mod browser {
                 let Some(text) = message.data().as_string() else {
                     return;
                 };
-                match serde_json::from_str::<T>(&text) {
+                match crate::json::parse::<T>(&text) {
                     Ok(update) => {
                         if on_update(update) == Flow::Stop {
                             source.close();

@@ -11,6 +11,7 @@ use leptos_router::components::A;
 
 use crate::api::{get_dashboard, Dashboard, ScraperRow};
 use crate::components::{LoadError, StatusBadge};
+use crate::json;
 use crate::time::Time;
 
 /// How often the figures are refreshed while the page is open.
@@ -18,7 +19,7 @@ const REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[component]
 pub fn DashboardPage() -> impl IntoView {
-    let data = Resource::new(|| (), |_| get_dashboard());
+    let data = json::load(|| (), |_| get_dashboard());
     // Effects run only in the browser: the server renders the figures once.
     Effect::new(move |_| set_interval(move || data.refetch(), REFRESH));
     view! {

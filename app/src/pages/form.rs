@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 use crate::api::{delete_scraper, get_scraper, save_scraper, UiError, UiSettings};
 use crate::components::{id_param, use_settings, use_toasts, LoadError};
 use crate::editor::{json_error, CodeEditor};
+use crate::json;
 use crate::pages::job::RunOnce;
 use crate::pages::NotFound;
 use crate::time::{use_now, Time};
@@ -82,7 +83,7 @@ pub fn NewScraperPage() -> impl IntoView {
 pub fn EditScraperPage() -> impl IntoView {
     let id = id_param("id");
     let settings = use_settings();
-    let scraper = Resource::new(
+    let scraper = json::load(
         move || id.get(),
         |id| async move { Some(get_scraper(id?).await) },
     );
@@ -145,12 +146,13 @@ fn split_config(handler: &str, config: &ScraperConfig) -> (String, String) {
 
 /// The config the form stands for: the JSON text, plus the script for `script`.
 fn join_config(handler: &str, text: &str, source: &str) -> Result<ScraperConfig, String> {
-    let value: Value = serde_json::from_str(text).map_err(|error| json_error(&error))?;
+    let value: Value = json::parse(text).map_err(|error| json_error(&error))?;
     if !value.is_object() {
         return Err("the config must be a JSON object, e.g. {\"params\": {}}".to_owned());
     }
-    let mut config: ScraperConfig =
-        serde_json::from_value(value).map_err(|error| error.to_string())?;
+    // Read again from the text rather than from `value`: the text reader's code is in the
+    // wasm anyway, a `Value` reader would be another copy of the config's deserializer.
+    let mut config: ScraperConfig = json::parse(text).map_err(|error| json_error(&error))?;
     if handler == SCRIPT_HANDLER {
         config
             .params

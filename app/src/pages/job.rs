@@ -8,6 +8,7 @@ use leptos_router::components::A;
 
 use crate::api::{get_job, job_logs, run_once};
 use crate::components::{id_param, use_toasts, LoadError, PriorityBadge, StatusBadge};
+use crate::json;
 use crate::live::{self, Flow, JobUpdate, LOG_CHUNK};
 use crate::pages::scraper::{JobDuration, KillButton, Timeline};
 use crate::pages::NotFound;
@@ -19,7 +20,7 @@ const FIRST_LINES: usize = 1_000;
 pub fn JobPage() -> impl IntoView {
     let scraper_id = id_param("id");
     let job_id = id_param("job_id");
-    let data = Resource::new(
+    let data = json::load(
         move || scraper_id.get().zip(job_id.get()),
         |ids| async move {
             let (scraper_id, job_id) = ids?;
@@ -127,7 +128,7 @@ fn ResultView(result: Option<String>) -> impl IntoView {
     let Some(result) = result else {
         return view! { <p class="muted" data-testid="job-result">"No result yet."</p> }.into_any();
     };
-    let shown = serde_json::from_str::<serde_json::Value>(&result)
+    let shown = json::parse::<serde_json::Value>(&result)
         .ok()
         .and_then(|value| serde_json::to_string_pretty(&value).ok())
         .unwrap_or(result);

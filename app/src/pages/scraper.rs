@@ -9,6 +9,7 @@ use crate::api::{get_scraper, kill_job, run_scraper, scraper_jobs};
 use crate::components::{
     id_param, use_toasts, LoadError, PriorityBadge, ReadOnlyHidden, StatusBadge,
 };
+use crate::json;
 use crate::live::{self, Flow};
 use crate::pages::NotFound;
 use crate::time::{duration, use_now, Time};
@@ -16,7 +17,7 @@ use crate::time::{duration, use_now, Time};
 #[component]
 pub fn ScraperPage() -> impl IntoView {
     let id = id_param("id");
-    let data = Resource::new(
+    let data = json::load(
         move || id.get(),
         |id| async move {
             let id = id?;

@@ -8,11 +8,12 @@ use leptos_router::hooks::query_signal;
 
 use crate::api::{list_scrapers, ScraperRow};
 use crate::components::{use_settings, LoadError, PriorityBadge, ReadOnlyHidden, StatusBadge};
+use crate::json;
 use crate::time::Time;
 
 #[component]
 pub fn ScrapersPage() -> impl IntoView {
-    let scrapers = Resource::new(|| (), |_| list_scrapers());
+    let scrapers = json::load(|| (), |_| list_scrapers());
     let (query, set_query) = query_signal::<String>("q");
     let filter = Memo::new(move |_| query.get().unwrap_or_default().to_lowercase());
 
