@@ -42,7 +42,10 @@ impl JobHooks for Unobserved {
     async fn heartbeat(&self) -> Result<(), engine::Error> {
         Ok(())
     }
-    async fn update_scraper_state(&self, _: Option<String>) -> Result<Scraper, engine::Error> {
+    async fn update_scraper_state(
+        &self,
+        _: Option<String>,
+    ) -> Result<Option<String>, engine::Error> {
         Err(engine::Error::internal("the benchmark keeps no state"))
     }
     fn log(&self, _: LogLevel, _: String) {}

@@ -1,21 +1,38 @@
 //! The worker: claims jobs from the queue and runs their handlers.
 //!
-//! Up to `max_concurrency` jobs run at once. Idle, the worker sleeps until the queue says a
-//! job was enqueued (with a polling fallback). Each job runs in a task of its own, so a
-//! panicking handler fails its job and nothing else; a heartbeat loop keeps the job alive in
-//! the queue and flushes its log; a kill (from any replica) cancels the handler at once.
+//! Up to `max_concurrency` jobs run at once, each in a task of its own, so a panicking
+//! handler fails its job and nothing else. Four parts share the work:
+//! - the claim loop ([`Worker::run`]) takes as many pending jobs as there are free slots in
+//!   one claim and starts a task per job; idle, it sleeps until the queue says a job was
+//!   enqueued (with a polling fallback);
+//! - a job's task runs the handler under the scraper's timeout and hands the outcome to the
+//!   recorder; its slot frees as soon as the handler is done;
+//! - the recorder writes finished jobs in batches: one transaction per batch, not per job;
+//! - the supervisor heart-beats every running job in one call per interval and flushes their
+//!   logs; it stops a handler at once when its job is killed (from any replica), at the next
+//!   heartbeat when the job was declared dead, and fails a job whose handler blocks its
+//!   thread past the timeout.
+//!
+//! A job is reported by whoever takes it out of the running set: its own task when the
+//! handler ends, or the supervisor or the shutdown when they stop it. So each job is
+//! reported once, and a job stopped as killed is never reported as finished.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::Utc;
-use tokio::sync::{watch, Semaphore};
-use tokio::task::JoinSet;
+use futures_util::FutureExt;
+use tokio::sync::{broadcast, mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::AbortHandle;
+use tracing::Instrument;
 
 use crate::error::Error;
-use crate::model::{JobLogLine, LogLevel, Scraper, ScraperJob, ScraperJobId, ScraperJobStatus};
+use crate::model::{
+    JobLogLine, LogLevel, Scraper, ScraperId, ScraperJob, ScraperJobId, ScraperJobStatus,
+};
 use crate::scraper::{self, Handlers, JobHooks, Runtime, ScraperContext};
 use crate::storage::{Completion, Storages};
 
@@ -24,7 +41,7 @@ use crate::storage::{Completion, Storages};
 pub struct WorkerSettings {
     /// Jobs running at once.
     pub max_concurrency: usize,
-    /// How often a running job tells the queue it is alive (and its log is flushed).
+    /// How often running jobs tell the queue they are alive (and their logs are flushed).
     pub heartbeat_interval: Duration,
     /// How often an idle worker looks at the queue even without a wake-up.
     pub poll_interval: Duration,
@@ -43,21 +60,51 @@ impl Default for WorkerSettings {
     }
 }
 
-/// Claims and runs jobs until shut down.
-pub struct Worker {
-    storages: Storages,
-    handlers: Arc<Handlers>,
-    runtime: Runtime,
-    settings: WorkerSettings,
-    running: Running,
-}
-
 /// How long a busy worker waits for more free slots before claiming, so that one claim
 /// statement takes several jobs. Short against any real job; long against a no-op one.
 const BATCH_GATHERING: Duration = Duration::from_millis(2);
 
-/// The cancel switches of the jobs this worker runs, by job id.
-type Running = Arc<Mutex<HashMap<ScraperJobId, watch::Sender<bool>>>>;
+/// Most finished jobs written in one batch.
+const MAX_RECORD_BATCH: usize = 500;
+
+/// How long past its timeout a handler may keep its thread before the supervisor fails the
+/// job (a handler that yields is stopped at the timeout itself, by its own task).
+const BLOCKED_HANDLER_GRACE: Duration = Duration::from_secs(1);
+
+/// Claims and runs jobs until shut down.
+pub struct Worker {
+    shared: Arc<Shared>,
+    settings: WorkerSettings,
+    recorder_inbox: mpsc::Receiver<Finished>,
+}
+
+/// What the claim loop, the job tasks and the supervisor share.
+struct Shared {
+    storages: Storages,
+    handlers: Arc<Handlers>,
+    runtime: Runtime,
+    running: Running,
+    /// To the recorder. Bounded: when the queue cannot keep up, job tasks wait here holding
+    /// their slots, and claiming slows down with it.
+    recorder: mpsc::Sender<Finished>,
+}
+
+/// The jobs this worker runs, by id.
+type Running = Arc<Mutex<HashMap<ScraperJobId, RunningJob>>>;
+
+struct RunningJob {
+    task: AbortHandle,
+    hooks: Arc<WorkerHooks>,
+    /// The scraper's timeout (seconds) and when it runs out.
+    timeout: Option<(u64, tokio::time::Instant)>,
+    started: Instant,
+}
+
+/// A job whose handler is done or was stopped, on its way to the queue.
+struct Finished {
+    completion: Completion,
+    started: Instant,
+}
 
 /// A view of how many jobs a worker is running.
 #[derive(Clone)]
@@ -65,8 +112,12 @@ pub struct RunningJobs(Running);
 
 impl RunningJobs {
     pub fn count(&self) -> usize {
-        self.0.lock().expect("not poisoned").len()
+        lock(&self.0).len()
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().expect("not poisoned")
 }
 
 impl Worker {
@@ -76,42 +127,52 @@ impl Worker {
         runtime: Runtime,
         settings: WorkerSettings,
     ) -> Self {
+        let (recorder, recorder_inbox) = mpsc::channel(MAX_RECORD_BATCH * 2);
         Worker {
-            storages,
-            handlers,
-            runtime,
+            shared: Arc::new(Shared {
+                storages,
+                handlers,
+                runtime,
+                running: Running::default(),
+                recorder,
+            }),
             settings,
-            running: Running::default(),
+            recorder_inbox,
         }
     }
 
     /// How many jobs this worker runs right now (it stays valid after `run` starts).
     pub fn running_jobs(&self) -> RunningJobs {
-        RunningJobs(self.running.clone())
+        RunningJobs(self.shared.running.clone())
     }
 
     /// Runs until `shutdown` turns true, then stops claiming, gives running jobs
     /// `shutdown_grace` to finish and fails the rest (so none stays `started` forever).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let Worker {
-            storages,
-            handlers,
-            runtime,
+            shared,
             settings,
-            running,
+            recorder_inbox,
         } = self;
-        let slots = Arc::new(Semaphore::new(settings.max_concurrency.max(1)));
-        let mut jobs = JoinSet::new();
-        let enqueued = storages.jobs.enqueued();
-        let kill_listener =
-            tokio::spawn(cancel_killed_jobs(storages.jobs.kills(), running.clone()));
-        let (completions, completed) = tokio::sync::mpsc::unbounded_channel();
-        let completer = tokio::spawn(record_completions(storages.clone(), completed));
+        let max_concurrency = settings.max_concurrency.max(1);
+        let slots = Arc::new(Semaphore::new(max_concurrency));
+        let (stop_recorder, recorder_stop) = oneshot::channel();
+        let recorder = tokio::spawn(record_completions(
+            shared.storages.clone(),
+            recorder_inbox,
+            recorder_stop,
+        ));
+        let supervisor = tokio::spawn(supervise(
+            shared.clone(),
+            shared.storages.jobs.kills(),
+            settings.heartbeat_interval,
+        ));
+        let enqueued = shared.storages.jobs.enqueued();
 
         let mut backlog = false;
         while !*shutdown.borrow() {
             // Wait for a free slot first: claiming more jobs than we can run would leave them
-            // `started` without anyone heart-beating them.
+            // `started` without anyone running them.
             let first_slot = tokio::select! {
                 slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
                 _ = shutdown.changed() => break,
@@ -123,7 +184,7 @@ impl Worker {
             // With a backlog, slots free up one by one; claiming each alone would cost a
             // statement per job. Wait briefly for a quarter of the slots to gather a batch.
             if backlog {
-                let batch = (settings.max_concurrency / 4).max(1);
+                let batch = (max_concurrency / 4).max(1);
                 let gathering = tokio::time::sleep(BATCH_GATHERING);
                 tokio::pin!(gathering);
                 while claim_slots.len() < batch {
@@ -137,7 +198,12 @@ impl Worker {
             let woken = enqueued.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            let claimed = match storages.jobs.dequeue_scraper_jobs(claim_slots.len()).await {
+            let claimed = match shared
+                .storages
+                .jobs
+                .dequeue_scraper_jobs(claim_slots.len())
+                .await
+            {
                 Ok(claimed) => {
                     // A full claim means more jobs are probably waiting.
                     backlog = claimed.len() == claim_slots.len();
@@ -159,69 +225,289 @@ impl Worker {
             }
             // Slots beyond the claimed jobs go back to the pool when dropped.
             for (job, slot) in claimed.into_iter().zip(claim_slots) {
-                let (cancel, cancelled) = watch::channel(false);
-                running.lock().expect("not poisoned").insert(job.id, cancel);
-                let run = JobRun {
-                    storages: storages.clone(),
-                    handlers: handlers.clone(),
-                    runtime: runtime.clone(),
-                    settings: settings.clone(),
-                    running: running.clone(),
-                    completions: completions.clone(),
-                };
-                jobs.spawn(async move {
-                    run.run(job, cancelled).await;
-                    drop(slot);
-                });
+                shared.launch(job, slot);
             }
-            // Reap finished tasks so the set does not grow without bound.
-            while jobs.try_join_next().is_some() {}
         }
 
-        let grace = tokio::time::sleep(settings.shutdown_grace);
-        tokio::pin!(grace);
-        loop {
-            tokio::select! {
-                next = jobs.join_next() => if next.is_none() { break },
-                _ = &mut grace => {
-                    tracing::warn!(jobs = jobs.len(), "shutdown grace period over; failing the jobs still running");
-                    let unfinished: Vec<ScraperJobId> = running.lock().expect("not poisoned").keys().copied().collect();
-                    jobs.shutdown().await;
-                    for job_id in unfinished {
-                        let result = Some("The worker shut down before the job finished".to_owned());
-                        if let Err(error) = storages.jobs.finish_scraper_job(job_id, ScraperJobStatus::Failed, result).await {
-                            tracing::error!(job_id, error = %error.describe(), "could not fail an unfinished job");
-                        }
-                    }
-                    break;
-                }
+        // Every slot back means every job task has ended.
+        let all_slots = slots.acquire_many(max_concurrency as u32);
+        if tokio::time::timeout(settings.shutdown_grace, all_slots)
+            .await
+            .is_err()
+        {
+            let unfinished: Vec<RunningJob> =
+                lock(&shared.running).drain().map(|(_, job)| job).collect();
+            tracing::warn!(
+                jobs = unfinished.len(),
+                "shutdown grace period over; failing the jobs still running"
+            );
+            for job in unfinished {
+                job.task.abort();
+                shared
+                    .report(
+                        &job.hooks,
+                        ScraperJobStatus::Failed,
+                        "The worker shut down before the job finished".to_owned(),
+                        job.started,
+                    )
+                    .await;
             }
         }
-        kill_listener.abort();
-        // Every job task has ended and dropped its sender: the completer drains and stops.
-        drop(completions);
-        let _ = completer.await;
+        supervisor.abort();
+        let _ = supervisor.await;
+        // An aborted handler that never yields keeps its task (and so a sender to the
+        // recorder) alive: the recorder stops on this signal, after writing what it has.
+        let _ = stop_recorder.send(());
+        let _ = recorder.await;
     }
 }
 
-/// Where job runs send their ends, each with a way to learn whether it was recorded.
-type Completions =
-    tokio::sync::mpsc::UnboundedSender<(Completion, tokio::sync::oneshot::Sender<Option<bool>>)>;
+impl Shared {
+    /// Starts a claimed job's task.
+    fn launch(self: &Arc<Self>, job: ScraperJob, slot: OwnedSemaphorePermit) {
+        let hooks = Arc::new(WorkerHooks::new(
+            self.storages.clone(),
+            job.id,
+            job.scraper.id,
+        ));
+        let timeout = job.scraper.timeout_seconds.map(|seconds| {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
+            (seconds, deadline)
+        });
+        let job_id = job.id;
+        let span = tracing::info_span!("job", job_id, scraper_id = job.scraper.id, handler = %job.scraper.handler);
+        let run = self
+            .clone()
+            .run_job(job, hooks.clone(), slot)
+            .instrument(span);
+        // Registered before the task can end: the task reports only a job it finds here.
+        let mut running = lock(&self.running);
+        let task = tokio::spawn(run).abort_handle();
+        running.insert(
+            job_id,
+            RunningJob {
+                task,
+                hooks,
+                timeout,
+                started: Instant::now(),
+            },
+        );
+    }
 
-/// Records finished jobs in batches: whatever completions queued up while the previous batch
-/// was being written go together in the next, so a busy worker writes one transaction per
-/// batch instead of one per job, and an idle one adds no delay.
+    /// A job's task: runs the handler and reports how it ended.
+    async fn run_job(
+        self: Arc<Self>,
+        job: ScraperJob,
+        hooks: Arc<WorkerHooks>,
+        slot: OwnedSemaphorePermit,
+    ) {
+        if let Some(started) = job.started_at {
+            let waited = (started - job.created_at).to_std().unwrap_or_default();
+            metrics::histogram!("sneakpeek_time_in_queue_seconds").record(waited.as_secs_f64());
+        }
+        hooks.log(
+            LogLevel::Info,
+            format!(
+                "Running scraper '{}' with handler '{}'",
+                job.scraper.name, job.scraper.handler
+            ),
+        );
+        let job_id = job.id;
+        let outcome = AssertUnwindSafe(self.run_handler(job.scraper, hooks.clone()))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| Err(format!("The handler panicked: {}", panic_message(panic))));
+        let Some(running) = lock(&self.running).remove(&job_id) else {
+            // The supervisor stopped the job meanwhile and has reported it.
+            return;
+        };
+        let (status, result) = match outcome {
+            Ok(result) => (ScraperJobStatus::Succeeded, result),
+            Err(message) => (ScraperJobStatus::Failed, message),
+        };
+        self.report(&hooks, status, result, running.started).await;
+        drop(slot);
+    }
+
+    /// The handler's result, or the message its job fails with.
+    async fn run_handler(
+        &self,
+        scraper: Scraper,
+        hooks: Arc<WorkerHooks>,
+    ) -> Result<String, String> {
+        let handler = self
+            .handlers
+            .get(&scraper.handler)
+            .ok_or_else(|| format!("Unknown scraper handler '{}'", scraper.handler))?;
+        let timeout_seconds = scraper.timeout_seconds;
+        let context = ScraperContext::new(scraper, hooks, &self.runtime)
+            .map_err(|invalid_config| invalid_config.to_string())?;
+        let run = handler.run(&context);
+        match timeout_seconds {
+            None => run.await.map_err(|error| error.to_string()),
+            Some(seconds) => match tokio::time::timeout(Duration::from_secs(seconds), run).await {
+                Ok(outcome) => outcome.map_err(|error| error.to_string()),
+                Err(_) => Err(timed_out(seconds)),
+            },
+        }
+    }
+
+    /// Hands a job's end to the recorder, with the log lines not written yet.
+    async fn report(
+        &self,
+        hooks: &WorkerHooks,
+        status: ScraperJobStatus,
+        result: String,
+        started: Instant,
+    ) {
+        if status == ScraperJobStatus::Succeeded {
+            hooks.log(LogLevel::Info, format!("Job {status}"));
+        } else {
+            hooks.log(LogLevel::Error, format!("Job {status}"));
+            hooks.log(LogLevel::Error, result.clone());
+        }
+        let completion = Completion {
+            job_id: hooks.job_id,
+            status,
+            result: Some(result),
+            log: hooks.take_log(),
+        };
+        // Fails only once the worker has stopped, when nothing can be recorded any more.
+        let _ = self
+            .recorder
+            .send(Finished {
+                completion,
+                started,
+            })
+            .await;
+    }
+
+    /// Takes jobs out of the running set and stops their handlers.
+    fn stop(&self, job_ids: impl IntoIterator<Item = ScraperJobId>) -> Vec<RunningJob> {
+        let mut running = lock(&self.running);
+        job_ids
+            .into_iter()
+            .filter_map(|job_id| running.remove(&job_id))
+            .inspect(|job| job.task.abort())
+            .collect()
+    }
+
+    /// Stops the handlers of jobs killed or declared dead: the queue already has their final
+    /// status, so only their logs are written.
+    async fn drop_lost(&self, job_ids: impl IntoIterator<Item = ScraperJobId>) {
+        for job in self.stop(job_ids) {
+            job.hooks.log(
+                LogLevel::Warning,
+                "Job stopped: it was killed or declared dead".to_owned(),
+            );
+            job.hooks.flush_log().await;
+            tracing::info!(
+                job_id = job.hooks.job_id,
+                "job stopped: killed or declared dead"
+            );
+        }
+    }
+
+    /// One heartbeat round: fails jobs whose handler blocks past its timeout, flushes the
+    /// logs of the others and tells the queue they are alive, in one call.
+    async fn heartbeat(&self) {
+        let now = tokio::time::Instant::now();
+        let (overdue, alive): (Vec<_>, Vec<_>) = lock(&self.running)
+            .iter()
+            .map(|(job_id, job)| (*job_id, job.hooks.clone(), job.timeout))
+            .partition(|(_, _, timeout)| {
+                timeout.is_some_and(|(_, deadline)| now >= deadline + BLOCKED_HANDLER_GRACE)
+            });
+        for (job_id, _, timeout) in overdue {
+            let seconds = timeout.map_or(0, |(seconds, _)| seconds);
+            for job in self.stop([job_id]) {
+                tracing::warn!(
+                    job_id,
+                    "the handler is past its timeout and does not yield; failing the job"
+                );
+                self.report(
+                    &job.hooks,
+                    ScraperJobStatus::Failed,
+                    timed_out(seconds),
+                    job.started,
+                )
+                .await;
+            }
+        }
+        if alive.is_empty() {
+            return;
+        }
+        for (_, hooks, _) in &alive {
+            hooks.flush_log().await;
+        }
+        let job_ids: Vec<ScraperJobId> = alive.iter().map(|(job_id, _, _)| *job_id).collect();
+        match self.storages.jobs.heartbeat_jobs(&job_ids).await {
+            Ok(lost) => self.drop_lost(lost).await,
+            // The database may be briefly unreachable: keep running; the dead timeout is
+            // several heartbeats long.
+            Err(error) => {
+                tracing::warn!(error = %error.describe(), jobs = job_ids.len(), "heartbeat failed")
+            }
+        }
+    }
+}
+
+fn timed_out(seconds: u64) -> String {
+    format!("{} after {seconds} s", Error::JobTimedOut)
+}
+
+/// Heart-beats the running jobs and stops the handlers of jobs killed anywhere.
+async fn supervise(
+    shared: Arc<Shared>,
+    mut kills: broadcast::Receiver<ScraperJobId>,
+    heartbeat_interval: Duration,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut heartbeats = tokio::time::interval(heartbeat_interval);
+    heartbeats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    heartbeats.tick().await; // the first tick is immediate; the claim was the first beat
+    let mut kills_open = true;
+    loop {
+        tokio::select! {
+            kill = kills.recv(), if kills_open => match kill {
+                Ok(job_id) => shared.drop_lost([job_id]).await,
+                // Missed kills are caught by the next heartbeat.
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => kills_open = false,
+            },
+            _ = heartbeats.tick() => shared.heartbeat().await,
+        }
+    }
+}
+
+/// Records finished jobs in batches: whatever finished while the previous batch was being
+/// written goes together in the next, so a busy worker writes one transaction per batch
+/// instead of one per job, and an idle one adds no delay. Stops when told to, once what was
+/// sent before is written.
 async fn record_completions(
     storages: Storages,
-    mut completed: tokio::sync::mpsc::UnboundedReceiver<(
-        Completion,
-        tokio::sync::oneshot::Sender<Option<bool>>,
-    )>,
+    mut inbox: mpsc::Receiver<Finished>,
+    stop: oneshot::Receiver<()>,
 ) {
-    const MAX_BATCH: usize = 500;
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while completed.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let (completions, replies): (Vec<Completion>, Vec<_>) = batch.drain(..).unzip();
+    tokio::pin!(stop);
+    let mut stopping = false;
+    let mut batch = Vec::with_capacity(MAX_RECORD_BATCH);
+    loop {
+        let received = tokio::select! {
+            received = inbox.recv_many(&mut batch, MAX_RECORD_BATCH) => received,
+            _ = &mut stop, if !stopping => {
+                stopping = true;
+                inbox.close();
+                continue;
+            }
+        };
+        if received == 0 {
+            return;
+        }
+        let (completions, started): (Vec<Completion>, Vec<Instant>) = batch
+            .drain(..)
+            .map(|finished| (finished.completion, finished.started))
+            .unzip();
         let mut outcome = storages.jobs.finish_scraper_jobs(&completions).await;
         for retry in 1..=3 {
             let Err(error) = &outcome else { break };
@@ -231,206 +517,31 @@ async fn record_completions(
             tokio::time::sleep(Duration::from_millis(200 * retry)).await;
             outcome = storages.jobs.finish_scraper_jobs(&completions).await;
         }
-        match outcome {
-            Ok(applied) => {
-                for (reply, applied) in replies.into_iter().zip(applied) {
-                    let _ = reply.send(Some(applied));
-                }
-            }
+        let applied = match outcome {
+            Ok(applied) => applied,
             Err(error) => {
                 tracing::error!(error = %error.describe(), ?error, jobs = completions.len(), "could not record finished jobs");
-                for reply in replies {
-                    let _ = reply.send(None);
-                }
-            }
-        }
-    }
-}
-
-/// Cancels the handlers of jobs killed anywhere.
-async fn cancel_killed_jobs(
-    mut kills: tokio::sync::broadcast::Receiver<ScraperJobId>,
-    running: Running,
-) {
-    use tokio::sync::broadcast::error::RecvError;
-    loop {
-        match kills.recv().await {
-            Ok(job_id) => {
-                if let Some(cancel) = running.lock().expect("not poisoned").get(&job_id) {
-                    let _ = cancel.send(true);
-                }
-            }
-            // Missed kills are still caught by the next heartbeat.
-            Err(RecvError::Lagged(_)) => continue,
-            Err(RecvError::Closed) => return,
-        }
-    }
-}
-
-/// Everything one job's run needs.
-struct JobRun {
-    storages: Storages,
-    handlers: Arc<Handlers>,
-    runtime: Runtime,
-    settings: WorkerSettings,
-    completions: Completions,
-    running: Running,
-}
-
-/// How a handler run ended.
-enum Outcome {
-    Finished(ScraperJobStatus, String),
-    /// Killed or declared dead elsewhere: the queue already has the final status.
-    Lost,
-}
-
-impl JobRun {
-    async fn run(self, job: ScraperJob, cancelled: watch::Receiver<bool>) {
-        let span = tracing::info_span!("job", job_id = job.id, scraper_id = job.scraper.id, handler = %job.scraper.handler);
-        tracing::Instrument::instrument(self.run_in_span(job, cancelled), span).await
-    }
-
-    async fn run_in_span(self, job: ScraperJob, cancelled: watch::Receiver<bool>) {
-        if let Some(started) = job.started_at {
-            let waited = (started - job.created_at).to_std().unwrap_or_default();
-            metrics::histogram!("sneakpeek_time_in_queue_seconds").record(waited.as_secs_f64());
-        }
-        let running_since = std::time::Instant::now();
-        let hooks = Arc::new(WorkerHooks::new(
-            self.storages.clone(),
-            job.id,
-            job.scraper.clone(),
-        ));
-        hooks.log(
-            LogLevel::Info,
-            format!(
-                "Running scraper '{}' with handler '{}'",
-                job.scraper.name, job.scraper.handler
-            ),
-        );
-
-        let outcome = match self.handlers.get(&job.scraper.handler) {
-            None => Outcome::Finished(
-                ScraperJobStatus::Failed,
-                format!("Unknown scraper handler '{}'", job.scraper.handler),
-            ),
-            Some(handler) => {
-                match ScraperContext::new(job.scraper.clone(), hooks.clone(), &self.runtime) {
-                    Err(invalid_config) => {
-                        Outcome::Finished(ScraperJobStatus::Failed, invalid_config.to_string())
-                    }
-                    Ok(context) => {
-                        let mut handler_task =
-                            tokio::spawn(async move { handler.run(&context).await });
-                        let deadline = job.scraper.timeout_seconds.map(Duration::from_secs);
-                        let timeout = async {
-                            match deadline {
-                                Some(limit) => tokio::time::sleep(limit).await,
-                                None => std::future::pending().await,
-                            }
-                        };
-                        tokio::pin!(timeout);
-                        let cancel = until_cancelled(cancelled);
-                        tokio::pin!(cancel);
-                        let mut heartbeats =
-                            tokio::time::interval(self.settings.heartbeat_interval);
-                        heartbeats.tick().await; // the first tick is immediate; the claim was the first beat
-                        loop {
-                            tokio::select! {
-                                joined = &mut handler_task => break match joined {
-                                    Ok(Ok(result)) => Outcome::Finished(ScraperJobStatus::Succeeded, result),
-                                    Ok(Err(error)) => Outcome::Finished(ScraperJobStatus::Failed, error.to_string()),
-                                    Err(join) if join.is_panic() => Outcome::Finished(ScraperJobStatus::Failed, format!("The handler panicked: {}", panic_message(join.into_panic()))),
-                                    Err(_) => Outcome::Lost,
-                                },
-                                _ = &mut timeout => {
-                                    handler_task.abort();
-                                    let seconds = deadline.map_or(0, |limit| limit.as_secs());
-                                    break Outcome::Finished(ScraperJobStatus::Failed, format!("{} after {seconds} s", Error::JobTimedOut));
-                                }
-                                _ = &mut cancel => {
-                                    handler_task.abort();
-                                    break Outcome::Lost;
-                                }
-                                _ = heartbeats.tick() => {
-                                    hooks.flush_log().await;
-                                    match self.storages.jobs.heartbeat(job.id).await {
-                                        Ok(()) => {}
-                                        Err(Error::PingFinished) | Err(Error::ScraperJobNotFound(_)) => {
-                                            handler_task.abort();
-                                            break Outcome::Lost;
-                                        }
-                                        // The database may be briefly unreachable: keep running; the
-                                        // dead timeout is several heartbeats long.
-                                        Err(error) => tracing::warn!(error = %error.describe(), "heartbeat failed"),
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
+                continue;
             }
         };
-
-        match outcome {
-            Outcome::Finished(status, result) => {
-                let level = if status == ScraperJobStatus::Succeeded {
-                    LogLevel::Info
-                } else {
-                    LogLevel::Error
-                };
-                hooks.log(level, format!("Job {status}"));
-                if status != ScraperJobStatus::Succeeded {
-                    hooks.log(LogLevel::Error, result.clone());
-                }
-                let completion = Completion {
-                    job_id: job.id,
-                    status,
-                    result: Some(result),
-                    log: hooks.take_log(),
-                };
-                let (reply, recorded) = tokio::sync::oneshot::channel();
-                let _ = self.completions.send((completion, reply));
-                match recorded.await.ok().flatten() {
-                    Some(true) => {
-                        let outcome = if status == ScraperJobStatus::Succeeded {
-                            "success"
-                        } else {
-                            "failed"
-                        };
-                        metrics::counter!("sneakpeek_scraper_jobs_total", "type" => outcome)
-                            .increment(1);
-                        metrics::histogram!("sneakpeek_job_duration_seconds", "type" => outcome)
-                            .record(running_since.elapsed().as_secs_f64());
-                        tracing::debug!(%status, "job finished")
-                    }
-                    Some(false) => tracing::info!(
-                        "job was killed or declared dead before it finished; its result is dropped"
-                    ),
-                    None => tracing::error!("the job's result could not be recorded"),
-                }
-            }
-            Outcome::Lost => {
-                hooks.log(
-                    LogLevel::Warning,
-                    "Job stopped: it was killed or declared dead".to_owned(),
+        for ((completion, started), applied) in completions.iter().zip(started).zip(applied) {
+            let job_id = completion.job_id;
+            if !applied {
+                tracing::info!(
+                    job_id,
+                    "job was killed or declared dead before it finished; its result is dropped"
                 );
-                hooks.flush_log().await;
-                tracing::info!("job stopped: killed or declared dead");
+                continue;
             }
-        }
-        self.running.lock().expect("not poisoned").remove(&job.id);
-    }
-}
-
-/// Completes when the job's cancel switch turns on (never, if it is dropped unused).
-async fn until_cancelled(mut cancelled: watch::Receiver<bool>) {
-    loop {
-        if *cancelled.borrow_and_update() {
-            return;
-        }
-        if cancelled.changed().await.is_err() {
-            return std::future::pending().await;
+            let outcome = if completion.status == ScraperJobStatus::Succeeded {
+                "success"
+            } else {
+                "failed"
+            };
+            metrics::counter!("sneakpeek_scraper_jobs_total", "type" => outcome).increment(1);
+            metrics::histogram!("sneakpeek_job_duration_seconds", "type" => outcome)
+                .record(started.elapsed().as_secs_f64());
+            tracing::debug!(job_id, status = %completion.status, "job finished");
         }
     }
 }
@@ -448,7 +559,7 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 struct WorkerHooks {
     storages: Storages,
     job_id: ScraperJobId,
-    scraper: Scraper,
+    scraper_id: ScraperId,
     log: Mutex<LogBuffer>,
 }
 
@@ -459,11 +570,11 @@ struct LogBuffer {
 }
 
 impl WorkerHooks {
-    fn new(storages: Storages, job_id: ScraperJobId, scraper: Scraper) -> Self {
+    fn new(storages: Storages, job_id: ScraperJobId, scraper_id: ScraperId) -> Self {
         WorkerHooks {
             storages,
             job_id,
-            scraper,
+            scraper_id,
             log: Mutex::new(LogBuffer {
                 next_id: 1,
                 pending: Vec::new(),
@@ -473,7 +584,7 @@ impl WorkerHooks {
 
     /// The lines not written yet.
     fn take_log(&self) -> Vec<JobLogLine> {
-        std::mem::take(&mut self.log.lock().expect("not poisoned").pending)
+        std::mem::take(&mut lock(&self.log).pending)
     }
 
     async fn flush_log(&self) {
@@ -493,22 +604,21 @@ impl JobHooks for WorkerHooks {
         self.storages.jobs.heartbeat(self.job_id).await
     }
 
-    async fn update_scraper_state(&self, state: Option<String>) -> Result<Scraper, Error> {
-        if self.scraper.id < 0 {
+    async fn update_scraper_state(&self, state: Option<String>) -> Result<Option<String>, Error> {
+        if self.scraper_id < 0 {
             // An ephemeral run: there is no stored scraper; the state lives for this run.
-            return Ok(Scraper {
-                state,
-                ..self.scraper.clone()
-            });
+            return Ok(state);
         }
-        self.storages
+        let stored = self
+            .storages
             .scrapers
-            .update_scraper_state(self.scraper.id, state)
-            .await
+            .update_scraper_state(self.scraper_id, state)
+            .await?;
+        Ok(stored.state)
     }
 
     fn log(&self, level: scraper::LogLevel, message: String) {
-        let mut log = self.log.lock().expect("not poisoned");
+        let mut log = lock(&self.log);
         let id = log.next_id;
         log.next_id += 1;
         log.pending.push(JobLogLine {

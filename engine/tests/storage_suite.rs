@@ -61,6 +61,7 @@ storage_suite!(
     dequeue_is_fifo_within_a_priority,
     dequeue_takes_the_highest_priority_first,
     heartbeat_follows_the_job_state,
+    one_heartbeat_for_many_jobs_names_the_lost_ones,
     a_killed_job_is_never_flipped_back,
     dead_jobs_are_the_ones_without_recent_heartbeat,
     a_schedule_fire_creates_at_most_one_job,
@@ -400,6 +401,37 @@ async fn heartbeat_follows_the_job_state(backend: Backend) {
         jobs.heartbeat(999_999).await,
         Err(Error::ScraperJobNotFound(999_999))
     );
+}
+
+async fn one_heartbeat_for_many_jobs_names_the_lost_ones(backend: Backend) {
+    let jobs = &backend.storages.jobs;
+    for scraper_id in 1..=3 {
+        enqueue(&**jobs, scraper_id, ScraperJobPriority::Normal)
+            .await
+            .unwrap();
+    }
+    let claimed = jobs.dequeue_scraper_jobs(3).await.unwrap();
+    let [alive, killed, finished] = [&claimed[0], &claimed[1], &claimed[2]];
+    jobs.kill_scraper_job(killed.scraper.id, killed.id)
+        .await
+        .unwrap();
+    jobs.finish_scraper_job(finished.id, ScraperJobStatus::Succeeded, None)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await; // let the clock move past the claim time
+
+    let mut lost = jobs
+        .heartbeat_jobs(&[alive.id, killed.id, finished.id, 999_999])
+        .await
+        .unwrap();
+    lost.sort();
+    assert_eq!(lost, [killed.id, finished.id, 999_999]);
+    let beaten = jobs
+        .get_scraper_job(alive.scraper.id, alive.id)
+        .await
+        .unwrap();
+    assert!(beaten.last_active_at > alive.last_active_at);
+    assert_eq!(jobs.heartbeat_jobs(&[]).await.unwrap(), Vec::<i64>::new());
 }
 
 async fn a_killed_job_is_never_flipped_back(backend: Backend) {

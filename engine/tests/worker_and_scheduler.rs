@@ -15,7 +15,8 @@ use engine::Engine;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-/// A handler steered by its params: `sleep_ms`, `fail`, `panic`, `hang` (until cancelled).
+/// A handler steered by its params: `sleep_ms`, `block_ms` (blocking its thread), `fail`,
+/// `panic`, `hang` (until cancelled).
 /// It reports each start on a channel, and each cancellation through a drop guard.
 struct TestHandler {
     started: mpsc::UnboundedSender<i64>,
@@ -52,6 +53,9 @@ impl ScraperHandler for TestHandler {
         }
         if let Some(sleep) = params.get("sleep_ms").and_then(|value| value.as_u64()) {
             tokio::time::sleep(Duration::from_millis(sleep)).await;
+        }
+        if let Some(block) = params.get("block_ms").and_then(|value| value.as_u64()) {
+            std::thread::sleep(Duration::from_millis(block));
         }
         guard.finished = true;
         if params.get("panic").is_some() {
@@ -177,6 +181,22 @@ async fn a_job_over_its_timeout_fails_with_a_timeout_message() {
     let job = finished(engine, &engine.enqueue_scraper(slow.id, ScraperJobPriority::Normal).await.unwrap()).await;
     assert_eq!((job.status, job.result.as_deref()), (ScraperJobStatus::Failed, Some("Scraper job has timed out after 1 s")));
     assert_eq!(harness.cancelled.recv().await, Some(slow.id), "the handler was stopped");
+    background.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_blocking_its_thread_past_the_timeout_fails_its_job() {
+    let harness = harness(Storages::in_memory(Vec::new(), false));
+    let engine = &harness.engine;
+    let background = engine.start(None, Some(quick_worker()));
+    // Left alone, the handler would return successfully after 4 s; its own timer cannot fire
+    // while it holds the thread, so the supervisor must fail it.
+    let blocking = create(engine, "blocks", ScraperSchedule::Inactive, None, json!({"block_ms": 4000})).await;
+    let blocking = engine.update_scraper(Scraper { timeout_seconds: Some(1), ..blocking }).await.unwrap();
+    let job = finished(engine, &engine.enqueue_scraper(blocking.id, ScraperJobPriority::Normal).await.unwrap()).await;
+    assert_eq!((job.status, job.result.as_deref()), (ScraperJobStatus::Failed, Some("Scraper job has timed out after 1 s")));
+    let stopped = job.finished_at.unwrap() - job.started_at.unwrap();
+    assert!(stopped < chrono::Duration::seconds(4), "failed before the handler returned, after {stopped}");
     background.stop().await;
 }
 

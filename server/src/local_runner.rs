@@ -148,10 +148,13 @@ impl JobHooks for PrintingHooks {
         Ok(())
     }
 
-    async fn update_scraper_state(&self, state: Option<String>) -> Result<Scraper, engine::Error> {
+    async fn update_scraper_state(
+        &self,
+        state: Option<String>,
+    ) -> Result<Option<String>, engine::Error> {
         let mut scraper = self.scraper.lock().expect("scraper lock");
         scraper.state = state;
-        Ok(scraper.clone())
+        Ok(scraper.state.clone())
     }
 
     fn log(&self, level: LogLevel, message: String) {

@@ -3,14 +3,14 @@
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use futures_util::{stream, StreamExt, TryStreamExt};
 use serde_json::{Map, Value};
 use tokio::io::AsyncWriteExt;
 
 use super::http::{Outgoing, Request, RequestError, Response};
-use super::middleware::{self, Middleware, MiddlewareConfigError};
+use super::middleware::{self, Middleware, MiddlewareConfigError, MiddlewareSettings};
 use super::parse::{self, Element, RegexMatch, SelectorError};
 use super::runtime::Runtime;
 use super::{JobHooks, LogLevel};
@@ -30,7 +30,11 @@ struct Inner {
     state: Mutex<Option<String>>,
     hooks: Arc<dyn JobHooks>,
     runtime: Runtime,
-    middleware: Vec<Box<dyn Middleware>>,
+    /// The scraper's `config.plugins` laid over the runtime's defaults; `None` when it has
+    /// no overrides.
+    overrides: Option<MiddlewareSettings>,
+    /// Built on the first request: most of a job's cost for a handler that never sends one.
+    middleware: OnceLock<Vec<Box<dyn Middleware>>>,
 }
 
 impl ScraperContext {
@@ -41,10 +45,12 @@ impl ScraperContext {
         hooks: Arc<dyn JobHooks>,
         runtime: &Runtime,
     ) -> Result<Self, MiddlewareConfigError> {
-        let settings = runtime
-            .settings()
-            .for_scraper(scraper.config.plugins.as_ref())?;
-        let middleware = middleware::chain(&settings, runtime);
+        let overrides = scraper
+            .config
+            .plugins
+            .as_ref()
+            .map(|plugins| runtime.settings().for_scraper(Some(plugins)))
+            .transpose()?;
         let state = Mutex::new(scraper.state.clone());
         Ok(ScraperContext {
             inner: Arc::new(Inner {
@@ -52,8 +58,21 @@ impl ScraperContext {
                 state,
                 hooks,
                 runtime: runtime.clone(),
-                middleware,
+                overrides,
+                middleware: OnceLock::new(),
             }),
+        })
+    }
+
+    /// The scraper's middleware chain, in order.
+    fn middleware(&self) -> &[Box<dyn Middleware>] {
+        let inner = &*self.inner;
+        inner.middleware.get_or_init(|| {
+            let settings = inner
+                .overrides
+                .as_ref()
+                .unwrap_or_else(|| inner.runtime.settings());
+            middleware::chain(settings, &inner.runtime)
         })
     }
 
@@ -80,8 +99,8 @@ impl ScraperContext {
 
     /// Persists `state` on the scraper: later runs see it in [`Self::state`].
     pub async fn update_scraper_state(&self, state: Option<String>) -> Result<(), crate::Error> {
-        let scraper = self.inner.hooks.update_scraper_state(state).await?;
-        *self.inner.state.lock().expect("state lock") = scraper.state;
+        let stored = self.inner.hooks.update_scraper_state(state).await?;
+        *self.inner.state.lock().expect("state lock") = stored;
         Ok(())
     }
 
@@ -284,7 +303,7 @@ impl ScraperContext {
                 url: outgoing.url.to_string(),
                 reason,
             })?;
-        for middleware in &self.inner.middleware {
+        for middleware in self.middleware() {
             middleware.before_request(&mut outgoing, hooks).await?;
         }
         let client = self
@@ -309,7 +328,7 @@ impl ScraperContext {
             .send()
             .await
             .map_err(|error| RequestError::network(&outgoing, &error))?;
-        for middleware in &self.inner.middleware {
+        for middleware in self.middleware() {
             middleware
                 .after_response(&outgoing, response.status(), hooks)
                 .await?;

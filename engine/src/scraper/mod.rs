@@ -52,8 +52,11 @@ pub trait JobHooks: Send + Sync {
     /// Tells the queue the job is alive. An error means the job was killed or declared dead:
     /// the handler should stop.
     async fn heartbeat(&self) -> Result<(), crate::Error>;
-    /// Persists the scraper's state for its next runs.
-    async fn update_scraper_state(&self, state: Option<String>) -> Result<Scraper, crate::Error>;
+    /// Persists the scraper's state for its next runs; returns the state as stored.
+    async fn update_scraper_state(
+        &self,
+        state: Option<String>,
+    ) -> Result<Option<String>, crate::Error>;
     /// Appends a line to the job's log (readable from the UI and the API while it runs).
     fn log(&self, level: LogLevel, message: String);
 }

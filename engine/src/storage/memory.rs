@@ -11,7 +11,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, DurationRound, Utc};
 use tokio::sync::{broadcast, watch, Notify};
 
-use super::{ClaimedJob, EnqueueOrigin, LeaseStorage, ScraperJobsStorage, ScrapersStorage};
+use super::{
+    ClaimedJob, Completion, EnqueueOrigin, LeaseStorage, ScraperJobsStorage, ScrapersStorage,
+};
 use crate::error::{Error, Result};
 use crate::model::{
     JobCount, JobLogLine, Lease, Scraper, ScraperId, ScraperJob, ScraperJobId, ScraperJobPriority,
@@ -214,7 +216,7 @@ impl JobsState {
         status: ScraperJobStatus,
         result: Option<String>,
         now: DateTime<Utc>,
-    ) -> ScraperJob {
+    ) -> &ScraperJob {
         let job = self
             .jobs
             .get_mut(&job_id)
@@ -227,9 +229,22 @@ impl JobsState {
         if result.is_some() {
             job.result = result;
         }
-        let job = job.clone();
         self.active.remove(&job.scraper.id);
         job
+    }
+
+    /// Whether the job exists and is started (so a worker may finish it).
+    fn is_started(&self, job_id: ScraperJobId) -> bool {
+        self.jobs
+            .get(&job_id)
+            .is_some_and(|job| job.status == ScraperJobStatus::Started)
+    }
+
+    /// The log of an existing job, to append to.
+    fn logs_of(&mut self, job_id: ScraperJobId) -> Option<&mut Vec<JobLogLine>> {
+        self.jobs
+            .contains_key(&job_id)
+            .then(|| self.logs.entry(job_id).or_default())
     }
 
     fn remove(&mut self, job_id: ScraperJobId) {
@@ -354,11 +369,32 @@ impl ScraperJobsStorage for MemoryScraperJobsStorage {
         result: Option<String>,
     ) -> Result<Option<ScraperJob>> {
         let mut state = self.state();
-        let started = state
-            .jobs
-            .get(&job_id)
-            .is_some_and(|job| job.status == ScraperJobStatus::Started);
-        Ok(started.then(|| state.finish(job_id, status, result, Utc::now())))
+        Ok(state
+            .is_started(job_id)
+            .then(|| state.finish(job_id, status, result, Utc::now()).clone()))
+    }
+
+    async fn finish_scraper_jobs(&self, completions: &[Completion]) -> Result<Vec<bool>> {
+        let mut state = self.state();
+        let now = Utc::now();
+        Ok(completions
+            .iter()
+            .map(|completion| {
+                if let Some(log) = state.logs_of(completion.job_id) {
+                    log.extend_from_slice(&completion.log);
+                }
+                let started = state.is_started(completion.job_id);
+                if started {
+                    state.finish(
+                        completion.job_id,
+                        completion.status,
+                        completion.result.clone(),
+                        now,
+                    );
+                }
+                started
+            })
+            .collect())
     }
 
     async fn kill_scraper_job(
@@ -371,7 +407,9 @@ impl ScraperJobsStorage for MemoryScraperJobsStorage {
             if state.job_of(scraper_id, job_id)?.status.is_finished() {
                 return Err(Error::JobNotActive(job_id));
             }
-            state.finish(job_id, ScraperJobStatus::Killed, None, Utc::now())
+            state
+                .finish(job_id, ScraperJobStatus::Killed, None, Utc::now())
+                .clone()
         };
         // Nobody listening (no worker in this process) is fine.
         let _ = self.kills.send(job_id);
@@ -395,7 +433,7 @@ impl ScraperJobsStorage for MemoryScraperJobsStorage {
         let now = Utc::now();
         Ok(dead
             .into_iter()
-            .map(|id| state.finish(id, ScraperJobStatus::Dead, None, now))
+            .map(|id| state.finish(id, ScraperJobStatus::Dead, None, now).clone())
             .collect())
     }
 
@@ -469,14 +507,9 @@ impl ScraperJobsStorage for MemoryScraperJobsStorage {
     }
 
     async fn append_job_log(&self, job_id: ScraperJobId, lines: &[JobLogLine]) -> Result<()> {
-        let mut state = self.state();
-        if !state.jobs.contains_key(&job_id) {
-            return Err(Error::ScraperJobNotFound(job_id));
-        }
-        state
-            .logs
-            .entry(job_id)
-            .or_default()
+        self.state()
+            .logs_of(job_id)
+            .ok_or(Error::ScraperJobNotFound(job_id))?
             .extend_from_slice(lines);
         Ok(())
     }

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, watch, Notify};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{
     JobCount, JobLogLine, Lease, Scraper, ScraperId, ScraperJob, ScraperJobId, ScraperJobPriority,
     ScraperJobStatus,
@@ -133,6 +133,20 @@ pub trait ScraperJobsStorage: Send + Sync {
     /// pending job, `Error::PingFinished` once it is finished (killed or marked dead): the
     /// worker should then stop the handler.
     async fn heartbeat(&self, job_id: ScraperJobId) -> Result<()>;
+    /// [`Self::heartbeat`] for all the jobs a worker runs, in one statement on PostgreSQL.
+    /// Returns the jobs among them that are no longer started (killed, declared dead or
+    /// gone): their handlers should stop.
+    async fn heartbeat_jobs(&self, job_ids: &[ScraperJobId]) -> Result<Vec<ScraperJobId>> {
+        let mut lost = Vec::new();
+        for &job_id in job_ids {
+            match self.heartbeat(job_id).await {
+                Ok(()) | Err(Error::PingNotStarted) => {}
+                Err(Error::PingFinished | Error::ScraperJobNotFound(_)) => lost.push(job_id),
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(lost)
+    }
     /// Finishes a started job with a final status and result. Returns `None` (and changes
     /// nothing) when the job is no longer started.
     async fn finish_scraper_job(

@@ -488,6 +488,20 @@ impl ScraperJobsStorage for PostgresStorage {
         }
     }
 
+    async fn heartbeat_jobs(&self, job_ids: &[ScraperJobId]) -> Result<Vec<ScraperJobId>> {
+        Ok(sqlx::query_scalar(
+            "WITH alive AS (
+                UPDATE scraper_jobs SET last_active_at = now()
+                WHERE id = ANY($1) AND status = 'started'
+                RETURNING id)
+             SELECT id FROM unnest($1::bigint[]) AS job(id)
+             WHERE id NOT IN (SELECT id FROM alive)",
+        )
+        .bind(job_ids)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     async fn finish_scraper_job(
         &self,
         job_id: ScraperJobId,

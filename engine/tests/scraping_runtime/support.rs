@@ -281,10 +281,13 @@ impl JobHooks for RecordingHooks {
         Ok(())
     }
 
-    async fn update_scraper_state(&self, state: Option<String>) -> Result<Scraper, engine::Error> {
+    async fn update_scraper_state(
+        &self,
+        state: Option<String>,
+    ) -> Result<Option<String>, engine::Error> {
         let mut scraper = self.scraper.lock().unwrap();
         scraper.state = state;
-        Ok(scraper.clone())
+        Ok(scraper.state.clone())
     }
 
     fn log(&self, level: LogLevel, message: String) {
