@@ -26,8 +26,11 @@ use crate::BoxResult;
 #[derive(Default)]
 pub struct Runs {
     count: AtomicUsize,
+    /// The count someone waits for: the handler wakes the waiter only when it is reached, so
+    /// measuring adds no wake-up per job.
+    target: AtomicUsize,
     last_start: Mutex<Option<Instant>>,
-    changed: Notify,
+    reached: Notify,
 }
 
 impl Runs {
@@ -37,11 +40,12 @@ impl Runs {
 
     /// Waits until `target` runs have started; returns when the last one did.
     pub async fn wait_for(&self, target: usize, timeout: Duration) -> BoxResult<Instant> {
+        self.target.store(target, Ordering::Release);
         tokio::time::timeout(timeout, async {
             // `notify_one` keeps a permit when nobody waits, so no start is missed between
             // the check and the wait.
             while self.count() < target {
-                self.changed.notified().await;
+                self.reached.notified().await;
             }
         })
         .await
@@ -62,8 +66,10 @@ impl ScraperHandler for Noop {
     async fn run(&self, _: &ScraperContext) -> Result<String, HandlerError> {
         let started = Instant::now();
         *self.0.last_start.lock().expect("not poisoned") = Some(started);
-        self.0.count.fetch_add(1, Ordering::AcqRel);
-        self.0.changed.notify_one();
+        let count = self.0.count.fetch_add(1, Ordering::AcqRel) + 1;
+        if count >= self.0.target.load(Ordering::Acquire) {
+            self.0.reached.notify_one();
+        }
         Ok(String::new())
     }
 }
