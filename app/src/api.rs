@@ -107,6 +107,23 @@ pub async fn get_ui_settings() -> Result<UiSettings, UiError> {
     })
 }
 
+/// A crontab expression's next runs, or what is wrong with it.
+pub type CrontabCheck = Result<Vec<DateTime<Utc>>, String>;
+
+/// Checks a crontab expression as it is typed into the form: its next runs after now, or what
+/// is wrong with it. The browser asks the server, so the cron parser is not part of the wasm.
+#[server]
+pub async fn check_crontab(expression: String) -> Result<CrontabCheck, UiError> {
+    /// How many next runs the form lists.
+    const RUNS: usize = 5;
+    let trigger = engine::schedule::Trigger::of(ScraperSchedule::Crontab, Some(&expression));
+    Ok(trigger.map(|trigger| {
+        trigger
+            .map(|trigger| trigger.upcoming(Utc::now(), RUNS))
+            .unwrap_or_default()
+    }))
+}
+
 /// The latest job of a scraper, as the scrapers table shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LastJob {

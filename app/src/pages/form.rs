@@ -1,20 +1,21 @@
 //! The scraper form, for a new scraper (`/new`) and an existing one (`/scrapers/:id/edit`).
 //!
-//! What can be checked in the browser is checked while typing (the config's JSON, the
-//! crontab with a preview of its next fire times, the timeout); the server checks everything
+//! Fields are checked while typing: the config's JSON and the timeout in the browser, the
+//! crontab by the server, which also lists its next fire times. The server checks everything
 //! again on save and its field errors are shown at their fields. In read-only mode the form
 //! shows the settings without letting them change.
 
 use engine::error::FieldError;
 use engine::model::{Scraper, ScraperConfig, ScraperJobPriority, ScraperSchedule, UNSET_ID};
-use engine::schedule::Trigger;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::use_navigate;
 use serde_json::{Map, Value};
 
-use crate::api::{delete_scraper, get_scraper, save_scraper, UiError, UiSettings};
+use crate::api::{
+    check_crontab, delete_scraper, get_scraper, save_scraper, CrontabCheck, UiError, UiSettings,
+};
 use crate::components::{id_param, use_settings, use_toasts, LoadError};
 use crate::editor::{json_error, CodeEditor};
 use crate::json;
@@ -224,14 +225,28 @@ fn ScraperForm(initial: Scraper, settings: UiSettings) -> impl IntoView {
 
     let config = Memo::new(move |_| join_config(&handler.get(), &config_text.get(), &source.get()));
     let timeout_seconds = Memo::new(move |_| parse_timeout(&timeout.get()));
-    let trigger = Signal::derive(move || {
-        (schedule.get() == ScraperSchedule::Crontab)
-            .then(|| crontab.with(|text| Trigger::of(ScraperSchedule::Crontab, Some(text))))
+    let crontab_check = RwSignal::new(None::<CrontabCheck>);
+    // Asked again every minute too, as the listed runs pass. Effects run only in the browser.
+    let minute = Memo::new(move |_| now.get().map(|now| now.timestamp().div_euclid(60)));
+    Effect::new(move |_| {
+        minute.track();
+        let Some(expression) = (schedule.get() == ScraperSchedule::Crontab).then(|| crontab.get())
+        else {
+            crontab_check.set(None);
+            return;
+        };
+        leptos::task::spawn_local(async move {
+            let check = check_crontab(expression.clone()).await;
+            // A late answer about an earlier text must not replace the current one's.
+            if crontab.with_untracked(|text| *text == expression) {
+                crontab_check.set(check.ok());
+            }
+        });
     });
     let crontab_error = move || {
         server_errors
             .of("schedule_crontab")
-            .or_else(|| trigger.get().and_then(Result::err))
+            .or_else(|| crontab_check.get().and_then(Result::err))
     };
     let config_error = move || server_errors.of("config").or_else(|| config.get().err());
     let timeout_error = move || {
@@ -340,10 +355,10 @@ fn ScraperForm(initial: Scraper, settings: UiSettings) -> impl IntoView {
                                 prop:value=move || crontab.get()
                                 on:input=move |event| { crontab.set(event_target_value(&event)); server_errors.clear("schedule_crontab"); }/>
                             <div id="scraper-crontab-preview" class="hint" data-testid="crontab-preview" aria-live="polite">
-                                {move || match (trigger.get(), now.get()) {
-                                    (Some(Ok(Some(trigger))), Some(now)) => view! {
+                                {move || match crontab_check.get() {
+                                    Some(Ok(runs)) => view! {
                                         <span>"Next runs:"</span>
-                                        <ol>{trigger.upcoming(now, 5).into_iter().map(|at| view! { <li><Time at/></li> }).collect_view()}</ol>
+                                        <ol>{runs.into_iter().map(|at| view! { <li><Time at/></li> }).collect_view()}</ol>
                                     }.into_any(),
                                     _ => view! { <span>"Minute, hour, day of month, month, day of week, e.g. " <code>"*/15 * * * *"</code></span> }.into_any(),
                                 }}
