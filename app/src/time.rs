@@ -4,7 +4,7 @@
 //! server's, so the server renders times in UTC and the browser switches to local, relative
 //! times once hydrated. Both sides render the same text first, so hydration agrees.
 
-use chrono::{DateTime, Local, Utc};
+use chrono::{DateTime, Datelike, Local, TimeZone, Timelike, Utc};
 use leptos::prelude::*;
 
 /// The browser's clock: `None` on the server and until hydration, then ticking.
@@ -33,14 +33,40 @@ pub fn use_now() -> ReadSignal<Option<DateTime<Utc>>> {
 pub fn Time(at: DateTime<Utc>) -> impl IntoView {
     let now = use_now();
     let text = move || match now.get() {
-        None => format!("{} UTC", at.format("%Y-%m-%d %H:%M:%S")),
+        None => format!("{} UTC", date_time(&at)),
         Some(now) => format!(
             "{} ({})",
-            at.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S"),
+            date_time(&at.with_timezone(&Local)),
             relative(at, now)
         ),
     };
     view! { <time datetime=at.to_rfc3339()>{text}</time> }
+}
+
+/// "2026-11-29 14:05:09". Written out field by field: chrono's `format` would bring its
+/// format-string interpreter into the wasm.
+fn date_time<Tz: TimeZone>(at: &DateTime<Tz>) -> String {
+    format!(
+        "{:04}-{:02}-{:02} {}",
+        at.year(),
+        at.month(),
+        at.day(),
+        time_of_day(at)
+    )
+}
+
+/// "14:05:09".
+fn time_of_day<Tz: TimeZone>(at: &DateTime<Tz>) -> String {
+    format!("{:02}:{:02}:{:02}", at.hour(), at.minute(), at.second())
+}
+
+/// "14:05:09.250", for log lines.
+pub fn time_of_day_millis(at: &DateTime<Utc>) -> String {
+    format!(
+        "{}.{:03}",
+        time_of_day(at),
+        at.timestamp_subsec_millis().min(999)
+    )
 }
 
 /// "5 seconds ago", "in 3 minutes", "just now".
@@ -82,10 +108,20 @@ pub fn duration(from: DateTime<Utc>, to: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
 
     fn at(seconds: i64) -> DateTime<Utc> {
         Utc.timestamp_opt(1_800_000_000 + seconds, 0).unwrap()
+    }
+
+    #[test]
+    fn times_are_written_like_chrono_formats_them() {
+        let at =
+            Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap() + chrono::Duration::milliseconds(67);
+        assert_eq!(date_time(&at), at.format("%Y-%m-%d %H:%M:%S").to_string());
+        assert_eq!(
+            time_of_day_millis(&at),
+            at.format("%H:%M:%S%.3f").to_string()
+        );
     }
 
     #[test]

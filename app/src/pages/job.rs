@@ -12,6 +12,7 @@ use crate::json;
 use crate::live::{self, Flow, JobUpdate, LOG_CHUNK};
 use crate::pages::scraper::{JobDuration, KillButton, Timeline};
 use crate::pages::NotFound;
+use crate::time::time_of_day_millis;
 
 /// Log lines the server renders with the page; the rest stream in after hydration.
 const FIRST_LINES: usize = 1_000;
@@ -223,7 +224,7 @@ fn LogView(lines: RwSignal<Vec<JobLogLine>>) -> impl IntoView {
                 <div style:transform=offset>
                     <For each=window key=|line| line.id let:line>
                         <div class=format!("log-line level-{}", line.level.as_str().to_lowercase()) data-testid="log-line">
-                            <span class="log-at">{line.at.format("%H:%M:%S%.3f").to_string()}</span>
+                            <span class="log-at">{time_of_day_millis(&line.at)}</span>
                             <span class="log-level">{line.level.as_str()}</span>
                             <span class="log-message" title=line.message.clone()>{line.message.clone()}</span>
                         </div>
