@@ -4,11 +4,14 @@
 //! handler fails its job and nothing else. Four parts share the work:
 //! - the claim loop ([`Worker::run`]) takes as many pending jobs as there are free slots in
 //!   one claim and starts a task per job; idle, it sleeps until the queue says a job was
-//!   enqueued (with a polling fallback);
-//! - a job's task runs the handler under the scraper's timeout and hands the outcome to the
-//!   recorder; its slot frees as soon as the handler is done;
+//!   enqueued (with a polling fallback). With a backlog it also claims up to `claim_ahead`
+//!   jobs beyond the free slots, so the next jobs are at hand when a slot frees and one claim
+//!   statement serves many jobs; those wait in their tasks for a slot, and go back to the
+//!   queue on shutdown;
+//! - a job's task waits for a slot, runs the handler under the scraper's timeout and hands
+//!   the outcome to the recorder; its slot frees as soon as the handler is done;
 //! - the recorder writes finished jobs in batches: one transaction per batch, not per job;
-//! - the supervisor heart-beats every running job in one call per interval and flushes their
+//! - the supervisor heart-beats every claimed job in one call per interval and flushes their
 //!   logs; it stops a handler at once when its job is killed (from any replica), at the next
 //!   heartbeat when the job was declared dead, and fails a job whose handler blocks its
 //!   thread past the timeout.
@@ -20,13 +23,14 @@
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
 use futures_util::FutureExt;
 use tokio::sync::{broadcast, mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::AbortHandle;
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::error::Error;
@@ -41,6 +45,9 @@ use crate::storage::{Completion, Storages};
 pub struct WorkerSettings {
     /// Jobs running at once.
     pub max_concurrency: usize,
+    /// With a backlog, how many jobs beyond the free slots one claim may take: they wait in
+    /// this worker (heart-beaten) for a slot. 0 claims only for free slots.
+    pub claim_ahead: usize,
     /// How often running jobs tell the queue they are alive (and their logs are flushed).
     pub heartbeat_interval: Duration,
     /// How often an idle worker looks at the queue even without a wake-up.
@@ -53,6 +60,7 @@ impl Default for WorkerSettings {
     fn default() -> Self {
         WorkerSettings {
             max_concurrency: 50,
+            claim_ahead: 50,
             heartbeat_interval: Duration::from_secs(5),
             poll_interval: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(10),
@@ -84,20 +92,32 @@ struct Shared {
     handlers: Arc<Handlers>,
     runtime: Runtime,
     running: Running,
+    /// Handlers running at once: `max_concurrency`.
+    slots: Arc<Semaphore>,
     /// To the recorder. Bounded: when the queue cannot keep up, job tasks wait here holding
     /// their slots, and claiming slows down with it.
     recorder: mpsc::Sender<Finished>,
 }
 
-/// The jobs this worker runs, by id.
+/// The jobs this worker has claimed and not reported yet, by id.
 type Running = Arc<Mutex<HashMap<ScraperJobId, RunningJob>>>;
 
 struct RunningJob {
     task: AbortHandle,
     hooks: Arc<WorkerHooks>,
-    /// The scraper's timeout (seconds) and when it runs out.
-    timeout: Option<(u64, tokio::time::Instant)>,
-    started: Instant,
+    timeout_seconds: Option<u64>,
+    /// When the handler started; `None` while the job waits for a slot.
+    started: Option<Instant>,
+}
+
+impl RunningJob {
+    /// Whether the handler has held on past its timeout by more than `grace`.
+    fn is_overdue(&self, now: Instant, grace: Duration) -> bool {
+        match (self.started, self.timeout_seconds) {
+            (Some(started), Some(seconds)) => now >= started + Duration::from_secs(seconds) + grace,
+            _ => false,
+        }
+    }
 }
 
 /// A job whose handler is done or was stopped, on its way to the queue.
@@ -111,8 +131,12 @@ struct Finished {
 pub struct RunningJobs(Running);
 
 impl RunningJobs {
+    /// Jobs whose handler runs (not those claimed ahead, waiting for a slot).
     pub fn count(&self) -> usize {
-        lock(&self.0).len()
+        lock(&self.0)
+            .values()
+            .filter(|job| job.started.is_some())
+            .count()
     }
 }
 
@@ -134,6 +158,7 @@ impl Worker {
                 handlers,
                 runtime,
                 running: Running::default(),
+                slots: Arc::new(Semaphore::new(settings.max_concurrency.max(1))),
                 recorder,
             }),
             settings,
@@ -146,8 +171,9 @@ impl Worker {
         RunningJobs(self.shared.running.clone())
     }
 
-    /// Runs until `shutdown` turns true, then stops claiming, gives running jobs
-    /// `shutdown_grace` to finish and fails the rest (so none stays `started` forever).
+    /// Runs until `shutdown` turns true, then stops claiming, hands the jobs claimed ahead
+    /// back to the queue, gives running jobs `shutdown_grace` to finish and fails the rest
+    /// (so none stays `started` forever).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let Worker {
             shared,
@@ -155,7 +181,8 @@ impl Worker {
             recorder_inbox,
         } = self;
         let max_concurrency = settings.max_concurrency.max(1);
-        let slots = Arc::new(Semaphore::new(max_concurrency));
+        // Claimed and not yet reported: the running jobs and those claimed ahead.
+        let claims = Arc::new(Semaphore::new(max_concurrency + settings.claim_ahead));
         let (stop_recorder, recorder_stop) = oneshot::channel();
         let recorder = tokio::spawn(record_completions(
             shared.storages.clone(),
@@ -171,28 +198,32 @@ impl Worker {
 
         let mut backlog = false;
         while !*shutdown.borrow() {
-            // Wait for a free slot first: claiming more jobs than we can run would leave them
-            // `started` without anyone running them.
-            let first_slot = tokio::select! {
-                slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            // Wait for room first: claiming more jobs than we can run or hold would leave
+            // them `started` without anyone running them.
+            let first = tokio::select! {
+                claim = claims.clone().acquire_owned() => claim.expect("the semaphore is never closed"),
                 _ = shutdown.changed() => break,
             };
-            let mut claim_slots = vec![first_slot];
-            while let Ok(slot) = slots.clone().try_acquire_owned() {
-                claim_slots.push(slot);
+            let mut permits = vec![first];
+            while let Ok(claim) = claims.clone().try_acquire_owned() {
+                permits.push(claim);
             }
-            // With a backlog, slots free up one by one; claiming each alone would cost a
-            // statement per job. Wait briefly for a quarter of the slots to gather a batch.
             if backlog {
-                let batch = (max_concurrency / 4).max(1);
+                // Room frees up one job at a time; claiming each alone would cost a statement
+                // per job. Wait briefly for a quarter of it to gather a batch.
+                let batch = (max_concurrency + settings.claim_ahead) / 4;
                 let gathering = tokio::time::sleep(BATCH_GATHERING);
                 tokio::pin!(gathering);
-                while claim_slots.len() < batch {
+                while permits.len() < batch.max(1) {
                     tokio::select! {
-                        slot = slots.clone().acquire_owned() => claim_slots.push(slot.expect("the semaphore is never closed")),
+                        claim = claims.clone().acquire_owned() => permits.push(claim.expect("the semaphore is never closed")),
                         _ = &mut gathering => break,
                     }
                 }
+            } else {
+                // Without a backlog, take no more than can start now: other replicas may
+                // have free slots for the rest.
+                permits.truncate(shared.slots.available_permits().max(1));
             }
             // Register for the wake-up before looking, so an enqueue in between is not missed.
             let woken = enqueued.notified();
@@ -201,12 +232,12 @@ impl Worker {
             let claimed = match shared
                 .storages
                 .jobs
-                .dequeue_scraper_jobs(claim_slots.len())
+                .dequeue_scraper_jobs(permits.len())
                 .await
             {
                 Ok(claimed) => {
                     // A full claim means more jobs are probably waiting.
-                    backlog = claimed.len() == claim_slots.len();
+                    backlog = claimed.len() == permits.len();
                     claimed
                 }
                 Err(error) => {
@@ -215,7 +246,7 @@ impl Worker {
                 }
             };
             if claimed.is_empty() {
-                drop(claim_slots);
+                drop(permits);
                 tokio::select! {
                     _ = &mut woken => {}
                     _ = tokio::time::sleep(settings.poll_interval) => {}
@@ -223,15 +254,16 @@ impl Worker {
                 }
                 continue;
             }
-            // Slots beyond the claimed jobs go back to the pool when dropped.
-            for (job, slot) in claimed.into_iter().zip(claim_slots) {
-                shared.launch(job, slot);
+            // Permits beyond the claimed jobs go back when dropped.
+            for (job, claim) in claimed.into_iter().zip(permits) {
+                shared.launch(job, claim);
             }
         }
 
-        // Every slot back means every job task has ended.
-        let all_slots = slots.acquire_many(max_concurrency as u32);
-        if tokio::time::timeout(settings.shutdown_grace, all_slots)
+        shared.release_waiting().await;
+        // Every permit back means every job task has ended.
+        let all_claims = claims.acquire_many((max_concurrency + settings.claim_ahead) as u32);
+        if tokio::time::timeout(settings.shutdown_grace, all_claims)
             .await
             .is_err()
         {
@@ -248,7 +280,7 @@ impl Worker {
                         &job.hooks,
                         ScraperJobStatus::Failed,
                         "The worker shut down before the job finished".to_owned(),
-                        job.started,
+                        job.started.unwrap_or_else(Instant::now),
                     )
                     .await;
             }
@@ -263,22 +295,19 @@ impl Worker {
 }
 
 impl Shared {
-    /// Starts a claimed job's task.
-    fn launch(self: &Arc<Self>, job: ScraperJob, slot: OwnedSemaphorePermit) {
+    /// Starts a claimed job's task; `claim` is its share of the worker's claims.
+    fn launch(self: &Arc<Self>, job: ScraperJob, claim: OwnedSemaphorePermit) {
         let hooks = Arc::new(WorkerHooks::new(
             self.storages.clone(),
             job.id,
             job.scraper.id,
         ));
-        let timeout = job.scraper.timeout_seconds.map(|seconds| {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
-            (seconds, deadline)
-        });
+        let timeout_seconds = job.scraper.timeout_seconds;
         let job_id = job.id;
         let span = tracing::info_span!("job", job_id, scraper_id = job.scraper.id, handler = %job.scraper.handler);
         let run = self
             .clone()
-            .run_job(job, hooks.clone(), slot)
+            .run_job(job, hooks.clone(), claim)
             .instrument(span);
         // Registered before the task can end: the task reports only a job it finds here.
         let mut running = lock(&self.running);
@@ -288,19 +317,26 @@ impl Shared {
             RunningJob {
                 task,
                 hooks,
-                timeout,
-                started: Instant::now(),
+                timeout_seconds,
+                started: None,
             },
         );
     }
 
-    /// A job's task: runs the handler and reports how it ended.
+    /// A job's task: waits for a slot, runs the handler and reports how it ended.
     async fn run_job(
         self: Arc<Self>,
         job: ScraperJob,
         hooks: Arc<WorkerHooks>,
-        slot: OwnedSemaphorePermit,
+        claim: OwnedSemaphorePermit,
     ) {
+        let slot = self.slots.clone().acquire_owned().await;
+        let started = Instant::now();
+        match lock(&self.running).get_mut(&job.id) {
+            Some(running) => running.started = Some(started),
+            // Handed back on shutdown, or killed, while it waited.
+            None => return,
+        }
         if let Some(started) = job.started_at {
             let waited = (started - job.created_at).to_std().unwrap_or_default();
             metrics::histogram!("sneakpeek_time_in_queue_seconds").record(waited.as_secs_f64());
@@ -317,7 +353,7 @@ impl Shared {
             .catch_unwind()
             .await
             .unwrap_or_else(|panic| Err(format!("The handler panicked: {}", panic_message(panic))));
-        let Some(running) = lock(&self.running).remove(&job_id) else {
+        if lock(&self.running).remove(&job_id).is_none() {
             // The supervisor stopped the job meanwhile and has reported it.
             return;
         };
@@ -325,8 +361,8 @@ impl Shared {
             Ok(result) => (ScraperJobStatus::Succeeded, result),
             Err(message) => (ScraperJobStatus::Failed, message),
         };
-        self.report(&hooks, status, result, running.started).await;
-        drop(slot);
+        self.report(&hooks, status, result, started).await;
+        drop((slot, claim));
     }
 
     /// The handler's result, or the message its job fails with.
@@ -411,42 +447,72 @@ impl Shared {
     /// One heartbeat round: fails jobs whose handler blocks past its timeout, flushes the
     /// logs of the others and tells the queue they are alive, in one call.
     async fn heartbeat(&self) {
-        let now = tokio::time::Instant::now();
-        let (overdue, alive): (Vec<_>, Vec<_>) = lock(&self.running)
-            .iter()
-            .map(|(job_id, job)| (*job_id, job.hooks.clone(), job.timeout))
-            .partition(|(_, _, timeout)| {
-                timeout.is_some_and(|(_, deadline)| now >= deadline + BLOCKED_HANDLER_GRACE)
-            });
-        for (job_id, _, timeout) in overdue {
-            let seconds = timeout.map_or(0, |(seconds, _)| seconds);
-            for job in self.stop([job_id]) {
-                tracing::warn!(
-                    job_id,
-                    "the handler is past its timeout and does not yield; failing the job"
-                );
-                self.report(
-                    &job.hooks,
-                    ScraperJobStatus::Failed,
-                    timed_out(seconds),
-                    job.started,
-                )
-                .await;
+        let now = Instant::now();
+        let mut overdue = Vec::new();
+        let mut alive = Vec::new();
+        for (job_id, job) in lock(&self.running).iter() {
+            if job.is_overdue(now, BLOCKED_HANDLER_GRACE) {
+                overdue.push(*job_id);
+            } else {
+                alive.push((*job_id, job.hooks.clone()));
             }
+        }
+        for job in self.stop(overdue) {
+            tracing::warn!(
+                job_id = job.hooks.job_id,
+                "the handler is past its timeout and does not yield; failing the job"
+            );
+            let seconds = job.timeout_seconds.unwrap_or_default();
+            let started = job.started.unwrap_or(now);
+            self.report(
+                &job.hooks,
+                ScraperJobStatus::Failed,
+                timed_out(seconds),
+                started,
+            )
+            .await;
         }
         if alive.is_empty() {
             return;
         }
-        for (_, hooks, _) in &alive {
+        for (_, hooks) in &alive {
             hooks.flush_log().await;
         }
-        let job_ids: Vec<ScraperJobId> = alive.iter().map(|(job_id, _, _)| *job_id).collect();
-        match self.storages.jobs.heartbeat_jobs(&job_ids).await {
+        let alive: Vec<ScraperJobId> = alive.into_iter().map(|(job_id, _)| job_id).collect();
+        match self.storages.jobs.heartbeat_jobs(&alive).await {
             Ok(lost) => self.drop_lost(lost).await,
             // The database may be briefly unreachable: keep running; the dead timeout is
             // several heartbeats long.
             Err(error) => {
-                tracing::warn!(error = %error.describe(), jobs = job_ids.len(), "heartbeat failed")
+                tracing::warn!(error = %error.describe(), jobs = alive.len(), "heartbeat failed")
+            }
+        }
+    }
+
+    /// On shutdown: hands the jobs claimed ahead, still waiting for a slot, back to the queue.
+    async fn release_waiting(&self) {
+        let waiting: Vec<ScraperJobId> = {
+            let mut running = lock(&self.running);
+            let waiting: Vec<ScraperJobId> = running
+                .iter()
+                .filter(|(_, job)| job.started.is_none())
+                .map(|(job_id, _)| *job_id)
+                .collect();
+            for job_id in &waiting {
+                if let Some(job) = running.remove(job_id) {
+                    job.task.abort();
+                }
+            }
+            waiting
+        };
+        if waiting.is_empty() {
+            return;
+        }
+        match self.storages.jobs.release_scraper_jobs(&waiting).await {
+            Ok(released) => tracing::info!(released, "jobs claimed ahead went back to the queue"),
+            // They stay `started` without heartbeats: the scheduler declares them dead.
+            Err(error) => {
+                tracing::error!(error = %error.describe(), jobs = waiting.len(), "could not hand claimed jobs back to the queue")
             }
         }
     }

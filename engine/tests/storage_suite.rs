@@ -62,6 +62,7 @@ storage_suite!(
     dequeue_takes_the_highest_priority_first,
     heartbeat_follows_the_job_state,
     one_heartbeat_for_many_jobs_names_the_lost_ones,
+    released_jobs_are_pending_again_in_their_place,
     a_killed_job_is_never_flipped_back,
     dead_jobs_are_the_ones_without_recent_heartbeat,
     a_schedule_fire_creates_at_most_one_job,
@@ -432,6 +433,58 @@ async fn one_heartbeat_for_many_jobs_names_the_lost_ones(backend: Backend) {
         .unwrap();
     assert!(beaten.last_active_at > alive.last_active_at);
     assert_eq!(jobs.heartbeat_jobs(&[]).await.unwrap(), Vec::<i64>::new());
+}
+
+async fn released_jobs_are_pending_again_in_their_place(backend: Backend) {
+    let jobs = &backend.storages.jobs;
+    for scraper_id in 1..=3 {
+        enqueue(&**jobs, scraper_id, ScraperJobPriority::Normal)
+            .await
+            .unwrap();
+    }
+    let claimed = jobs.dequeue_scraper_jobs(3).await.unwrap();
+    let [first, second, finished] = [&claimed[0], &claimed[1], &claimed[2]];
+    jobs.finish_scraper_job(finished.id, ScraperJobStatus::Succeeded, None)
+        .await
+        .unwrap();
+    let woken = jobs.enqueued();
+    let woken = woken.notified();
+    tokio::pin!(woken);
+    woken.as_mut().enable();
+
+    let released = jobs
+        .release_scraper_jobs(&[second.id, first.id, finished.id, 999_999])
+        .await
+        .unwrap();
+    assert_eq!(released, 2, "only the started ones go back");
+    tokio::time::timeout(Duration::from_secs(5), woken)
+        .await
+        .expect("workers are woken for released jobs");
+    let pending = jobs.get_scraper_job(first.scraper.id, first.id).await.unwrap();
+    assert_eq!(
+        (pending.status, pending.started_at, pending.last_active_at),
+        (ScraperJobStatus::Pending, None, None)
+    );
+    assert_eq!(
+        jobs.get_scraper_job(finished.scraper.id, finished.id)
+            .await
+            .unwrap()
+            .status,
+        ScraperJobStatus::Succeeded
+    );
+    // Claimed again in their original order, and still one active job per scraper.
+    let again: Vec<i64> = jobs
+        .dequeue_scraper_jobs(10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|job| job.id)
+        .collect();
+    assert_eq!(again, [first.id, second.id]);
+    assert_eq!(
+        enqueue(&**jobs, first.scraper.id, ScraperJobPriority::Normal).await,
+        Err(Error::ScraperHasActiveRun)
+    );
 }
 
 async fn a_killed_job_is_never_flipped_back(backend: Backend) {

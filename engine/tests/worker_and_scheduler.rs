@@ -234,6 +234,37 @@ async fn shutdown_fails_jobs_that_outlive_the_grace_period() {
 }
 
 #[tokio::test]
+async fn jobs_claimed_ahead_wait_for_a_slot_and_go_back_to_the_queue_on_shutdown() {
+    let mut harness = harness(Storages::in_memory(Vec::new(), false));
+    let engine = harness.engine.clone();
+    let mut jobs = Vec::new();
+    for name in ["first", "second", "third"] {
+        let hanging = create(&engine, name, ScraperSchedule::Inactive, None, json!({"hang": true})).await;
+        jobs.push(engine.enqueue_scraper(hanging.id, ScraperJobPriority::Normal).await.unwrap());
+    }
+    let background = engine.start(None, Some(WorkerSettings { max_concurrency: 1, claim_ahead: 2, ..quick_worker() }));
+    assert_eq!(harness.started.recv().await, Some(jobs[0].scraper.id));
+    // The other two are claimed ahead: started in the queue, not running.
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while engine.get_scraper_job(jobs[2].scraper.id, jobs[2].id).await.unwrap().status != ScraperJobStatus::Started {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the backlog is claimed ahead");
+    assert_eq!(engine.status().worker.map(|worker| worker.running_jobs), Some(1));
+    background.stop().await;
+
+    assert!(harness.started.try_recv().is_err(), "only one handler ever started");
+    let first = engine.get_scraper_job(jobs[0].scraper.id, jobs[0].id).await.unwrap();
+    assert_eq!(first.status, ScraperJobStatus::Failed);
+    for job in &jobs[1..] {
+        let job = engine.get_scraper_job(job.scraper.id, job.id).await.unwrap();
+        assert_eq!((job.status, job.started_at), (ScraperJobStatus::Pending, None), "job {} went back", job.id);
+    }
+}
+
+#[tokio::test]
 async fn utmost_jobs_run_before_high_ones() {
     let mut harness = harness(Storages::in_memory(Vec::new(), false));
     let engine = harness.engine.clone();

@@ -89,6 +89,9 @@ pub struct JobSettings {
     /// Jobs one worker runs at once.
     #[arg(long, env = "SNEAKPEEK_WORKER_CONCURRENCY", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
     pub worker_concurrency: u32,
+    /// With a backlog, jobs a worker claims beyond its free slots (0: none).
+    #[arg(long, env = "SNEAKPEEK_WORKER_CLAIM_AHEAD", default_value_t = 50)]
+    pub worker_claim_ahead: u32,
     /// Seconds between heartbeats of a running job.
     #[arg(long, env = "SNEAKPEEK_HEARTBEAT_SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     pub heartbeat_seconds: u64,
@@ -149,6 +152,7 @@ impl Settings {
     pub fn worker(&self) -> Option<WorkerSettings> {
         (!self.components.no_worker).then(|| WorkerSettings {
             max_concurrency: self.jobs.worker_concurrency as usize,
+            claim_ahead: self.jobs.worker_claim_ahead as usize,
             heartbeat_interval: Duration::from_secs(self.jobs.heartbeat_seconds),
             shutdown_grace: Duration::from_secs(self.jobs.shutdown_grace_seconds),
             ..WorkerSettings::default()

@@ -346,6 +346,30 @@ impl ScraperJobsStorage for MemoryScraperJobsStorage {
         Ok(claimed)
     }
 
+    async fn release_scraper_jobs(&self, job_ids: &[ScraperJobId]) -> Result<u64> {
+        let released = {
+            let mut state = self.state();
+            let mut released = 0;
+            for &job_id in job_ids {
+                if !state.is_started(job_id) {
+                    continue;
+                }
+                let job = state.jobs.get_mut(&job_id).expect("started jobs exist");
+                job.status = ScraperJobStatus::Pending;
+                job.started_at = None;
+                job.last_active_at = None;
+                let priority = job.priority.value();
+                state.pending.insert((priority, job_id));
+                released += 1;
+            }
+            released
+        };
+        if released > 0 {
+            self.enqueued.notify_waiters();
+        }
+        Ok(released)
+    }
+
     async fn heartbeat(&self, job_id: ScraperJobId) -> Result<()> {
         let mut state = self.state();
         let job = state

@@ -129,6 +129,10 @@ pub trait ScraperJobsStorage: Send + Sync {
     /// Claims up to `limit` pending jobs, highest priority first and FIFO within a priority,
     /// and marks them started in the same step: no two callers ever get the same job.
     async fn dequeue_scraper_jobs(&self, limit: usize) -> Result<Vec<ClaimedJob>>;
+    /// Hands claimed jobs that never started running back to the queue (a worker shutting
+    /// down with jobs claimed ahead): each is pending again, as if never claimed, and workers
+    /// are woken for it. Jobs no longer started are left alone. Returns how many went back.
+    async fn release_scraper_jobs(&self, job_ids: &[ScraperJobId]) -> Result<u64>;
     /// Records that the worker is still running the job. `Error::PingNotStarted` for a
     /// pending job, `Error::PingFinished` once it is finished (killed or marked dead): the
     /// worker should then stop the handler.

@@ -488,6 +488,19 @@ impl ScraperJobsStorage for PostgresStorage {
         }
     }
 
+    async fn release_scraper_jobs(&self, job_ids: &[ScraperJobId]) -> Result<u64> {
+        let released = sqlx::query(&format!(
+            "UPDATE scraper_jobs SET status = 'pending', started_at = NULL, last_active_at = NULL
+             WHERE id = ANY($1) AND status = 'started'
+             RETURNING id, {}",
+            notify_column(JOBS_CHANNEL)
+        ))
+        .bind(job_ids)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(released.len() as u64)
+    }
+
     async fn heartbeat_jobs(&self, job_ids: &[ScraperJobId]) -> Result<Vec<ScraperJobId>> {
         Ok(sqlx::query_scalar(
             "WITH alive AS (
