@@ -220,6 +220,23 @@ async fn killing_a_running_job_cancels_its_handler_at_once() {
 }
 
 #[tokio::test]
+async fn a_job_declared_dead_elsewhere_is_stopped_at_the_next_heartbeat() {
+    let mut harness = harness(Storages::in_memory(Vec::new(), false));
+    let engine = harness.engine.clone();
+    let background = engine.start(None, Some(quick_worker()));
+    let hanging = create(&engine, "hangs", ScraperSchedule::Inactive, None, json!({"hang": true})).await;
+    let job = engine.enqueue_scraper(hanging.id, ScraperJobPriority::Normal).await.unwrap();
+    assert_eq!(harness.started.recv().await, Some(hanging.id));
+    // As a leader would after a partition: no kill signal reaches this worker.
+    let dead = engine.storages().jobs.mark_dead_scraper_jobs(Duration::ZERO).await.unwrap();
+    assert_eq!(dead.iter().map(|job| job.id).collect::<Vec<_>>(), [job.id]);
+    let cancelled = tokio::time::timeout(Duration::from_secs(2), harness.cancelled.recv()).await;
+    assert_eq!(cancelled, Ok(Some(hanging.id)), "the heartbeat found the job lost and stopped it");
+    assert_eq!(engine.get_scraper_job(hanging.id, job.id).await.unwrap().status, ScraperJobStatus::Dead);
+    background.stop().await;
+}
+
+#[tokio::test]
 async fn shutdown_fails_jobs_that_outlive_the_grace_period() {
     let mut harness = harness(Storages::in_memory(Vec::new(), false));
     let engine = harness.engine.clone();
