@@ -404,15 +404,20 @@ async fn heartbeat_follows_the_job_state(backend: Backend) {
     );
 }
 
-async fn one_heartbeat_for_many_jobs_names_the_lost_ones(backend: Backend) {
-    let jobs = &backend.storages.jobs;
+/// Three jobs of scrapers 1, 2 and 3, enqueued and claimed in that order.
+async fn claim_three(jobs: &dyn ScraperJobsStorage) -> [ScraperJob; 3] {
     for scraper_id in 1..=3 {
-        enqueue(&**jobs, scraper_id, ScraperJobPriority::Normal)
+        enqueue(jobs, scraper_id, ScraperJobPriority::Normal)
             .await
             .unwrap();
     }
     let claimed = jobs.dequeue_scraper_jobs(3).await.unwrap();
-    let [alive, killed, finished] = [&claimed[0], &claimed[1], &claimed[2]];
+    claimed.try_into().expect("three jobs claimed")
+}
+
+async fn one_heartbeat_for_many_jobs_names_the_lost_ones(backend: Backend) {
+    let jobs = &backend.storages.jobs;
+    let [alive, killed, finished] = &claim_three(&**jobs).await;
     jobs.kill_scraper_job(killed.scraper.id, killed.id)
         .await
         .unwrap();
@@ -437,13 +442,7 @@ async fn one_heartbeat_for_many_jobs_names_the_lost_ones(backend: Backend) {
 
 async fn released_jobs_are_pending_again_in_their_place(backend: Backend) {
     let jobs = &backend.storages.jobs;
-    for scraper_id in 1..=3 {
-        enqueue(&**jobs, scraper_id, ScraperJobPriority::Normal)
-            .await
-            .unwrap();
-    }
-    let claimed = jobs.dequeue_scraper_jobs(3).await.unwrap();
-    let [first, second, finished] = [&claimed[0], &claimed[1], &claimed[2]];
+    let [first, second, finished] = &claim_three(&**jobs).await;
     jobs.finish_scraper_job(finished.id, ScraperJobStatus::Succeeded, None)
         .await
         .unwrap();
@@ -460,7 +459,10 @@ async fn released_jobs_are_pending_again_in_their_place(backend: Backend) {
     tokio::time::timeout(Duration::from_secs(5), woken)
         .await
         .expect("workers are woken for released jobs");
-    let pending = jobs.get_scraper_job(first.scraper.id, first.id).await.unwrap();
+    let pending = jobs
+        .get_scraper_job(first.scraper.id, first.id)
+        .await
+        .unwrap();
     assert_eq!(
         (pending.status, pending.started_at, pending.last_active_at),
         (ScraperJobStatus::Pending, None, None)
