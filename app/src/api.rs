@@ -3,6 +3,9 @@
 //!
 //! They all fail with [`UiError`], which carries a message meant for a person and, for an
 //! invalid scraper, the errors of each field, so a form can show them where they belong.
+//!
+//! Their arguments are sent as JSON (`input = Json`), like their results, rather than
+//! URL-encoded: the wasm then needs only one serializer, not `serde_qs` as well.
 
 use chrono::{DateTime, Utc};
 use engine::error::FieldError;
@@ -91,7 +94,7 @@ pub struct UiSettings {
     pub priorities: Vec<ScraperJobPriority>,
 }
 
-#[server]
+#[server(input = Json)]
 pub async fn get_ui_settings() -> Result<UiSettings, UiError> {
     let engine = engine()?;
     let priorities = engine
@@ -112,7 +115,7 @@ pub type CrontabCheck = Result<Vec<DateTime<Utc>>, String>;
 
 /// Checks a crontab expression as it is typed into the form: its next runs after now, or what
 /// is wrong with it. The browser asks the server, so the cron parser is not part of the wasm.
-#[server]
+#[server(input = Json)]
 pub async fn check_crontab(expression: String) -> Result<CrontabCheck, UiError> {
     /// How many next runs the form lists.
     const RUNS: usize = 5;
@@ -153,7 +156,7 @@ pub struct ScraperRow {
 }
 
 /// All scrapers, by id, with their last job and next run.
-#[server]
+#[server(input = Json)]
 pub async fn list_scrapers() -> Result<Vec<ScraperRow>, UiError> {
     scraper_rows(&engine()?).await
 }
@@ -198,7 +201,7 @@ pub struct Dashboard {
     pub failing: Vec<ScraperRow>,
 }
 
-#[server]
+#[server(input = Json)]
 pub async fn get_dashboard() -> Result<Dashboard, UiError> {
     let engine = engine()?;
     let since = Utc::now() - chrono::Duration::hours(1);
@@ -224,7 +227,7 @@ pub async fn get_dashboard() -> Result<Dashboard, UiError> {
     })
 }
 
-#[server]
+#[server(input = Json)]
 pub async fn get_scraper(id: ScraperId) -> Result<Scraper, UiError> {
     Ok(engine()?.get_scraper(id).await?)
 }
@@ -240,13 +243,13 @@ pub async fn save_scraper(scraper: Scraper) -> Result<Scraper, UiError> {
     })
 }
 
-#[server]
+#[server(input = Json)]
 pub async fn delete_scraper(id: ScraperId) -> Result<Scraper, UiError> {
     Ok(engine()?.delete_scraper(id).await?)
 }
 
 /// Queues a run now; `priority` is the wire value (0 utmost, 1 high, 2 normal).
-#[server]
+#[server(input = Json)]
 pub async fn run_scraper(id: ScraperId, priority: i16) -> Result<ScraperJob, UiError> {
     let priority = ScraperJobPriority::from_value(priority.into())
         .ok_or_else(|| UiError::new(engine::model::INVALID_PRIORITY_MESSAGE))?;
@@ -254,18 +257,18 @@ pub async fn run_scraper(id: ScraperId, priority: i16) -> Result<ScraperJob, UiE
 }
 
 /// The scraper's jobs, newest first.
-#[server]
+#[server(input = Json)]
 pub async fn scraper_jobs(scraper_id: ScraperId) -> Result<Vec<ScraperJob>, UiError> {
     Ok(engine()?.get_scraper_jobs(scraper_id).await?)
 }
 
-#[server]
+#[server(input = Json)]
 pub async fn get_job(scraper_id: ScraperId, job_id: ScraperJobId) -> Result<ScraperJob, UiError> {
     Ok(engine()?.get_scraper_job(scraper_id, job_id).await?)
 }
 
 /// Log lines after line `after`, at most `max_lines`.
-#[server]
+#[server(input = Json)]
 pub async fn job_logs(
     scraper_id: ScraperId,
     job_id: ScraperJobId,
@@ -277,7 +280,7 @@ pub async fn job_logs(
         .await?)
 }
 
-#[server]
+#[server(input = Json)]
 pub async fn kill_job(scraper_id: ScraperId, job_id: ScraperJobId) -> Result<ScraperJob, UiError> {
     Ok(engine()?.kill_scraper_job(scraper_id, job_id).await?)
 }
