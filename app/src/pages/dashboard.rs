@@ -1,8 +1,6 @@
 //! The dashboard: the queue per priority, jobs finished per minute in the last hour (an SVG
 //! chart drawn here), this replica's scheduler and worker, and the failing scrapers.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 use engine::model::{JobCount, ReplicaStatus, ScraperJobStatus};
 use leptos::prelude::*;
@@ -107,20 +105,22 @@ const CHART_HEIGHT: f64 = 120.0;
 #[component]
 fn JobsChart(since: DateTime<Utc>, counts: Vec<JobCount>) -> impl IntoView {
     let start = since.timestamp().div_euclid(60);
-    let mut per_minute: BTreeMap<i64, BTreeMap<ScraperJobStatus, u64>> = BTreeMap::new();
+    // Each minute's count per outcome, in the order of OUTCOMES. Arrays rather than maps keep
+    // the ordered-map code for these types out of the wasm.
+    let mut per_minute = vec![[0_u64; OUTCOMES.len()]; MINUTES as usize + 1];
     for count in &counts {
-        let minute = count.minute.timestamp().div_euclid(60) - start;
-        if (0..=MINUTES).contains(&minute) {
-            *per_minute
-                .entry(minute)
-                .or_default()
-                .entry(count.status)
-                .or_default() += count.count;
+        let minute = usize::try_from(count.minute.timestamp().div_euclid(60) - start);
+        let outcome = OUTCOMES.iter().position(|status| *status == count.status);
+        if let (Some(outcomes), Some(outcome)) = (
+            minute.ok().and_then(|minute| per_minute.get_mut(minute)),
+            outcome,
+        ) {
+            outcomes[outcome] += count.count;
         }
     }
     let tallest = per_minute
-        .values()
-        .map(|outcomes| outcomes.values().sum::<u64>())
+        .iter()
+        .map(|outcomes| outcomes.iter().sum::<u64>())
         .max()
         .unwrap_or(0)
         .max(1);
@@ -146,13 +146,14 @@ fn JobsChart(since: DateTime<Utc>, counts: Vec<JobCount>) -> impl IntoView {
             .join(", ")
     );
     let scale = CHART_HEIGHT / tallest as f64;
-    let bars = per_minute.into_iter().flat_map(|(minute, outcomes)| {
+    let bars = per_minute.into_iter().enumerate().flat_map(|(minute, outcomes)| {
         let x = minute as f64 * BAR_WIDTH;
         let mut top = CHART_HEIGHT;
         OUTCOMES
             .iter()
-            .filter_map(|status| outcomes.get(status).map(|count| (*status, *count)))
-            .map(|(status, count)| {
+            .zip(outcomes)
+            .filter(|(_, count)| *count > 0)
+            .map(|(&status, count)| {
                 let height = count as f64 * scale;
                 top -= height;
                 view! {
