@@ -330,7 +330,12 @@ impl Shared {
         hooks: Arc<WorkerHooks>,
         claim: OwnedSemaphorePermit,
     ) {
-        let slot = self.slots.clone().acquire_owned().await;
+        let slot = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
         let started = Instant::now();
         match lock(&self.running).get_mut(&job.id) {
             Some(running) => running.started = Some(started),
@@ -356,7 +361,7 @@ impl Shared {
         if lock(&self.running).remove(&job_id).is_none() {
             // The supervisor stopped the job meanwhile and has reported it.
             return;
-        };
+        }
         let (status, result) = match outcome {
             Ok(result) => (ScraperJobStatus::Succeeded, result),
             Err(message) => (ScraperJobStatus::Failed, message),
@@ -491,20 +496,13 @@ impl Shared {
 
     /// On shutdown: hands the jobs claimed ahead, still waiting for a slot, back to the queue.
     async fn release_waiting(&self) {
-        let waiting: Vec<ScraperJobId> = {
-            let mut running = lock(&self.running);
-            let waiting: Vec<ScraperJobId> = running
-                .iter()
-                .filter(|(_, job)| job.started.is_none())
-                .map(|(job_id, _)| *job_id)
-                .collect();
-            for job_id in &waiting {
-                if let Some(job) = running.remove(job_id) {
-                    job.task.abort();
-                }
-            }
-            waiting
-        };
+        let waiting: Vec<ScraperJobId> = lock(&self.running)
+            .extract_if(|_, job| job.started.is_none())
+            .map(|(job_id, job)| {
+                job.task.abort();
+                job_id
+            })
+            .collect();
         if waiting.is_empty() {
             return;
         }
