@@ -627,7 +627,6 @@ struct WorkerHooks {
     log: Mutex<LogBuffer>,
 }
 
-#[derive(Default)]
 struct LogBuffer {
     next_id: i64,
     pending: Vec<JobLogLine>,

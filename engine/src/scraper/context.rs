@@ -49,7 +49,7 @@ impl ScraperContext {
             .config
             .plugins
             .as_ref()
-            .map(|plugins| runtime.settings().for_scraper(Some(plugins)))
+            .map(|plugins| runtime.settings().for_scraper(plugins))
             .transpose()?;
         let state = Mutex::new(scraper.state.clone());
         Ok(ScraperContext {

@@ -213,14 +213,14 @@ async fn postgres_store_shares_limits_between_replicas() {
     let server = TestServer::start(None).await;
     let settings = Runtime::default()
         .settings()
-        .for_scraper(Some(
+        .for_scraper(
             json!({
                 "robots_txt": {"enabled": false},
                 "rate_limiter": {"max_requests": 1, "rate_limited_strategy": "throw"},
             })
             .as_object()
             .unwrap(),
-        ))
+        )
         .unwrap();
     let runtime = Runtime::with_rate_limit_store(
         settings,
@@ -447,11 +447,11 @@ fn scraper_overrides_replace_only_the_fields_they_set() {
     let global = Runtime::default();
     let settings = global
         .settings()
-        .for_scraper(Some(
+        .for_scraper(
             json!({"rate_limiter": {"max_requests": 5}})
                 .as_object()
                 .unwrap(),
-        ))
+        )
         .unwrap();
     assert_eq!(settings.rate_limiter.max_requests, 5);
     assert_eq!(

@@ -315,7 +315,7 @@ pub fn runtime(settings: Value) -> Runtime {
     };
     Runtime::new(
         defaults
-            .for_scraper(Some(&settings))
+            .for_scraper(&settings)
             .expect("valid test settings"),
     )
     .unwrap()

@@ -70,11 +70,8 @@ impl MiddlewareSettings {
     /// scraper sets replaces the default, the others stay.
     pub fn for_scraper(
         &self,
-        plugins: Option<&Map<String, Value>>,
+        plugins: &Map<String, Value>,
     ) -> Result<MiddlewareSettings, MiddlewareConfigError> {
-        let Some(plugins) = plugins else {
-            return Ok(self.clone());
-        };
         let error = |middleware: &str, field: &str, message: String| MiddlewareConfigError {
             scope: SCRAPER_SCOPE,
             middleware: middleware.to_owned(),
