@@ -933,16 +933,7 @@ async fn job_logs_are_read_in_pages(backend: Backend) {
 
 async fn a_batch_of_completions_finishes_only_started_jobs(backend: Backend) {
     let jobs = &backend.storages.jobs;
-    let mut ids = Vec::new();
-    for scraper_id in 1..=3 {
-        ids.push(
-            enqueue(&**jobs, scraper_id, ScraperJobPriority::Normal)
-                .await
-                .unwrap()
-                .id,
-        );
-    }
-    jobs.dequeue_scraper_jobs(3).await.unwrap();
+    let ids = claim_three(&**jobs).await.map(|job| job.id);
     jobs.kill_scraper_job(2, ids[1]).await.unwrap();
     let line = |id: i64, message: &str| engine::model::JobLogLine {
         id,
@@ -969,10 +960,17 @@ async fn a_batch_of_completions_finishes_only_started_jobs(backend: Backend) {
             result: Some("boom".into()),
             log: vec![],
         },
+        // Pruned meanwhile: neither it nor its log line may fail the batch.
+        Completion {
+            job_id: 999_999,
+            status: ScraperJobStatus::Succeeded,
+            result: None,
+            log: vec![line(1, "gone")],
+        },
     ];
     assert_eq!(
         jobs.finish_scraper_jobs(&completions).await.unwrap(),
-        [true, false, true]
+        [true, false, true, false]
     );
     let first = jobs.get_scraper_job(1, ids[0]).await.unwrap();
     assert_eq!(
@@ -995,6 +993,11 @@ async fn a_batch_of_completions_finishes_only_started_jobs(backend: Backend) {
         "too late",
         "a lost job's log is still kept"
     );
+    assert!(jobs
+        .get_job_log(999_999, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn the_last_job_of_each_scraper_is_listed(backend: Backend) {
