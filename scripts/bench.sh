@@ -69,7 +69,7 @@ ensure_original
 ensure_graphile
 
 say "building the server and the UI (release)"
-cargo leptos build --release
+build_site --release
 say "building the bench binary (release)"
 cargo build -p bench --release
 

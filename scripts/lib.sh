@@ -54,3 +54,10 @@ ensure_build_tools() {
   ensure_cargo_leptos
   ensure_wasm_opt
 }
+
+# Builds the server and the site with cargo-leptos. `--split` is required: the pages other
+# than the scrapers list are lazy routes, whose code the split step moves into modules the
+# browser loads on first visit; an unsplit bundle cannot instantiate.
+build_site() {
+  cargo leptos build --split "$@"
+}

@@ -6,7 +6,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 ensure_build_tools
 say "building (release)"
-cargo leptos build --release
+build_site --release
 export LEPTOS_SITE_ROOT="$ROOT/target/site" LEPTOS_OUTPUT_NAME=sneakpeek
 say "starting on http://${SNEAKPEEK_LISTEN:-127.0.0.1:8080}"
 exec "$ROOT/target/release/sneakpeek" "$@"

@@ -48,7 +48,7 @@ say "wasm build check"
 cargo check -p frontend --target wasm32-unknown-unknown
 
 say "building the site for the browser tests"
-cargo leptos build
+build_site
 
 say "browser tests in Chromium"
 (

@@ -16,7 +16,7 @@ mod time;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes, A};
-use leptos_router::path;
+use leptos_router::{path, Lazy};
 
 use crate::components::{provide_settings, ReadOnlyHidden, Toasts};
 
@@ -74,11 +74,11 @@ pub fn App() -> impl IntoView {
             <main id="content">
                 <Routes fallback=pages::NotFound>
                     <Route path=path!("/") view=pages::scrapers::ScrapersPage/>
-                    <Route path=path!("/new") view=pages::form::NewScraperPage/>
-                    <Route path=path!("/scrapers/:id") view=pages::scraper::ScraperPage/>
-                    <Route path=path!("/scrapers/:id/edit") view=pages::form::EditScraperPage/>
-                    <Route path=path!("/scrapers/:id/jobs/:job_id") view=pages::job::JobPage/>
-                    <Route path=path!("/dashboard") view=pages::dashboard::DashboardPage/>
+                    <Route path=path!("/new") view={Lazy::<pages::form::NewScraperPage>::new()}/>
+                    <Route path=path!("/scrapers/:id") view={Lazy::<pages::scraper::ScraperPage>::new()}/>
+                    <Route path=path!("/scrapers/:id/edit") view={Lazy::<pages::form::EditScraperPage>::new()}/>
+                    <Route path=path!("/scrapers/:id/jobs/:job_id") view={Lazy::<pages::job::JobPage>::new()}/>
+                    <Route path=path!("/dashboard") view={Lazy::<pages::dashboard::DashboardPage>::new()}/>
                     <Route path=path!("/login") view=pages::login::LoginPage/>
                 </Routes>
             </main>

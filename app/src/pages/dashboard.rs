@@ -6,31 +6,46 @@ use engine::model::{JobCount, ReplicaStatus, ScraperJobStatus};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
+use leptos_router::{lazy_route, LazyRoute};
 
-use crate::api::{get_dashboard, Dashboard, ScraperRow};
+use crate::api::{get_dashboard, Dashboard, ScraperRow, UiError};
 use crate::components::{LoadError, StatusBadge};
-use crate::json;
+use crate::json::{self, Loaded};
 use crate::time::Time;
 
 /// How often the figures are refreshed while the page is open.
 const REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
 
-#[component]
-pub fn DashboardPage() -> impl IntoView {
-    let data = json::load(|| (), |_| get_dashboard());
-    // Effects run only in the browser: the server renders the figures once.
-    Effect::new(move |_| set_interval(move || data.refetch(), REFRESH));
-    view! {
-        <Title text="Dashboard"/>
-        <h1>"Dashboard"</h1>
-        <Transition fallback=|| view! { <p class="muted">"Loading the dashboard…"</p> }>
-            {move || Suspend::new(async move {
-                match data.await {
-                    Ok(dashboard) => view! { <DashboardView dashboard/> }.into_any(),
-                    Err(error) => view! { <LoadError what="the dashboard" error/> }.into_any(),
-                }
-            })}
-        </Transition>
+/// The dashboard route, loaded on first visit: its figures start loading with its code.
+pub struct DashboardPage {
+    data: Loaded<Result<Dashboard, UiError>>,
+}
+
+#[lazy_route]
+impl LazyRoute for DashboardPage {
+    fn data() -> Self {
+        Self {
+            data: json::load(|| (), |_| get_dashboard()),
+        }
+    }
+
+    fn view(this: Self) -> AnyView {
+        let data = this.data;
+        // Effects run only in the browser: the server renders the figures once.
+        Effect::new(move |_| set_interval(move || data.refetch(), REFRESH));
+        view! {
+            <Title text="Dashboard"/>
+            <h1>"Dashboard"</h1>
+            <Transition fallback=|| view! { <p class="muted">"Loading the dashboard…"</p> }>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Ok(dashboard) => view! { <DashboardView dashboard/> }.into_any(),
+                        Err(error) => view! { <LoadError what="the dashboard" error/> }.into_any(),
+                    }
+                })}
+            </Transition>
+        }
+        .into_any()
     }
 }
 

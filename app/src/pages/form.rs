@@ -11,6 +11,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::use_navigate;
+use leptos_router::{lazy_route, LazyRoute};
 use serde_json::{Map, Value};
 
 use crate::api::{
@@ -18,7 +19,7 @@ use crate::api::{
 };
 use crate::components::{id_param, use_settings, use_toasts, LoadError};
 use crate::editor::{json_error, CodeEditor};
-use crate::json;
+use crate::json::{self, Loaded};
 use crate::pages::job::RunOnce;
 use crate::pages::NotFound;
 use crate::time::{use_now, Time};
@@ -47,67 +48,96 @@ const EXTRACT_EXAMPLE: &str = r#"{
   }
 }"#;
 
-#[component]
-pub fn NewScraperPage() -> impl IntoView {
-    let settings = use_settings();
-    view! {
-        <Title text="New scraper"/>
-        <p class="breadcrumb"><A href="/">"Scrapers"</A> " / new"</p>
-        <h1>"New scraper"</h1>
-        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match settings.await {
-                    Ok(settings) => {
-                        let handler = settings.handlers.first().cloned().unwrap_or_default();
-                        let config = if handler == SCRIPT_HANDLER { script_config(SCRIPT_TEMPLATE) } else { ScraperConfig::default() };
-                        let initial = Scraper {
-                            id: UNSET_ID,
-                            name: String::new(),
-                            schedule: ScraperSchedule::Inactive,
-                            schedule_crontab: None,
-                            handler,
-                            config,
-                            schedule_priority: ScraperJobPriority::Normal,
-                            state: None,
-                            timeout_seconds: None,
-                        };
-                        view! { <ScraperForm initial settings/> }.into_any()
+/// The new scraper route, loaded on first visit.
+pub struct NewScraperPage {
+    settings: Loaded<Result<UiSettings, UiError>>,
+}
+
+#[lazy_route]
+impl LazyRoute for NewScraperPage {
+    fn data() -> Self {
+        Self {
+            settings: use_settings(),
+        }
+    }
+
+    fn view(this: Self) -> AnyView {
+        let settings = this.settings;
+        view! {
+            <Title text="New scraper"/>
+            <p class="breadcrumb"><A href="/">"Scrapers"</A> " / new"</p>
+            <h1>"New scraper"</h1>
+            <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match settings.await {
+                        Ok(settings) => {
+                            let handler = settings.handlers.first().cloned().unwrap_or_default();
+                            let config = if handler == SCRIPT_HANDLER { script_config(SCRIPT_TEMPLATE) } else { ScraperConfig::default() };
+                            let initial = Scraper {
+                                id: UNSET_ID,
+                                name: String::new(),
+                                schedule: ScraperSchedule::Inactive,
+                                schedule_crontab: None,
+                                handler,
+                                config,
+                                schedule_priority: ScraperJobPriority::Normal,
+                                state: None,
+                                timeout_seconds: None,
+                            };
+                            view! { <ScraperForm initial settings/> }.into_any()
+                        }
+                        Err(error) => view! { <LoadError what="the form" error/> }.into_any(),
                     }
-                    Err(error) => view! { <LoadError what="the form" error/> }.into_any(),
-                }
-            })}
-        </Suspense>
+                })}
+            </Suspense>
+        }
+        .into_any()
     }
 }
 
-#[component]
-pub fn EditScraperPage() -> impl IntoView {
-    let id = id_param("id");
-    let settings = use_settings();
-    let scraper = json::load(
-        move || id.get(),
-        |id| async move { Some(get_scraper(id?).await) },
-    );
-    view! {
-        <Suspense fallback=|| view! { <p class="muted">"Loading the scraper…"</p> }>
-            {move || Suspend::new(async move {
-                match (scraper.await, settings.await) {
-                    (None, _) => view! { <NotFound/> }.into_any(),
-                    (Some(Ok(initial)), Ok(settings)) => {
-                        let (title, link, name) = (format!("Edit {}", initial.name), format!("/scrapers/{}", initial.id), initial.name.clone());
-                        view! {
-                        <Title text=title/>
-                        <p class="breadcrumb">
-                            <A href="/">"Scrapers"</A> " / " <A href=link>{name}</A> " / edit"
-                        </p>
-                        <h1>{if settings.read_only { "Scraper settings" } else { "Edit scraper" }}</h1>
-                        <ScraperForm initial settings/>
-                    }.into_any()
+/// The edit route, loaded on first visit: the scraper starts loading with its code.
+pub struct EditScraperPage {
+    scraper: Loaded<Option<Result<Scraper, UiError>>>,
+    settings: Loaded<Result<UiSettings, UiError>>,
+}
+
+#[lazy_route]
+impl LazyRoute for EditScraperPage {
+    fn data() -> Self {
+        let id = id_param("id");
+        Self {
+            scraper: json::load(
+                move || id.get(),
+                |id| async move { Some(get_scraper(id?).await) },
+            ),
+            settings: use_settings(),
+        }
+    }
+
+    fn view(this: Self) -> AnyView {
+        let EditScraperPage { scraper, settings } = this;
+        view! {
+            <Suspense fallback=|| view! { <p class="muted">"Loading the scraper…"</p> }>
+                {move || Suspend::new(async move {
+                    match (scraper.await, settings.await) {
+                        (None, _) => view! { <NotFound/> }.into_any(),
+                        (Some(Ok(initial)), Ok(settings)) => {
+                            let (title, link, name) = (format!("Edit {}", initial.name), format!("/scrapers/{}", initial.id), initial.name.clone());
+                            view! {
+                                <Title text=title/>
+                                <p class="breadcrumb">
+                                    <A href="/">"Scrapers"</A> " / " <A href=link>{name}</A> " / edit"
+                                </p>
+                                <h1>{if settings.read_only { "Scraper settings" } else { "Edit scraper" }}</h1>
+                                <ScraperForm initial settings/>
+                            }.into_any()
+                        }
+                        (Some(Err(error)), _) | (_, Err(error)) => view! { <Title text="Scraper"/><LoadError what="the scraper" error/> }.into_any(),
                     }
-                    (Some(Err(error)), _) | (_, Err(error)) => view! { <Title text="Scraper"/><LoadError what="the scraper" error/> }.into_any(),
-                }
-            })}
-        </Suspense>
+                })}
+            </Suspense>
+        }
+        .into_any()
     }
 }
 

@@ -5,10 +5,11 @@ use engine::model::{JobLogLine, ScraperConfig, ScraperJob};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
+use leptos_router::{lazy_route, LazyRoute};
 
-use crate::api::{get_job, job_logs, run_once};
+use crate::api::{get_job, job_logs, run_once, UiError};
 use crate::components::{id_param, use_toasts, LoadError, PriorityBadge, StatusBadge};
-use crate::json;
+use crate::json::{self, Loaded};
 use crate::live::{self, Flow, JobUpdate, LOG_CHUNK};
 use crate::pages::scraper::{JobDuration, KillButton, Timeline};
 use crate::pages::NotFound;
@@ -17,32 +18,46 @@ use crate::time::time_of_day_millis;
 /// Log lines the server renders with the page; the rest stream in after hydration.
 const FIRST_LINES: usize = 1_000;
 
-#[component]
-pub fn JobPage() -> impl IntoView {
-    let scraper_id = id_param("id");
-    let job_id = id_param("job_id");
-    let data = json::load(
-        move || scraper_id.get().zip(job_id.get()),
-        |ids| async move {
-            let (scraper_id, job_id) = ids?;
-            Some(match get_job(scraper_id, job_id).await {
-                Ok(job) => job_logs(scraper_id, job_id, None, FIRST_LINES)
-                    .await
-                    .map(|lines| (job, lines)),
-                Err(error) => Err(error),
-            })
-        },
-    );
-    view! {
-        <Suspense fallback=|| view! { <p class="muted">"Loading the job…"</p> }>
-            {move || Suspend::new(async move {
-                match data.await {
-                    None => view! { <NotFound/> }.into_any(),
-                    Some(Ok((job, lines))) => view! { <JobView job lines/> }.into_any(),
-                    Some(Err(error)) => view! { <Title text="Job"/><LoadError what="the job" error/> }.into_any(),
-                }
-            })}
-        </Suspense>
+/// The job route, loaded on first visit: the job and its first log lines start loading with
+/// its code.
+pub struct JobPage {
+    data: Loaded<Option<Result<(ScraperJob, Vec<JobLogLine>), UiError>>>,
+}
+
+#[lazy_route]
+impl LazyRoute for JobPage {
+    fn data() -> Self {
+        let scraper_id = id_param("id");
+        let job_id = id_param("job_id");
+        let data = json::load(
+            move || scraper_id.get().zip(job_id.get()),
+            |ids| async move {
+                let (scraper_id, job_id) = ids?;
+                Some(match get_job(scraper_id, job_id).await {
+                    Ok(job) => job_logs(scraper_id, job_id, None, FIRST_LINES)
+                        .await
+                        .map(|lines| (job, lines)),
+                    Err(error) => Err(error),
+                })
+            },
+        );
+        Self { data }
+    }
+
+    fn view(this: Self) -> AnyView {
+        let data = this.data;
+        view! {
+            <Suspense fallback=|| view! { <p class="muted">"Loading the job…"</p> }>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        None => view! { <NotFound/> }.into_any(),
+                        Some(Ok((job, lines))) => view! { <JobView job lines/> }.into_any(),
+                        Some(Err(error)) => view! { <Title text="Job"/><LoadError what="the job" error/> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        }
+        .into_any()
     }
 }
 

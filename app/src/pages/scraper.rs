@@ -4,39 +4,54 @@ use engine::model::{Scraper, ScraperJob, ScraperJobPriority, ScraperSchedule};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
+use leptos_router::{lazy_route, LazyRoute};
 
-use crate::api::{get_scraper, kill_job, run_scraper, scraper_jobs};
+use crate::api::{get_scraper, kill_job, run_scraper, scraper_jobs, UiError};
 use crate::components::{
     id_param, use_toasts, LoadError, PriorityBadge, ReadOnlyHidden, StatusBadge,
 };
-use crate::json;
+use crate::json::{self, Loaded};
 use crate::live::{self, Flow};
 use crate::pages::NotFound;
 use crate::time::{duration, use_now, Time};
 
-#[component]
-pub fn ScraperPage() -> impl IntoView {
-    let id = id_param("id");
-    let data = json::load(
-        move || id.get(),
-        |id| async move {
-            let id = id?;
-            Some(match get_scraper(id).await {
-                Ok(scraper) => scraper_jobs(id).await.map(|jobs| (scraper, jobs)),
-                Err(error) => Err(error),
-            })
-        },
-    );
-    view! {
-        <Suspense fallback=|| view! { <p class="muted">"Loading the scraper…"</p> }>
-            {move || Suspend::new(async move {
-                match data.await {
-                    None => view! { <NotFound/> }.into_any(),
-                    Some(Ok((scraper, jobs))) => view! { <ScraperView scraper jobs/> }.into_any(),
-                    Some(Err(error)) => view! { <Title text="Scraper"/><LoadError what="the scraper" error/> }.into_any(),
-                }
-            })}
-        </Suspense>
+/// The scraper route, loaded on first visit: the scraper and its jobs start loading with its
+/// code.
+pub struct ScraperPage {
+    data: Loaded<Option<Result<(Scraper, Vec<ScraperJob>), UiError>>>,
+}
+
+#[lazy_route]
+impl LazyRoute for ScraperPage {
+    fn data() -> Self {
+        let id = id_param("id");
+        let data = json::load(
+            move || id.get(),
+            |id| async move {
+                let id = id?;
+                Some(match get_scraper(id).await {
+                    Ok(scraper) => scraper_jobs(id).await.map(|jobs| (scraper, jobs)),
+                    Err(error) => Err(error),
+                })
+            },
+        );
+        Self { data }
+    }
+
+    fn view(this: Self) -> AnyView {
+        let data = this.data;
+        view! {
+            <Suspense fallback=|| view! { <p class="muted">"Loading the scraper…"</p> }>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        None => view! { <NotFound/> }.into_any(),
+                        Some(Ok((scraper, jobs))) => view! { <ScraperView scraper jobs/> }.into_any(),
+                        Some(Err(error)) => view! { <Title text="Scraper"/><LoadError what="the scraper" error/> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        }
+        .into_any()
     }
 }
 
