@@ -8,6 +8,9 @@ use server::settings::LogFormat;
 use server::{Server, Settings};
 use tracing_subscriber::EnvFilter;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "sneakpeek",
