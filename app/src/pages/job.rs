@@ -8,11 +8,11 @@ use leptos_router::components::A;
 use leptos_router::{lazy_route, LazyRoute};
 
 use crate::api::{get_job, job_logs, run_once, UiError};
-use crate::components::{id_param, use_toasts, LoadError, PriorityBadge, StatusBadge};
+use crate::components::{id_param, use_toasts, PriorityBadge, StatusBadge};
 use crate::json::{self, Loaded};
 use crate::live::{self, Flow, JobUpdate, LOG_CHUNK};
+use crate::pages::loaded_page;
 use crate::pages::scraper::{JobDuration, KillButton, Timeline};
-use crate::pages::NotFound;
 use crate::time::time_of_day_millis;
 
 /// Log lines the server renders with the page; the rest stream in after hydration.
@@ -45,19 +45,9 @@ impl LazyRoute for JobPage {
     }
 
     fn view(this: Self) -> AnyView {
-        let data = this.data;
-        view! {
-            <Suspense fallback=|| view! { <p class="muted">"Loading the job…"</p> }>
-                {move || Suspend::new(async move {
-                    match data.await {
-                        None => view! { <NotFound/> }.into_any(),
-                        Some(Ok((job, lines))) => view! { <JobView job lines/> }.into_any(),
-                        Some(Err(error)) => view! { <Title text="Job"/><LoadError what="the job" error/> }.into_any(),
-                    }
-                })}
-            </Suspense>
-        }
-        .into_any()
+        loaded_page(this.data, "the job", "Job", |(job, lines)| {
+            view! { <JobView job lines/> }
+        })
     }
 }
 

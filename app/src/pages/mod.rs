@@ -10,6 +10,36 @@ pub mod scrapers;
 use leptos::prelude::*;
 use leptos_meta::Title;
 
+use crate::api::UiError;
+use crate::components::LoadError;
+use crate::json::Loaded;
+
+/// The body of a page showing one thing named by its address (a scraper, a job): a loading
+/// line, then the thing, the not-found page when the address names nothing, or the error.
+fn loaded_page<T, V>(
+    data: Loaded<Option<Result<T, UiError>>>,
+    what: &'static str,
+    title: &'static str,
+    show: fn(T) -> V,
+) -> AnyView
+where
+    T: Clone + Send + Sync + 'static,
+    V: IntoView + 'static,
+{
+    view! {
+        <Suspense fallback=move || view! { <p class="muted">"Loading " {what} "…"</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    None => view! { <NotFound/> }.into_any(),
+                    Some(Ok(value)) => show(value).into_any(),
+                    Some(Err(error)) => view! { <Title text=title/><LoadError what error/> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+    .into_any()
+}
+
 #[component]
 pub fn NotFound() -> impl IntoView {
     #[cfg(feature = "ssr")]

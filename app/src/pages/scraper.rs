@@ -7,12 +7,10 @@ use leptos_router::components::A;
 use leptos_router::{lazy_route, LazyRoute};
 
 use crate::api::{get_scraper, kill_job, run_scraper, scraper_jobs, UiError};
-use crate::components::{
-    id_param, use_toasts, LoadError, PriorityBadge, ReadOnlyHidden, StatusBadge,
-};
+use crate::components::{id_param, use_toasts, PriorityBadge, ReadOnlyHidden, StatusBadge};
 use crate::json::{self, Loaded};
 use crate::live::{self, Flow};
-use crate::pages::NotFound;
+use crate::pages::loaded_page;
 use crate::time::{duration, use_now, Time};
 
 /// The scraper route, loaded on first visit: the scraper and its jobs start loading with its
@@ -39,19 +37,9 @@ impl LazyRoute for ScraperPage {
     }
 
     fn view(this: Self) -> AnyView {
-        let data = this.data;
-        view! {
-            <Suspense fallback=|| view! { <p class="muted">"Loading the scraper…"</p> }>
-                {move || Suspend::new(async move {
-                    match data.await {
-                        None => view! { <NotFound/> }.into_any(),
-                        Some(Ok((scraper, jobs))) => view! { <ScraperView scraper jobs/> }.into_any(),
-                        Some(Err(error)) => view! { <Title text="Scraper"/><LoadError what="the scraper" error/> }.into_any(),
-                    }
-                })}
-            </Suspense>
-        }
-        .into_any()
+        loaded_page(this.data, "the scraper", "Scraper", |(scraper, jobs)| {
+            view! { <ScraperView scraper jobs/> }
+        })
     }
 }
 
