@@ -1,11 +1,11 @@
-import { test, expect } from "@playwright/test";
+import { test, expect, Page } from "@playwright/test";
 import { openHydrated } from "./helpers";
 
 // Every page but the scrapers list is a lazy route: its code is a WebAssembly module of its
 // own, fetched on the page's first visit instead of with the main module.
 
 /** The wasm files the page fetches from now on, by name. */
-function wasmFetches(page: import("@playwright/test").Page): string[] {
+function wasmFetches(page: Page): string[] {
   const names: string[] = [];
   page.on("request", (request) => {
     const path = new URL(request.url()).pathname;
