@@ -75,6 +75,10 @@ impl From<engine::Error> for UiError {
                 leptos::logging::error!("engine error: {detail}");
                 UiError::new("Internal error: the server log has the details.")
             }
+            Error::Unavailable(detail) => {
+                leptos::logging::error!("storage unavailable: {detail}");
+                UiError::new("The storage cannot be reached right now; try again in a moment.")
+            }
             other => UiError::new(other.describe()),
         }
     }

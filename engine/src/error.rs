@@ -47,6 +47,11 @@ pub enum Error {
     /// A failure of the storage or another dependency; the detail is for the log, not the user.
     #[error("Internal error")]
     Internal(String),
+    /// The storage cannot be reached right now (connection refused or lost, database
+    /// restarting). Retrying later may succeed, unlike [`Error::Internal`]; the worker keeps
+    /// what it has to write and retries until the storage is back.
+    #[error("Storage unavailable")]
+    Unavailable(String),
 }
 
 impl Error {
@@ -64,6 +69,8 @@ impl Error {
             Error::InvalidScraper(_) => 10005,
             Error::JobNotActive(_) => 10006,
             Error::Internal(_) => -32603,
+            // JsonRPC's range for server errors.
+            Error::Unavailable(_) => -32001,
         }
     }
 
@@ -84,6 +91,11 @@ impl Error {
         Error::Internal(error.to_string())
     }
 
+    /// Whether the operation may succeed if retried unchanged once the storage is back.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Unavailable(_))
+    }
+
     /// A message for a person: the message plus the detail that makes it actionable.
     pub fn describe(&self) -> String {
         match self {
@@ -95,6 +107,7 @@ impl Error {
                     .collect();
                 format!("Invalid scraper: {}", details.join("; "))
             }
+            Error::Unavailable(detail) => format!("Storage unavailable: {detail}"),
             other => other.to_string(),
         }
     }
@@ -120,6 +133,7 @@ mod tests {
             Error::ReadOnly,
             Error::JobNotActive(1),
             Error::Internal("x".into()),
+            Error::Unavailable("x".into()),
         ];
         let mut codes: Vec<i64> = errors.iter().map(Error::code).collect();
         codes.sort();

@@ -18,6 +18,8 @@ pub mod scheduler;
 pub mod scraper;
 #[cfg(feature = "runtime")]
 pub mod storage;
+#[cfg(feature = "runtime")]
+pub mod sync;
 #[cfg(feature = "test-support")]
 pub mod testing;
 #[cfg(feature = "runtime")]

@@ -276,7 +276,8 @@ pub struct Scraper {
     /// State persisted between the scraper's jobs (the handler reads and updates it).
     #[serde(default)]
     pub state: Option<String>,
-    /// A job running longer than this fails with a timeout. Absent: no limit.
+    /// A job running longer than this fails with a timeout: 1 to 604,800 (7 days). Absent: no
+    /// limit.
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
 }
@@ -371,6 +372,10 @@ pub struct ReplicaStatus {
     pub scheduler: Option<SchedulerState>,
     /// `None` when this replica runs no worker.
     pub worker: Option<WorkerState>,
+    /// The components above whose task has ended, by name (`scheduler`, `worker`): stopped
+    /// on shutdown, or by a fault such as a panic. They no longer fire or claim anything.
+    #[serde(default)]
+    pub stopped: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

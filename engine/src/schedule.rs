@@ -109,6 +109,10 @@ impl Trigger {
     }
 }
 
+/// The longest timeout a scraper may set: 7 days. A scraping job running longer is a
+/// mistake, and a bound keeps every deadline the worker computes representable.
+pub const MAX_TIMEOUT_SECONDS: u64 = 7 * 24 * 3600;
+
 /// Checks a scraper's settings before it is stored. `handlers` are the registered handler
 /// names. Field problems come back together as `Error::InvalidScraper`, each with its path
 /// under `scraper`; an unknown handler is `Error::UnknownHandler`.
@@ -120,11 +124,16 @@ pub fn validate_scraper(scraper: &Scraper, handlers: &[String]) -> Result<(), Er
     if let Err(problem) = Trigger::of(scraper.schedule, scraper.schedule_crontab.as_deref()) {
         errors.push(FieldError::new(&["scraper", "schedule_crontab"], problem));
     }
-    if scraper.timeout_seconds == Some(0) {
-        errors.push(FieldError::new(
+    match scraper.timeout_seconds {
+        Some(0) => errors.push(FieldError::new(
             &["scraper", "timeout_seconds"],
             "must be positive",
-        ));
+        )),
+        Some(seconds) if seconds > MAX_TIMEOUT_SECONDS => errors.push(FieldError::new(
+            &["scraper", "timeout_seconds"],
+            format!("must be at most {MAX_TIMEOUT_SECONDS} (7 days)"),
+        )),
+        _ => {}
     }
     if !errors.is_empty() {
         return Err(Error::InvalidScraper(errors));

@@ -7,6 +7,18 @@
 //! pile-up). Scraper changes wake it at once through the storage's change signal. It also
 //! marks jobs without heartbeat as dead and prunes old finished jobs.
 //!
+//! Leadership can be lost without notice: the process may be frozen (SIGSTOP, a hung host) or
+//! cut off from the database while its lease expires and another replica takes over. So the
+//! leader fences itself: it knows until when its last renewal holds, by its own monotonic
+//! clock measured from *before* the renewal was asked for, and acts only before that instant.
+//! A leader that wakes up after a freeze therefore stops instead of acting on a lease it no
+//! longer has; its late writes could do no harm anyway (one job per fire is the database's
+//! rule), but it would also mark jobs dead by a stale view.
+//!
+//! Jobs are declared dead only after the leader has led, and so reached the storage, for a
+//! whole dead timeout: after an outage of the database every worker gets that long to
+//! heart-beat its jobs again before any is judged lost.
+//!
 //! A scraper whose schedule cannot be evaluated is skipped with a warning; it never stops the
 //! others.
 
@@ -18,7 +30,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::error::Error;
-use crate::model::{SchedulerState, Scraper, ScraperId};
+use crate::model::{SchedulerState, Scraper, ScraperId, ScraperJobStatus};
 use crate::schedule::Trigger;
 use crate::storage::{ScheduledFire, Storages};
 
@@ -136,9 +148,9 @@ impl Scheduler {
                 _ = tries.tick() => {}
                 _ = shutdown.changed() => continue,
             }
-            if self.acquire_lease().await {
+            if let Some(valid_until) = self.acquire_lease().await {
                 tracing::info!(owner = %self.owner_id, "became the active scheduler");
-                self.lead(&mut shutdown).await;
+                self.lead(valid_until, &mut shutdown).await;
                 self.status
                     .send_modify(|status| *status = SchedulerState::default());
             }
@@ -153,27 +165,35 @@ impl Scheduler {
         }
     }
 
-    async fn acquire_lease(&self) -> bool {
-        match self
-            .storages
-            .leases
-            .maybe_acquire_lease(
+    /// Takes or renews the lease. Returns the instant, by this process's monotonic clock,
+    /// until which it holds for sure: the lease's duration from before it was asked for.
+    async fn acquire_lease(&self) -> Option<Instant> {
+        let asked = Instant::now();
+        let acquired = tokio::time::timeout(
+            self.settings.lease_duration,
+            self.storages.leases.maybe_acquire_lease(
                 &self.settings.lease_name,
                 &self.owner_id,
                 self.settings.lease_duration,
-            )
-            .await
-        {
-            Ok(lease) => lease.is_some(),
-            Err(error) => {
+            ),
+        )
+        .await;
+        match acquired {
+            Ok(Ok(lease)) => lease.map(|_| asked + self.settings.lease_duration),
+            Ok(Err(error)) => {
                 tracing::warn!(error = %error.describe(), ?error, "could not reach the lease storage");
-                false
+                None
+            }
+            Err(_) => {
+                tracing::warn!("the lease storage did not answer within the lease period");
+                None
             }
         }
     }
 
-    /// Schedules while holding the lease; returns when it is lost or on shutdown.
-    async fn lead(&self, shutdown: &mut watch::Receiver<bool>) {
+    /// Schedules while holding the lease (valid until `valid_until` unless renewed); returns
+    /// when it is lost or on shutdown.
+    async fn lead(&self, mut valid_until: Instant, shutdown: &mut watch::Receiver<bool>) {
         let clock = &self.settings.clock;
         let mut changes = self.storages.scrapers.changes();
         let mut plan = HashMap::new();
@@ -182,7 +202,17 @@ impl Scheduler {
         changes.mark_unchanged();
 
         let mut lease_checks = interval_after(self.settings.lease_check_interval);
-        let mut dead_checks = interval_after(self.settings.dead_check_interval);
+        // Workers get a whole dead timeout of reachable storage to heart-beat their jobs
+        // before any is judged lost (see the module docs).
+        let mut dead_checks = tokio::time::interval_at(
+            Instant::now()
+                + self
+                    .settings
+                    .dead_timeout
+                    .max(self.settings.dead_check_interval),
+            self.settings.dead_check_interval,
+        );
+        dead_checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut prunes = interval_after(self.settings.prune_interval);
         let mut reloads = interval_after(self.settings.reload_interval);
         loop {
@@ -196,31 +226,45 @@ impl Scheduler {
             let wake = next_fire
                 .map(|at| clock.instant_of(at))
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
-            tokio::select! {
-                _ = tokio::time::sleep_until(wake), if next_fire.is_some() => {
-                    // The lease may have been lost since the last check: never fire without it.
-                    if !self.acquire_lease().await {
-                        tracing::warn!("lost the scheduler lease");
-                        return;
+            let action = tokio::select! {
+                _ = tokio::time::sleep_until(wake), if next_fire.is_some() => LeaderAction::Fire,
+                changed = changes.changed() => if changed.is_ok() { LeaderAction::Reload } else { LeaderAction::Stop },
+                _ = reloads.tick() => LeaderAction::Reload,
+                _ = lease_checks.tick() => LeaderAction::RenewLease,
+                _ = dead_checks.tick() => LeaderAction::MarkDead,
+                _ = prunes.tick() => LeaderAction::Prune,
+                _ = shutdown.changed() => LeaderAction::Stop,
+            };
+            // Whatever woke us (after a freeze, every timer is due at once), never act on a
+            // lease that may have expired meanwhile.
+            if Instant::now() >= valid_until {
+                tracing::warn!("the scheduler lease was not renewed in time; stepping down");
+                return;
+            }
+            match action {
+                LeaderAction::Fire => {
+                    // Renew first: the lease may have been lost since the last check, and a
+                    // fire must never happen without it.
+                    match self.acquire_lease().await {
+                        Some(renewed) => valid_until = renewed,
+                        None => {
+                            tracing::warn!("lost the scheduler lease");
+                            return;
+                        }
                     }
                     self.fire_due(&mut plan).await;
                 }
-                changed = changes.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                    self.reload(&mut plan, &mut bad_schedules).await;
-                }
-                _ = reloads.tick() => self.reload(&mut plan, &mut bad_schedules).await,
-                _ = lease_checks.tick() => {
-                    if !self.acquire_lease().await {
+                LeaderAction::Reload => self.reload(&mut plan, &mut bad_schedules).await,
+                LeaderAction::RenewLease => match self.acquire_lease().await {
+                    Some(renewed) => valid_until = renewed,
+                    None => {
                         tracing::warn!("lost the scheduler lease");
                         return;
                     }
-                }
-                _ = dead_checks.tick() => self.mark_dead_jobs().await,
-                _ = prunes.tick() => self.prune_old_jobs().await,
-                _ = shutdown.changed() => return,
+                },
+                LeaderAction::MarkDead => self.mark_dead_jobs().await,
+                LeaderAction::Prune => self.prune_old_jobs().await,
+                LeaderAction::Stop => return,
             }
         }
     }
@@ -336,8 +380,17 @@ impl Scheduler {
             .mark_dead_scraper_jobs(self.settings.dead_timeout)
             .await
         {
-            Ok(dead) => {
-                for job in dead {
+            Ok(rescued) => {
+                for job in rescued {
+                    if job.status == ScraperJobStatus::Pending {
+                        metrics::counter!("sneakpeek_jobs_requeued_total").increment(1);
+                        tracing::warn!(
+                            job_id = job.id,
+                            scraper_id = job.scraper.id,
+                            "job back in the queue: its worker was lost before its handler started"
+                        );
+                        continue;
+                    }
                     metrics::counter!("sneakpeek_scraper_jobs_total", "type" => "dead")
                         .increment(1);
                     tracing::warn!(
@@ -366,6 +419,16 @@ impl Scheduler {
             Err(error) => tracing::warn!(error = %error.describe(), "could not prune old jobs"),
         }
     }
+}
+
+/// What woke the leader.
+enum LeaderAction {
+    Fire,
+    Reload,
+    RenewLease,
+    MarkDead,
+    Prune,
+    Stop,
 }
 
 /// An interval whose first tick is one period from now (tokio's first tick is immediate).

@@ -1,9 +1,24 @@
-//! Helpers for tests that need a real PostgreSQL: each test gets a database of its own,
-//! created fresh and dropped afterwards, so tests run in parallel without seeing each other.
+//! Helpers for tests: [`TestDatabase`] gives a test a PostgreSQL database of its own, created
+//! fresh and dropped afterwards, so tests run in parallel without seeing each other;
+//! [`Outage`] cuts a jobs queue off like a database going down.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sqlx::{Connection, PgConnection};
+use tokio::sync::{broadcast, Notify};
+
+use crate::error::{Error, Result};
+use crate::model::{
+    JobCount, JobLogLine, Scraper, ScraperId, ScraperJob, ScraperJobId, ScraperJobPriority,
+    ScraperJobStatus,
+};
+use crate::storage::{
+    ClaimedJob, Completion, EnqueueOrigin, ScheduledFire, ScraperJobsStorage, Storages,
+};
 
 /// Where tests may create databases: `SNEAKPEEK_TEST_DATABASE_URL`, else the local server.
 pub fn admin_url() -> String {
@@ -73,5 +88,163 @@ impl Drop for TestDatabase {
             });
         })
         .join();
+    }
+}
+
+/// A jobs queue that can be cut off like a database going down: while down, every call fails
+/// with [`Error::Unavailable`] (counted), as the PostgreSQL storage's calls do while the
+/// database restarts; the notifications still work, as they come from this process.
+pub struct Outage {
+    inner: Arc<dyn ScraperJobsStorage>,
+    down: AtomicBool,
+    refused: AtomicU32,
+}
+
+impl Outage {
+    /// Wraps `storages`' jobs queue; use the returned storages in place of the originals.
+    pub fn wrap(storages: Storages) -> (Storages, Arc<Outage>) {
+        let outage = Arc::new(Outage {
+            inner: storages.jobs.clone(),
+            down: AtomicBool::new(false),
+            refused: AtomicU32::new(0),
+        });
+        let wrapped = Storages {
+            jobs: outage.clone(),
+            ..storages
+        };
+        (wrapped, outage)
+    }
+
+    /// From now on every call fails until [`Outage::end`].
+    pub fn begin(&self) {
+        self.down.store(true, Ordering::SeqCst);
+    }
+
+    pub fn end(&self) {
+        self.down.store(false, Ordering::SeqCst);
+    }
+
+    /// Calls refused since the outage began.
+    pub fn refused(&self) -> u32 {
+        self.refused.load(Ordering::SeqCst)
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.down.load(Ordering::SeqCst) {
+            self.refused.fetch_add(1, Ordering::SeqCst);
+            return Err(Error::Unavailable(
+                "the test cut the storage off".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ScraperJobsStorage for Outage {
+    async fn get_scraper_jobs(&self, scraper_id: ScraperId) -> Result<Vec<ScraperJob>> {
+        self.check()?;
+        self.inner.get_scraper_jobs(scraper_id).await
+    }
+    async fn get_scraper_job(
+        &self,
+        scraper_id: ScraperId,
+        job_id: ScraperJobId,
+    ) -> Result<ScraperJob> {
+        self.check()?;
+        self.inner.get_scraper_job(scraper_id, job_id).await
+    }
+    async fn add_scheduled_jobs(&self, fires: &[ScheduledFire]) -> Result<Vec<Result<ScraperJob>>> {
+        self.check()?;
+        self.inner.add_scheduled_jobs(fires).await
+    }
+    async fn add_scraper_job(
+        &self,
+        scraper: &Scraper,
+        priority: ScraperJobPriority,
+        origin: EnqueueOrigin,
+    ) -> Result<ScraperJob> {
+        self.check()?;
+        self.inner.add_scraper_job(scraper, priority, origin).await
+    }
+    async fn dequeue_scraper_jobs(&self, limit: usize) -> Result<Vec<ClaimedJob>> {
+        self.check()?;
+        self.inner.dequeue_scraper_jobs(limit).await
+    }
+    async fn start_scraper_jobs(&self, job_ids: &[ScraperJobId]) -> Result<Vec<ScraperJobId>> {
+        self.check()?;
+        self.inner.start_scraper_jobs(job_ids).await
+    }
+    async fn release_scraper_jobs(&self, job_ids: &[ScraperJobId]) -> Result<u64> {
+        self.check()?;
+        self.inner.release_scraper_jobs(job_ids).await
+    }
+    async fn heartbeat(&self, job_id: ScraperJobId) -> Result<()> {
+        self.check()?;
+        self.inner.heartbeat(job_id).await
+    }
+    async fn heartbeat_jobs(&self, job_ids: &[ScraperJobId]) -> Result<Vec<ScraperJobId>> {
+        self.check()?;
+        self.inner.heartbeat_jobs(job_ids).await
+    }
+    async fn finish_scraper_job(
+        &self,
+        job_id: ScraperJobId,
+        status: ScraperJobStatus,
+        result: Option<String>,
+    ) -> Result<Option<ScraperJob>> {
+        self.check()?;
+        self.inner.finish_scraper_job(job_id, status, result).await
+    }
+    async fn finish_scraper_jobs(&self, completions: &[Completion]) -> Result<Vec<bool>> {
+        self.check()?;
+        self.inner.finish_scraper_jobs(completions).await
+    }
+    async fn kill_scraper_job(
+        &self,
+        scraper_id: ScraperId,
+        job_id: ScraperJobId,
+    ) -> Result<ScraperJob> {
+        self.check()?;
+        self.inner.kill_scraper_job(scraper_id, job_id).await
+    }
+    async fn mark_dead_scraper_jobs(&self, timeout: Duration) -> Result<Vec<ScraperJob>> {
+        self.check()?;
+        self.inner.mark_dead_scraper_jobs(timeout).await
+    }
+    async fn delete_old_scraper_jobs(&self, keep_last: usize) -> Result<u64> {
+        self.check()?;
+        self.inner.delete_old_scraper_jobs(keep_last).await
+    }
+    async fn count_finished_jobs(&self, since: DateTime<Utc>) -> Result<Vec<JobCount>> {
+        self.check()?;
+        self.inner.count_finished_jobs(since).await
+    }
+    async fn get_last_jobs(&self) -> Result<Vec<ScraperJob>> {
+        self.check()?;
+        self.inner.get_last_jobs().await
+    }
+    async fn get_queue_len(&self, priority: ScraperJobPriority) -> Result<u64> {
+        self.check()?;
+        self.inner.get_queue_len(priority).await
+    }
+    async fn append_job_log(&self, job_id: ScraperJobId, lines: &[JobLogLine]) -> Result<()> {
+        self.check()?;
+        self.inner.append_job_log(job_id, lines).await
+    }
+    async fn get_job_log(
+        &self,
+        job_id: ScraperJobId,
+        after: Option<i64>,
+        max_lines: usize,
+    ) -> Result<Vec<JobLogLine>> {
+        self.check()?;
+        self.inner.get_job_log(job_id, after, max_lines).await
+    }
+    fn enqueued(&self) -> Arc<Notify> {
+        self.inner.enqueued()
+    }
+    fn kills(&self) -> broadcast::Receiver<ScraperJobId> {
+        self.inner.kills()
     }
 }

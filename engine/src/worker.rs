@@ -8,9 +8,16 @@
 //!   jobs beyond the free slots, so the next jobs are at hand when a slot frees and one claim
 //!   statement serves many jobs; those wait in their tasks for a slot, and go back to the
 //!   queue on shutdown;
-//! - a job's task waits for a slot, runs the handler under the scraper's timeout and hands
-//!   the outcome to the recorder; its slot frees as soon as the handler is done;
-//! - the recorder writes finished jobs in batches: one transaction per batch, not per job;
+//! - a job's task waits for a slot, has the starter mark it running, runs the handler under
+//!   the scraper's timeout and hands the outcome to the recorder; its slot frees as soon as
+//!   the handler is done;
+//! - the starter marks jobs running in the queue, in batches, before their handlers start:
+//!   a job whose handler never started goes back to the queue if this worker is lost, and
+//!   only a job that really ran can end `dead`;
+//! - the recorder writes finished jobs in batches: one transaction per batch, not per job.
+//!   While the storage is unreachable it keeps them and retries until it is back; job tasks
+//!   then wait to hand over their outcome, holding their slots, so claiming stops (at most
+//!   `max_concurrency + claim_ahead` jobs plus [`RECORDER_BACKLOG`] outcomes wait in memory);
 //! - the supervisor heart-beats every claimed job in one call per interval and flushes their
 //!   logs; it stops a handler at once when its job is killed (from any replica), at the next
 //!   heartbeat when the job was declared dead, and fails a job whose handler blocks its
@@ -22,7 +29,7 @@
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -39,6 +46,7 @@ use crate::model::{
 };
 use crate::scraper::{self, Handlers, JobHooks, Runtime, ScraperContext};
 use crate::storage::{Completion, Storages};
+use crate::sync::lock;
 
 /// How a worker runs.
 #[derive(Debug, Clone)]
@@ -72,8 +80,19 @@ impl Default for WorkerSettings {
 /// statement takes several jobs. Short against any real job; long against a no-op one.
 const BATCH_GATHERING: Duration = Duration::from_millis(2);
 
-/// Most finished jobs written in one batch.
+/// Most finished jobs written in one batch (and most jobs marked running in one statement).
 const MAX_RECORD_BATCH: usize = 500;
+
+/// Finished jobs waiting for the recorder: while the storage is down, job tasks wait beyond
+/// this many, holding their slots, which stops claiming.
+pub const RECORDER_BACKLOG: usize = 2 * MAX_RECORD_BATCH;
+
+/// The longest wait between two tries of a write the storage could not take.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+
+/// After shutdown, how long finished jobs may still wait for an unreachable storage before
+/// they are given up (they stay `started`, and end `dead` once the storage is back).
+const RECORD_GRACE_ON_SHUTDOWN: Duration = Duration::from_secs(5);
 
 /// How long past its timeout a handler may keep its thread before the supervisor fails the
 /// job (a handler that yields is stopped at the timeout itself, by its own task).
@@ -84,6 +103,7 @@ pub struct Worker {
     shared: Arc<Shared>,
     settings: WorkerSettings,
     recorder_inbox: mpsc::Receiver<Finished>,
+    starter_inbox: mpsc::Receiver<StartRequest>,
 }
 
 /// What the claim loop, the job tasks and the supervisor share.
@@ -94,6 +114,8 @@ struct Shared {
     running: Running,
     /// Handlers running at once: `max_concurrency`.
     slots: Arc<Semaphore>,
+    /// To the starter: a job about to run, and where to answer whether it may.
+    starter: mpsc::Sender<StartRequest>,
     /// To the recorder. Bounded: when the queue cannot keep up, job tasks wait here holding
     /// their slots, and claiming slows down with it.
     recorder: mpsc::Sender<Finished>,
@@ -106,15 +128,39 @@ struct RunningJob {
     task: AbortHandle,
     hooks: Arc<WorkerHooks>,
     timeout_seconds: Option<u64>,
-    /// When the handler started; `None` while the job waits for a slot.
-    started: Option<Instant>,
+    phase: Phase,
 }
 
+/// Where a claimed job is in this worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Claimed ahead, waiting for a slot: it can still go back to the queue.
+    Waiting,
+    /// Being marked running in the queue; its handler starts next.
+    Starting,
+    /// Its handler runs since this instant.
+    Running(Instant),
+}
+
+/// A job about to run, and where the starter answers whether it may.
+type StartRequest = (ScraperJobId, oneshot::Sender<bool>);
+
 impl RunningJob {
-    /// Whether the handler has held on past its timeout by more than `grace`.
+    fn started(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Running(started) => Some(started),
+            Phase::Waiting | Phase::Starting => None,
+        }
+    }
+
+    /// Whether the handler has held on past its timeout by more than `grace`. A timeout too
+    /// large to be an instant is never reached.
     fn is_overdue(&self, now: Instant, grace: Duration) -> bool {
-        match (self.started, self.timeout_seconds) {
-            (Some(started), Some(seconds)) => now >= started + Duration::from_secs(seconds) + grace,
+        match (self.started(), self.timeout_seconds) {
+            (Some(started), Some(seconds)) => started
+                .checked_add(Duration::from_secs(seconds))
+                .and_then(|deadline| deadline.checked_add(grace))
+                .is_some_and(|deadline| now >= deadline),
             _ => false,
         }
     }
@@ -135,13 +181,9 @@ impl RunningJobs {
     pub fn count(&self) -> usize {
         lock(&self.0)
             .values()
-            .filter(|job| job.started.is_some())
+            .filter(|job| job.started().is_some())
             .count()
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().expect("not poisoned")
 }
 
 impl Worker {
@@ -151,7 +193,8 @@ impl Worker {
         runtime: Runtime,
         settings: WorkerSettings,
     ) -> Self {
-        let (recorder, recorder_inbox) = mpsc::channel(MAX_RECORD_BATCH * 2);
+        let (recorder, recorder_inbox) = mpsc::channel(RECORDER_BACKLOG);
+        let (starter, starter_inbox) = mpsc::channel(MAX_RECORD_BATCH);
         Worker {
             shared: Arc::new(Shared {
                 storages,
@@ -159,10 +202,12 @@ impl Worker {
                 runtime,
                 running: Running::default(),
                 slots: Arc::new(Semaphore::new(settings.max_concurrency.max(1))),
+                starter,
                 recorder,
             }),
             settings,
             recorder_inbox,
+            starter_inbox,
         }
     }
 
@@ -179,15 +224,21 @@ impl Worker {
             shared,
             settings,
             recorder_inbox,
+            starter_inbox,
         } = self;
         let max_concurrency = settings.max_concurrency.max(1);
         // Claimed and not yet reported: the running jobs and those claimed ahead.
         let claims = Arc::new(Semaphore::new(max_concurrency + settings.claim_ahead));
-        let (stop_recorder, recorder_stop) = oneshot::channel();
+        let (stop_writers, writers_stop) = watch::channel(false);
         let recorder = tokio::spawn(record_completions(
             shared.storages.clone(),
             recorder_inbox,
-            recorder_stop,
+            writers_stop.clone(),
+        ));
+        let starter = tokio::spawn(mark_running(
+            shared.storages.clone(),
+            starter_inbox,
+            writers_stop,
         ));
         let supervisor = tokio::spawn(supervise(
             shared.clone(),
@@ -280,7 +331,7 @@ impl Worker {
                         &job.hooks,
                         ScraperJobStatus::Failed,
                         "The worker shut down before the job finished".to_owned(),
-                        job.started.unwrap_or_else(Instant::now),
+                        job.started().unwrap_or_else(Instant::now),
                     )
                     .await;
             }
@@ -289,8 +340,11 @@ impl Worker {
         let _ = supervisor.await;
         // An aborted handler that never yields keeps its task (and so a sender to the
         // recorder) alive: the recorder stops on this signal, after writing what it has.
-        let _ = stop_recorder.send(());
+        let _ = stop_writers.send(true);
         let _ = recorder.await;
+        // Every job task has ended (or was failed above): nobody asks to start any more.
+        starter.abort();
+        let _ = starter.await;
     }
 }
 
@@ -318,12 +372,13 @@ impl Shared {
                 task,
                 hooks,
                 timeout_seconds,
-                started: None,
+                phase: Phase::Waiting,
             },
         );
     }
 
-    /// A job's task: waits for a slot, runs the handler and reports how it ended.
+    /// A job's task: waits for a slot, has the job marked running, runs the handler and
+    /// reports how it ended.
     async fn run_job(
         self: Arc<Self>,
         job: ScraperJob,
@@ -336,11 +391,22 @@ impl Shared {
             .acquire_owned()
             .await
             .expect("the semaphore is never closed");
-        let started = Instant::now();
-        match lock(&self.running).get_mut(&job.id) {
-            Some(running) => running.started = Some(started),
+        if !self.set_phase(job.id, Phase::Starting) {
             // Handed back on shutdown, or killed, while it waited.
-            None => return,
+            return;
+        }
+        let (answer, may_run) = oneshot::channel();
+        let allowed =
+            self.starter.send((job.id, answer)).await.is_ok() && may_run.await == Ok(true);
+        let started = Instant::now();
+        if !allowed {
+            // Killed or declared lost meanwhile (or the worker is stopping): the queue has
+            // its status already; the handler never starts.
+            lock(&self.running).remove(&job.id);
+            return;
+        }
+        if !self.set_phase(job.id, Phase::Running(started)) {
+            return;
         }
         if let Some(started) = job.started_at {
             let waited = (started - job.created_at).to_std().unwrap_or_default();
@@ -423,6 +489,17 @@ impl Shared {
             .await;
     }
 
+    /// Moves a job this worker holds to `phase`; false when it no longer holds it.
+    fn set_phase(&self, job_id: ScraperJobId, phase: Phase) -> bool {
+        match lock(&self.running).get_mut(&job_id) {
+            Some(running) => {
+                running.phase = phase;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Takes jobs out of the running set and stops their handlers.
     fn stop(&self, job_ids: impl IntoIterator<Item = ScraperJobId>) -> Vec<RunningJob> {
         let mut running = lock(&self.running);
@@ -468,7 +545,7 @@ impl Shared {
                 "the handler is past its timeout and does not yield; failing the job"
             );
             let seconds = job.timeout_seconds.unwrap_or_default();
-            let started = job.started.unwrap_or(now);
+            let started = job.started().unwrap_or(now);
             self.report(
                 &job.hooks,
                 ScraperJobStatus::Failed,
@@ -480,24 +557,26 @@ impl Shared {
         if alive.is_empty() {
             return;
         }
-        for (_, hooks) in &alive {
-            hooks.flush_log().await;
-        }
-        let alive: Vec<ScraperJobId> = alive.into_iter().map(|(job_id, _)| job_id).collect();
-        match self.storages.jobs.heartbeat_jobs(&alive).await {
+        // The heartbeat goes first: however much a job logs, writing it never delays the
+        // signal that keeps every job alive.
+        let job_ids: Vec<ScraperJobId> = alive.iter().map(|(job_id, _)| *job_id).collect();
+        match self.storages.jobs.heartbeat_jobs(&job_ids).await {
             Ok(lost) => self.drop_lost(lost).await,
             // The database may be briefly unreachable: keep running; the dead timeout is
-            // several heartbeats long.
+            // several heartbeats long, and the leader waits that long after an outage.
             Err(error) => {
-                tracing::warn!(error = %error.describe(), jobs = alive.len(), "heartbeat failed")
+                tracing::warn!(error = %error.describe(), jobs = job_ids.len(), "heartbeat failed")
             }
+        }
+        for (_, hooks) in &alive {
+            hooks.flush_log().await;
         }
     }
 
     /// On shutdown: hands the jobs claimed ahead, still waiting for a slot, back to the queue.
     async fn release_waiting(&self) {
         let waiting: Vec<ScraperJobId> = lock(&self.running)
-            .extract_if(|_, job| job.started.is_none())
+            .extract_if(|_, job| job.phase == Phase::Waiting)
             .map(|(job_id, job)| {
                 job.task.abort();
                 job_id
@@ -547,20 +626,17 @@ async fn supervise(
 /// Records finished jobs in batches: whatever finished while the previous batch was being
 /// written goes together in the next, so a busy worker writes one transaction per batch
 /// instead of one per job, and an idle one adds no delay. Stops when told to, once what was
-/// sent before is written.
+/// sent before is written (or, with the storage unreachable, given up after a short grace).
 async fn record_completions(
     storages: Storages,
     mut inbox: mpsc::Receiver<Finished>,
-    stop: oneshot::Receiver<()>,
+    mut stop: watch::Receiver<bool>,
 ) {
-    tokio::pin!(stop);
-    let mut stopping = false;
     let mut batch = Vec::with_capacity(MAX_RECORD_BATCH);
     loop {
         let received = tokio::select! {
             received = inbox.recv_many(&mut batch, MAX_RECORD_BATCH) => received,
-            _ = &mut stop, if !stopping => {
-                stopping = true;
+            _ = stop.wait_for(|stop| *stop), if !inbox.is_closed() => {
                 inbox.close();
                 continue;
             }
@@ -572,30 +648,19 @@ async fn record_completions(
             .drain(..)
             .map(|finished| (finished.completion, finished.started))
             .unzip();
-        let mut outcome = storages.jobs.finish_scraper_jobs(&completions).await;
-        for retry in 1..=3 {
-            let Err(error) = &outcome else { break };
-            // A brief database outage should not lose results: retry before giving up (the
-            // jobs would then be declared dead by the scheduler).
-            tracing::warn!(error = %error.describe(), retry, jobs = completions.len(), "could not record finished jobs; retrying");
-            tokio::time::sleep(Duration::from_millis(200 * retry)).await;
-            outcome = storages.jobs.finish_scraper_jobs(&completions).await;
-        }
-        let applied = match outcome {
-            Ok(applied) => applied,
-            Err(error) => {
-                tracing::error!(error = %error.describe(), ?error, jobs = completions.len(), "could not record finished jobs");
-                continue;
-            }
-        };
+        let applied = record(&storages, completions.clone(), &stop).await;
         for ((completion, started), applied) in completions.iter().zip(started).zip(applied) {
             let job_id = completion.job_id;
-            if !applied {
-                tracing::info!(
-                    job_id,
-                    "job was killed or declared dead before it finished; its result is dropped"
-                );
-                continue;
+            match applied {
+                Recorded::Finished => {}
+                Recorded::AlreadyFinished => {
+                    tracing::info!(
+                        job_id,
+                        "job was killed or declared dead before it finished; its result is dropped"
+                    );
+                    continue;
+                }
+                Recorded::GivenUp => continue,
             }
             let outcome = if completion.status == ScraperJobStatus::Succeeded {
                 "success"
@@ -606,6 +671,187 @@ async fn record_completions(
             metrics::histogram!("sneakpeek_job_duration_seconds", "type" => outcome)
                 .record(started.elapsed().as_secs_f64());
             tracing::debug!(job_id, status = %completion.status, "job finished");
+        }
+    }
+}
+
+/// What became of a completion handed to the storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Recorded {
+    Finished,
+    /// The job had left `started` already (killed, or declared dead).
+    AlreadyFinished,
+    /// The storage stayed unreachable past the shutdown grace, or refused even the failure.
+    GivenUp,
+}
+
+/// Writes completions, waiting out outages: a write the storage could not take (it is
+/// unreachable) is retried with backoff until it is back. A batch the storage refuses is
+/// written one completion at a time, so one bad completion never takes its batch-mates with
+/// it; a completion refused on its own fails its job with the reason instead.
+async fn record(
+    storages: &Storages,
+    completions: Vec<Completion>,
+    stop: &watch::Receiver<bool>,
+) -> Vec<Recorded> {
+    let finished = |applied: Vec<bool>| {
+        applied
+            .into_iter()
+            .map(|applied| {
+                if applied {
+                    Recorded::Finished
+                } else {
+                    Recorded::AlreadyFinished
+                }
+            })
+            .collect()
+    };
+    match write_with_retries(storages, &completions, stop).await {
+        Ok(applied) => return finished(applied),
+        Err(Some(error)) if completions.len() > 1 => {
+            tracing::error!(error = %error.describe(), jobs = completions.len(), "the storage refused a batch of finished jobs; writing them one by one");
+        }
+        Err(Some(_)) => {}
+        Err(None) => return vec![Recorded::GivenUp; completions.len()],
+    }
+    let mut outcomes = Vec::with_capacity(completions.len());
+    for completion in completions {
+        let single = std::slice::from_ref(&completion);
+        let refusal = match write_with_retries(storages, single, stop).await {
+            Ok(applied) => {
+                outcomes.extend(finished(applied));
+                continue;
+            }
+            Err(None) => {
+                outcomes.push(Recorded::GivenUp);
+                continue;
+            }
+            Err(Some(refusal)) => refusal,
+        };
+        tracing::error!(job_id = completion.job_id, error = %refusal.describe(), ?refusal, "the storage refused a finished job; failing it with the reason");
+        let failure = Completion {
+            job_id: completion.job_id,
+            status: ScraperJobStatus::Failed,
+            result: Some(format!(
+                "The job's outcome could not be stored: {}",
+                refusal.describe()
+            )),
+            log: Vec::new(),
+        };
+        match write_with_retries(storages, std::slice::from_ref(&failure), stop).await {
+            Ok(applied) => outcomes.extend(finished(applied)),
+            Err(_) => outcomes.push(Recorded::GivenUp),
+        }
+    }
+    outcomes
+}
+
+/// Writes a batch, retrying while the storage is unreachable. `Err(Some)` is a refusal of the
+/// batch itself; `Err(None)` means the worker is stopping and the storage stayed unreachable
+/// for the whole shutdown grace.
+async fn write_with_retries(
+    storages: &Storages,
+    completions: &[Completion],
+    stop: &watch::Receiver<bool>,
+) -> Result<Vec<bool>, Option<Error>> {
+    let mut retry = Retry::new(stop.clone());
+    loop {
+        match storages.jobs.finish_scraper_jobs(completions).await {
+            Ok(applied) => return Ok(applied),
+            Err(error) if error.is_transient() => {
+                if !retry
+                    .wait(&error, "could not record finished jobs", completions.len())
+                    .await
+                {
+                    tracing::error!(error = %error.describe(), jobs = completions.len(), "shutting down with the storage unreachable: finished jobs are given up");
+                    return Err(None);
+                }
+            }
+            Err(error) => return Err(Some(error)),
+        }
+    }
+}
+
+/// Backoff between tries of a write the storage could not take: from 100 ms, doubling up to
+/// [`MAX_RETRY_DELAY`], for ever, except once the worker stops: then for
+/// [`RECORD_GRACE_ON_SHUTDOWN`] more.
+struct Retry {
+    delay: Duration,
+    tries: u32,
+    stop: watch::Receiver<bool>,
+    give_up_at: Option<Instant>,
+}
+
+impl Retry {
+    fn new(stop: watch::Receiver<bool>) -> Self {
+        Retry {
+            delay: Duration::from_millis(100),
+            tries: 0,
+            stop,
+            give_up_at: None,
+        }
+    }
+
+    /// Waits before the next try; false when it is time to give up.
+    async fn wait(&mut self, error: &Error, what: &str, jobs: usize) -> bool {
+        self.tries += 1;
+        // The first failure and then one in ten: an outage of minutes must not flood the log.
+        if self.tries % 10 == 1 {
+            tracing::warn!(error = %error.describe(), tries = self.tries, jobs, "{what}; retrying until the storage is back");
+        }
+        let now = Instant::now();
+        if *self.stop.borrow() {
+            let give_up_at = *self
+                .give_up_at
+                .get_or_insert(now + RECORD_GRACE_ON_SHUTDOWN);
+            if now >= give_up_at {
+                return false;
+            }
+        }
+        let pause = tokio::time::sleep(self.delay);
+        tokio::pin!(pause);
+        tokio::select! {
+            _ = &mut pause => {}
+            // On shutdown, try again at once and start counting the grace.
+            _ = self.stop.wait_for(|stop| *stop), if self.give_up_at.is_none() => {}
+        }
+        self.delay = (self.delay * 2).min(MAX_RETRY_DELAY);
+        true
+    }
+}
+
+/// Marks jobs running in the queue just before their handlers start, in batches: whatever
+/// asked while the previous statement ran goes in the next. While the storage is unreachable
+/// the jobs wait (they are heart-beaten meanwhile); a job the queue no longer has started
+/// (killed, or handed back) is answered `false` and never runs.
+async fn mark_running(
+    storages: Storages,
+    mut inbox: mpsc::Receiver<StartRequest>,
+    stop: watch::Receiver<bool>,
+) {
+    let mut batch = Vec::with_capacity(MAX_RECORD_BATCH);
+    while inbox.recv_many(&mut batch, MAX_RECORD_BATCH).await > 0 {
+        let job_ids: Vec<ScraperJobId> = batch.iter().map(|(job_id, _)| *job_id).collect();
+        let mut retry = Retry::new(stop.clone());
+        let started = loop {
+            match storages.jobs.start_scraper_jobs(&job_ids).await {
+                Ok(started) => break started,
+                Err(error)
+                    if error.is_transient()
+                        && retry
+                            .wait(&error, "could not mark jobs running", job_ids.len())
+                            .await => {}
+                Err(error) => {
+                    // Unanswered, the jobs stay claimed without heartbeat and go back to
+                    // the queue after the dead timeout.
+                    tracing::error!(error = %error.describe(), ?error, jobs = job_ids.len(), "could not mark jobs running");
+                    break Vec::new();
+                }
+            }
+        };
+        let started: std::collections::HashSet<ScraperJobId> = started.into_iter().collect();
+        for (job_id, answer) in batch.drain(..) {
+            let _ = answer.send(started.contains(&job_id));
         }
     }
 }
@@ -650,13 +896,23 @@ impl WorkerHooks {
         std::mem::take(&mut lock(&self.log).pending)
     }
 
+    /// Writes the lines logged since the last flush. Lines the storage could not take are
+    /// kept, ahead of newer ones, for the next flush or the job's completion.
     async fn flush_log(&self) {
         let lines = self.take_log();
         if lines.is_empty() {
             return;
         }
-        if let Err(error) = self.storages.jobs.append_job_log(self.job_id, &lines).await {
-            tracing::warn!(error = %error.describe(), lines = lines.len(), "could not write the job log");
+        match self.storages.jobs.append_job_log(self.job_id, &lines).await {
+            Ok(()) => {}
+            // Pruned meanwhile: nobody can read these lines any more.
+            Err(Error::ScraperJobNotFound(_)) => {}
+            Err(error) => {
+                tracing::warn!(error = %error.describe(), lines = lines.len(), "could not write the job log; keeping the lines for the next try");
+                let mut log = lock(&self.log);
+                let newer = std::mem::replace(&mut log.pending, lines);
+                log.pending.extend(newer);
+            }
         }
     }
 }

@@ -76,6 +76,9 @@ storage_suite!(
     a_batch_of_completions_finishes_only_started_jobs,
     the_last_job_of_each_scraper_is_listed,
     fires_due_together_are_enqueued_together,
+    text_with_nul_is_stored_as_the_replacement_character,
+    a_claimed_job_whose_handler_never_started_goes_back_to_the_queue,
+    only_jobs_still_started_are_marked_running,
 );
 
 fn scraper(name: &str) -> Scraper {
@@ -538,7 +541,11 @@ async fn dead_jobs_are_the_ones_without_recent_heartbeat(backend: Backend) {
     let pending = enqueue(&**jobs, 2, ScraperJobPriority::Normal)
         .await
         .unwrap();
-    jobs.dequeue_scraper_jobs(1).await.unwrap();
+    let claimed = jobs.dequeue_scraper_jobs(1).await.unwrap();
+    assert_eq!(
+        jobs.start_scraper_jobs(&[claimed[0].id]).await.unwrap(),
+        [quiet.id]
+    );
     assert!(jobs
         .mark_dead_scraper_jobs(Duration::from_secs(30))
         .await
@@ -817,7 +824,8 @@ async fn a_postgres_lease_is_lost_with_its_connection_and_taken_over() {
         .await
         .unwrap();
     let killed: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted) AS terminated",
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted
+            AND database = (SELECT oid FROM pg_database WHERE datname = current_database())) AS terminated",
     )
     .fetch_one(admin.pool())
     .await
@@ -840,6 +848,64 @@ async fn a_postgres_lease_is_lost_with_its_connection_and_taken_over() {
             .unwrap()
             .is_some(),
         "another replica takes over"
+    );
+}
+
+/// A holder that stops renewing (frozen by SIGSTOP, or cut off while its TCP connection
+/// stays open) keeps its advisory lock, but not the lease: once the lease row expires, a
+/// contender ends the holder's connection and takes over, and the old holder learns it lost.
+#[tokio::test]
+async fn a_frozen_postgres_lease_holder_is_replaced_once_its_lease_expires() {
+    let database = TestDatabase::create().await;
+    let frozen = Storages::postgres(&database.url, false).await.unwrap();
+    let contender = Storages::postgres(&database.url, false).await.unwrap();
+    let short = Duration::from_millis(500);
+    assert!(frozen
+        .leases
+        .maybe_acquire_lease("scheduler", "frozen", short)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(contender
+        .leases
+        .maybe_acquire_lease("scheduler", "contender", short)
+        .await
+        .unwrap()
+        .is_none());
+    // The holder says nothing from now on; the contender keeps trying, as followers do.
+    let taken_over = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(lease) = contender
+                .leases
+                .maybe_acquire_lease("scheduler", "contender", short)
+                .await
+                .unwrap()
+            {
+                return lease;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the contender takes the lease over once it expired");
+    assert_eq!(taken_over.owner_id, "contender");
+    assert!(
+        frozen
+            .leases
+            .maybe_acquire_lease("scheduler", "frozen", short)
+            .await
+            .unwrap()
+            .is_none(),
+        "the old holder, waking up, finds its lease gone"
+    );
+    assert!(
+        contender
+            .leases
+            .maybe_acquire_lease("scheduler", "contender", short)
+            .await
+            .unwrap()
+            .is_some(),
+        "the new holder renews"
     );
 }
 
@@ -1056,4 +1122,154 @@ async fn fires_due_together_are_enqueued_together(backend: Backend) {
     }
     let again = jobs.add_scheduled_jobs(&fires[..1]).await.unwrap();
     assert_eq!(again, [Err(Error::ScraperHasActiveRun)]);
+}
+
+async fn text_with_nul_is_stored_as_the_replacement_character(backend: Backend) {
+    let storages = &backend.storages;
+    let mut named = scraper("binary\0page");
+    named.config.params =
+        Some(serde_json::from_value(serde_json::json!({"url\0": "http://x/\0"})).unwrap());
+    let stored = storages.scrapers.create_scraper(named).await.unwrap();
+    assert_eq!(stored.name, "binary\u{FFFD}page");
+    let read = storages.scrapers.get_scraper(stored.id).await.unwrap();
+    assert_eq!(read, stored);
+    assert_eq!(
+        serde_json::to_value(&read.config.params).unwrap(),
+        serde_json::json!({"url\u{FFFD}": "http://x/\u{FFFD}"})
+    );
+    let with_state = storages
+        .scrapers
+        .update_scraper_state(stored.id, Some("\0state".into()))
+        .await
+        .unwrap();
+    assert_eq!(with_state.state.as_deref(), Some("\u{FFFD}state"));
+
+    // A batch where one job's result and log hold NUL: every job of the batch is recorded.
+    let jobs = &storages.jobs;
+    let ids = claim_three(&**jobs).await.map(|job| job.id);
+    let line = |message: &str| engine::model::JobLogLine {
+        id: 1,
+        at: chrono::Utc::now(),
+        level: engine::model::LogLevel::Info,
+        message: message.into(),
+    };
+    let completions: Vec<Completion> = ids
+        .iter()
+        .enumerate()
+        .map(|(index, job_id)| Completion {
+            job_id: *job_id,
+            status: ScraperJobStatus::Succeeded,
+            result: Some(if index == 1 {
+                "%PDF\0\0binary".into()
+            } else {
+                format!("job {index}")
+            }),
+            log: vec![line(if index == 1 { "read \0 bytes" } else { "fine" })],
+        })
+        .collect();
+    assert_eq!(
+        jobs.finish_scraper_jobs(&completions).await.unwrap(),
+        [true, true, true]
+    );
+    for (index, job_id) in ids.iter().enumerate() {
+        let job = jobs
+            .get_scraper_job(index as i64 + 1, *job_id)
+            .await
+            .unwrap();
+        assert_eq!(job.status, ScraperJobStatus::Succeeded);
+        let log = jobs.get_job_log(*job_id, None, 10).await.unwrap();
+        if index == 1 {
+            assert_eq!(job.result.as_deref(), Some("%PDF\u{FFFD}\u{FFFD}binary"));
+            assert_eq!(log[0].message, "read \u{FFFD} bytes");
+        } else {
+            assert_eq!(job.result, Some(format!("job {index}")));
+            assert_eq!(log[0].message, "fine");
+        }
+    }
+
+    // One at a time too, and a snapshot holding NUL (an ephemeral run's).
+    let mut ephemeral = scraper_with_id(-7);
+    ephemeral.state = Some("\0".into());
+    let job = jobs
+        .add_scraper_job(
+            &ephemeral,
+            ScraperJobPriority::Normal,
+            EnqueueOrigin::Manual,
+        )
+        .await
+        .unwrap();
+    assert_eq!(job.scraper.state.as_deref(), Some("\u{FFFD}"));
+    jobs.dequeue_scraper_jobs(1).await.unwrap();
+    jobs.append_job_log(job.id, &[line("\0")]).await.unwrap();
+    let finished = jobs
+        .finish_scraper_job(job.id, ScraperJobStatus::Failed, Some("\0".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(finished.result.as_deref(), Some("\u{FFFD}"));
+    assert_eq!(
+        jobs.get_job_log(job.id, None, 10).await.unwrap()[0].message,
+        "\u{FFFD}"
+    );
+}
+
+async fn a_claimed_job_whose_handler_never_started_goes_back_to_the_queue(backend: Backend) {
+    let jobs = &backend.storages.jobs;
+    let first = enqueue(&**jobs, 1, ScraperJobPriority::Normal)
+        .await
+        .unwrap();
+    let second = enqueue(&**jobs, 2, ScraperJobPriority::Normal)
+        .await
+        .unwrap();
+    // A worker claims both, one for a free slot and one ahead, then is killed before the
+    // second one's handler starts (or the claim's reply never reached it).
+    let claimed = jobs.dequeue_scraper_jobs(2).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert_eq!(
+        jobs.start_scraper_jobs(&[first.id]).await.unwrap(),
+        [first.id]
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let rescued = jobs
+        .mark_dead_scraper_jobs(Duration::from_millis(10))
+        .await
+        .unwrap();
+    let mut outcome: Vec<(i64, ScraperJobStatus)> =
+        rescued.iter().map(|job| (job.id, job.status)).collect();
+    outcome.sort();
+    assert_eq!(
+        outcome,
+        [
+            (first.id, ScraperJobStatus::Dead),
+            (second.id, ScraperJobStatus::Pending)
+        ]
+    );
+    let requeued = jobs.get_scraper_job(2, second.id).await.unwrap();
+    assert_eq!(
+        (requeued.status, requeued.started_at, requeued.finished_at),
+        (ScraperJobStatus::Pending, None, None)
+    );
+    // It is claimed again like any pending job, and can be marked running this time.
+    let again = jobs.dequeue_scraper_jobs(5).await.unwrap();
+    assert_eq!(
+        again.iter().map(|job| job.id).collect::<Vec<_>>(),
+        [second.id]
+    );
+    assert_eq!(
+        jobs.start_scraper_jobs(&[second.id]).await.unwrap(),
+        [second.id]
+    );
+    // A job marked running is never handed back: it ran.
+    assert_eq!(jobs.release_scraper_jobs(&[second.id]).await.unwrap(), 0);
+}
+
+async fn only_jobs_still_started_are_marked_running(backend: Backend) {
+    let jobs = &backend.storages.jobs;
+    let ids = claim_three(&**jobs).await.map(|job| job.id);
+    jobs.kill_scraper_job(2, ids[1]).await.unwrap();
+    jobs.release_scraper_jobs(&[ids[2]]).await.unwrap();
+    assert_eq!(jobs.start_scraper_jobs(&ids).await.unwrap(), [ids[0]]);
+    // Asking again (a lost reply) gives the same answer.
+    assert_eq!(jobs.start_scraper_jobs(&ids).await.unwrap(), [ids[0]]);
+    jobs.heartbeat_jobs(&[ids[0]]).await.unwrap();
 }

@@ -71,7 +71,7 @@ pub async fn run_once(handlers: &Handlers, arguments: RunOnce) -> ExitCode {
         },
         None => run.await.map_err(|error| error.to_string()),
     };
-    let final_state = hooks.scraper.lock().expect("scraper lock").state.clone();
+    let final_state = engine::sync::lock(&hooks.scraper).state.clone();
     if final_state != arguments.state {
         eprintln!("state: {}", final_state.as_deref().unwrap_or("(none)"));
     }
@@ -152,7 +152,7 @@ impl JobHooks for PrintingHooks {
         &self,
         state: Option<String>,
     ) -> Result<Option<String>, engine::Error> {
-        let mut scraper = self.scraper.lock().expect("scraper lock");
+        let mut scraper = engine::sync::lock(&self.scraper);
         scraper.state = state;
         Ok(scraper.state.clone())
     }

@@ -179,12 +179,13 @@ struct Method {
 }
 
 /// The errors of the JSON-RPC 2.0 specification, which any call can get.
-const PROTOCOL_ERRORS: [(i64, &str, &str); 5] = [
+const PROTOCOL_ERRORS: [(i64, &str, &str); 6] = [
     (-32700, "Parse error", "the body is not JSON (the reply's `id` is null)"),
     (-32600, "Invalid Request", "not a JSON-RPC 2.0 call: `jsonrpc` is not \"2.0\", `method` is not a string, or `id` is neither a number, a string nor null"),
     (-32601, "Method not found", "no method of this name"),
     (-32602, "Invalid params", "a param is missing or of the wrong type; `data.errors` lists each with its path (`loc`), e.g. `[\"scraper\", \"name\"]`"),
-    (-32603, "Internal error", "the server failed (e.g. its database is unreachable); the detail is in the server's log"),
+    (-32603, "Internal error", "the server failed; the detail is in the server's log"),
+    (-32001, "Storage unavailable", "the database cannot be reached right now (it is restarting, say); retry later"),
 ];
 
 impl Method {
@@ -342,7 +343,7 @@ fn when(error: &Error) -> &'static str {
         Error::UnknownHandler(_) => "no handler of this name is registered (`data.handler`)",
         Error::InvalidScraper(_) => "the scraper's settings are invalid; `data.errors` lists each field (`loc`) and why (`msg`)",
         Error::JobNotActive(_) => "the job has already finished (`data` is the job id)",
-        Error::Internal(_) => "the server failed; the detail is in its log",
+        Error::Internal(_) | Error::Unavailable(_) => "any method (see the protocol errors)",
         Error::PingNotStarted | Error::PingFinished | Error::JobTimedOut => "between workers and the queue only; the API does not return it",
     }
 }

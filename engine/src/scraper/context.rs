@@ -94,13 +94,13 @@ impl ScraperContext {
 
     /// The state previous runs left, or this run's latest [`Self::update_scraper_state`].
     pub fn state(&self) -> Option<String> {
-        self.inner.state.lock().expect("state lock").clone()
+        crate::sync::lock(&self.inner.state).clone()
     }
 
     /// Persists `state` on the scraper: later runs see it in [`Self::state`].
     pub async fn update_scraper_state(&self, state: Option<String>) -> Result<(), crate::Error> {
         let stored = self.inner.hooks.update_scraper_state(state).await?;
-        *self.inner.state.lock().expect("state lock") = stored;
+        *crate::sync::lock(&self.inner.state) = stored;
         Ok(())
     }
 

@@ -68,7 +68,7 @@ impl Runtime {
     /// The client for a route, built on first use and then reused for its connection pool.
     /// The error says why no client can be built (for the request's error message).
     pub(crate) fn client(&self, proxy: Option<&ProxyRoute>) -> Result<reqwest::Client, String> {
-        let mut clients = self.shared.clients.lock().expect("clients lock");
+        let mut clients = crate::sync::lock(&self.shared.clients);
         if let Some(client) = clients.get(&proxy.cloned()) {
             return Ok(client.clone());
         }

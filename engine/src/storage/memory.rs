@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, DurationRound, Utc};
 use tokio::sync::{broadcast, watch, Notify};
 
+use super::text::{storable_completion, storable_lines, storable_option, storable_scraper};
 use super::{
     ClaimedJob, Completion, EnqueueOrigin, LeaseStorage, ScraperJobsStorage, ScrapersStorage,
 };
@@ -19,14 +20,7 @@ use crate::model::{
     JobCount, JobLogLine, Lease, Scraper, ScraperId, ScraperJob, ScraperJobId, ScraperJobPriority,
     ScraperJobStatus,
 };
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding the lock cannot leave these maps half-updated (every section
-    // validates before it writes), so a poisoned lock is still safe to use.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+use crate::sync::lock;
 
 pub struct MemoryScrapersStorage {
     read_only: bool,
@@ -71,7 +65,8 @@ impl MemoryScrapersStorage {
 }
 
 impl ScrapersState {
-    fn insert(&mut self, mut scraper: Scraper) -> Scraper {
+    fn insert(&mut self, scraper: Scraper) -> Scraper {
+        let mut scraper = storable_scraper(&scraper).into_owned();
         if scraper.id <= 0 {
             scraper.id = self.next_id;
         }
@@ -131,16 +126,17 @@ impl ScrapersStorage for MemoryScrapersStorage {
 
     async fn update_scraper(&self, scraper: Scraper) -> Result<Scraper> {
         self.writable()?;
-        {
+        let updated = {
             let mut state = lock(&self.scrapers);
             let stored = state
                 .by_id
                 .get_mut(&scraper.id)
                 .ok_or(Error::ScraperNotFound(scraper.id))?;
-            *stored = scraper.clone();
-        }
+            *stored = storable_scraper(&scraper).into_owned();
+            stored.clone()
+        };
         self.changed();
-        Ok(scraper)
+        Ok(updated)
     }
 
     async fn delete_scraper(&self, id: ScraperId) -> Result<Scraper> {
@@ -159,7 +155,7 @@ impl ScrapersStorage for MemoryScrapersStorage {
             .by_id
             .get_mut(&id)
             .ok_or(Error::ScraperNotFound(id))?;
-        stored.state = state;
+        stored.state = storable_option(state);
         Ok(stored.clone())
     }
 
@@ -195,6 +191,8 @@ struct JobsState {
     pending: BTreeSet<(i16, ScraperJobId)>,
     /// The one pending or started job of each scraper that has one.
     active: HashMap<ScraperId, ScraperJobId>,
+    /// Started jobs whose handler has started (see `start_scraper_jobs`).
+    running: HashSet<ScraperJobId>,
     /// Fire times that already produced a job, kept as long as that job is kept.
     fired: HashSet<(ScraperId, DateTime<Utc>)>,
     fired_by_job: HashMap<ScraperJobId, (ScraperId, DateTime<Utc>)>,
@@ -230,6 +228,7 @@ impl JobsState {
             job.result = result;
         }
         self.active.remove(&job.scraper.id);
+        self.running.remove(&job_id);
         job
     }
 
@@ -245,6 +244,20 @@ impl JobsState {
         self.jobs
             .contains_key(&job_id)
             .then(|| self.logs.entry(job_id).or_default())
+    }
+
+    /// Puts a started job back in the queue, as if never claimed; the caller has checked it
+    /// is started.
+    fn requeue(&mut self, job_id: ScraperJobId) -> &ScraperJob {
+        let job = self
+            .jobs
+            .get_mut(&job_id)
+            .expect("caller checked the job exists");
+        job.status = ScraperJobStatus::Pending;
+        job.started_at = None;
+        job.last_active_at = None;
+        self.pending.insert((job.priority.value(), job_id));
+        job
     }
 
     fn remove(&mut self, job_id: ScraperJobId) {
@@ -307,7 +320,7 @@ impl ScraperJobsStorage for MemoryScraperJobsStorage {
             let id = state.last_id;
             let job = ScraperJob {
                 id,
-                scraper: scraper.clone(),
+                scraper: storable_scraper(scraper).into_owned(),
                 status: ScraperJobStatus::Pending,
                 priority,
                 created_at: Utc::now(),
@@ -346,20 +359,32 @@ impl ScraperJobsStorage for MemoryScraperJobsStorage {
         Ok(claimed)
     }
 
+    async fn start_scraper_jobs(&self, job_ids: &[ScraperJobId]) -> Result<Vec<ScraperJobId>> {
+        let mut state = self.state();
+        let now = Utc::now();
+        let mut started = Vec::with_capacity(job_ids.len());
+        for &job_id in job_ids {
+            if !state.is_started(job_id) {
+                continue;
+            }
+            state.running.insert(job_id);
+            if let Some(job) = state.jobs.get_mut(&job_id) {
+                job.last_active_at = Some(now);
+            }
+            started.push(job_id);
+        }
+        Ok(started)
+    }
+
     async fn release_scraper_jobs(&self, job_ids: &[ScraperJobId]) -> Result<u64> {
         let released = {
             let mut state = self.state();
             let mut released = 0;
             for &job_id in job_ids {
-                if !state.is_started(job_id) {
+                if !state.is_started(job_id) || state.running.contains(&job_id) {
                     continue;
                 }
-                let job = state.jobs.get_mut(&job_id).expect("started jobs exist");
-                job.status = ScraperJobStatus::Pending;
-                job.started_at = None;
-                job.last_active_at = None;
-                let priority = job.priority.value();
-                state.pending.insert((priority, job_id));
+                state.requeue(job_id);
                 released += 1;
             }
             released
@@ -393,9 +418,11 @@ impl ScraperJobsStorage for MemoryScraperJobsStorage {
         result: Option<String>,
     ) -> Result<Option<ScraperJob>> {
         let mut state = self.state();
-        Ok(state
-            .is_started(job_id)
-            .then(|| state.finish(job_id, status, result, Utc::now()).clone()))
+        Ok(state.is_started(job_id).then(|| {
+            state
+                .finish(job_id, status, storable_option(result), Utc::now())
+                .clone()
+        }))
     }
 
     async fn finish_scraper_jobs(&self, completions: &[Completion]) -> Result<Vec<bool>> {
@@ -404,6 +431,7 @@ impl ScraperJobsStorage for MemoryScraperJobsStorage {
         Ok(completions
             .iter()
             .map(|completion| {
+                let completion = storable_completion(completion);
                 if let Some(log) = state.logs_of(completion.job_id) {
                     log.extend_from_slice(&completion.log);
                 }
@@ -441,24 +469,41 @@ impl ScraperJobsStorage for MemoryScraperJobsStorage {
     }
 
     async fn mark_dead_scraper_jobs(&self, timeout: Duration) -> Result<Vec<ScraperJob>> {
-        let heartbeat_before =
-            Utc::now() - chrono::Duration::from_std(timeout).map_err(Error::internal)?;
-        let mut state = self.state();
-        let dead: Vec<ScraperJobId> = state
-            .active
-            .values()
-            .filter(|id| {
-                let job = &state.jobs[*id];
-                job.status == ScraperJobStatus::Started
-                    && job.last_active_at.is_none_or(|at| at < heartbeat_before)
-            })
-            .copied()
-            .collect();
         let now = Utc::now();
-        Ok(dead
-            .into_iter()
-            .map(|id| state.finish(id, ScraperJobStatus::Dead, None, now).clone())
-            .collect())
+        let heartbeat_before = chrono::Duration::from_std(timeout)
+            .ok()
+            .and_then(|timeout| now.checked_sub_signed(timeout))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let rescued = {
+            let mut state = self.state();
+            let stale: Vec<ScraperJobId> = state
+                .active
+                .values()
+                .filter(|id| {
+                    let job = &state.jobs[*id];
+                    job.status == ScraperJobStatus::Started
+                        && job.last_active_at.is_none_or(|at| at < heartbeat_before)
+                })
+                .copied()
+                .collect();
+            stale
+                .into_iter()
+                .map(|id| {
+                    if state.running.contains(&id) {
+                        state.finish(id, ScraperJobStatus::Dead, None, now).clone()
+                    } else {
+                        state.requeue(id).clone()
+                    }
+                })
+                .collect::<Vec<_>>()
+        };
+        if rescued
+            .iter()
+            .any(|job| job.status == ScraperJobStatus::Pending)
+        {
+            self.enqueued.notify_waiters();
+        }
+        Ok(rescued)
     }
 
     async fn delete_old_scraper_jobs(&self, keep_last: usize) -> Result<u64> {
@@ -534,7 +579,7 @@ impl ScraperJobsStorage for MemoryScraperJobsStorage {
         self.state()
             .logs_of(job_id)
             .ok_or(Error::ScraperJobNotFound(job_id))?
-            .extend_from_slice(lines);
+            .extend_from_slice(&storable_lines(lines));
         Ok(())
     }
 

@@ -6,6 +6,7 @@
 
 pub mod memory;
 pub mod postgres;
+pub mod text;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -86,9 +87,12 @@ pub enum EnqueueOrigin {
 /// The jobs queue.
 ///
 /// State transitions after the claim are guarded by the job's current status: a job leaves
-/// `started` exactly once, so a late heartbeat or finish from a worker that lost the job
-/// (it was killed, or marked dead) changes nothing. Jobs are never re-queued, so the status
-/// guard is as strong as a per-attempt token.
+/// `started` exactly once for a final status, so a late heartbeat or finish from a worker that
+/// lost the job (it was killed, or marked dead) changes nothing. A claimed job goes back to
+/// `pending` only while its handler has not started (see [`ScraperJobsStorage::start_scraper_jobs`]), and
+/// then no worker holds it any more, so the status guard is as strong as a per-attempt token.
+///
+/// Text is stored as [`text`] says: a NUL character reads back as U+FFFD on every backend.
 #[async_trait]
 pub trait ScraperJobsStorage: Send + Sync {
     /// The scraper's jobs, newest first.
@@ -129,9 +133,15 @@ pub trait ScraperJobsStorage: Send + Sync {
     /// Claims up to `limit` pending jobs, highest priority first and FIFO within a priority,
     /// and marks them started in the same step: no two callers ever get the same job.
     async fn dequeue_scraper_jobs(&self, limit: usize) -> Result<Vec<ClaimedJob>>;
+    /// Marks claimed jobs as running: their handlers are about to start. Returns those still
+    /// started (the others were killed or handed back meanwhile: their handlers must not
+    /// start). A claimed job that was never marked running goes back to the queue when its
+    /// worker is lost; only a job marked running can end `dead`.
+    async fn start_scraper_jobs(&self, job_ids: &[ScraperJobId]) -> Result<Vec<ScraperJobId>>;
     /// Hands claimed jobs that never started running back to the queue (a worker shutting
     /// down with jobs claimed ahead): each is pending again, as if never claimed, and workers
-    /// are woken for it. Jobs no longer started are left alone. Returns how many went back.
+    /// are woken for it. Jobs no longer started, or marked running, are left alone. Returns
+    /// how many went back.
     async fn release_scraper_jobs(&self, job_ids: &[ScraperJobId]) -> Result<u64>;
     /// Records that the worker is still running the job. `Error::PingNotStarted` for a
     /// pending job, `Error::PingFinished` once it is finished (killed or marked dead): the
@@ -185,9 +195,12 @@ pub trait ScraperJobsStorage: Send + Sync {
         scraper_id: ScraperId,
         job_id: ScraperJobId,
     ) -> Result<ScraperJob>;
-    /// Marks started jobs without a heartbeat for `timeout` as dead. The storage's own clock
-    /// decides (the database's on PostgreSQL, shared by all replicas), so clock skew between
-    /// replicas cannot kill healthy jobs.
+    /// Rescues started jobs without a heartbeat for `timeout`: those marked running become
+    /// `dead` (their handler ran and lost its worker); those whose handler never started go
+    /// back to the queue (`pending`, workers are woken), as if never claimed. Returns the
+    /// rescued jobs with their new status. The storage's own clock decides (the database's on
+    /// PostgreSQL, shared by all replicas), so clock skew between replicas cannot kill
+    /// healthy jobs.
     async fn mark_dead_scraper_jobs(&self, timeout: Duration) -> Result<Vec<ScraperJob>>;
     /// Keeps the newest `keep_last` finished jobs of each scraper and deletes the older
     /// finished ones (active jobs are never deleted). Ephemeral runs (negative scraper ids)

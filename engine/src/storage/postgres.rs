@@ -18,6 +18,9 @@ use sqlx::types::Json;
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool, Row};
 use tokio::sync::{broadcast, watch, Mutex, Notify};
 
+use super::text::{
+    storable, storable_completion, storable_lines, storable_option, storable_scraper,
+};
 use super::{
     ClaimedJob, Completion, EnqueueOrigin, LeaseStorage, ScheduledFire, ScraperJobsStorage,
     ScrapersStorage,
@@ -36,8 +39,29 @@ const KILLS_CHANNEL: &str = "sneakpeek_kills";
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
 impl From<sqlx::Error> for Error {
+    /// Errors of the connection (refused, lost, pool exhausted, server shutting down) are
+    /// [`Error::Unavailable`]: the same statement may succeed once the database is back.
+    /// Everything else is a statement the database refused, [`Error::Internal`].
     fn from(error: sqlx::Error) -> Self {
-        Error::Internal(format!("database: {error}"))
+        let transient = match &error {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            // Class 08: connection exception; 57P01-57P03: the server is shutting down,
+            // crashed or not accepting connections yet; 53300: too many connections.
+            sqlx::Error::Database(database) => database.code().is_some_and(|code| {
+                code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+            }),
+            _ => false,
+        };
+        if transient {
+            Error::Unavailable(format!("database: {error}"))
+        } else {
+            Error::Internal(format!("database: {error}"))
+        }
     }
 }
 
@@ -213,7 +237,11 @@ fn bind_scraper_columns<'q>(
         .bind(Json(&scraper.config))
         .bind(scraper.schedule_priority.value())
         .bind(&scraper.state)
-        .bind(scraper.timeout_seconds.map(|seconds| seconds as i64))
+        .bind(
+            scraper
+                .timeout_seconds
+                .map(|seconds| i64::try_from(seconds).unwrap_or(i64::MAX)),
+        )
 }
 
 #[async_trait]
@@ -268,6 +296,7 @@ impl ScrapersStorage for PostgresStorage {
 
     async fn create_scraper(&self, scraper: Scraper) -> Result<Scraper> {
         self.writable()?;
+        let scraper = storable_scraper(&scraper);
         let notify = notify_column(SCRAPERS_CHANNEL);
         // An explicit id replaces that scraper (the original's semantics) and moves the
         // sequence past it so assigned ids never collide with it.
@@ -304,6 +333,7 @@ impl ScrapersStorage for PostgresStorage {
 
     async fn update_scraper(&self, scraper: Scraper) -> Result<Scraper> {
         self.writable()?;
+        let scraper = storable_scraper(&scraper);
         let sql = format!(
             "UPDATE scrapers SET name = $2, schedule = $3, schedule_crontab = $4, handler = $5, config = $6,
                 schedule_priority = $7, state = $8, timeout_seconds = $9, updated_at = now()
@@ -335,7 +365,7 @@ impl ScrapersStorage for PostgresStorage {
             "UPDATE scrapers SET state = $2 WHERE id = $1 RETURNING {SCRAPER_COLUMNS}"
         ))
         .bind(id)
-        .bind(state)
+        .bind(storable_option(state))
         .fetch_optional(&self.pool)
         .await?;
         found(row, scraper_from_row, Error::ScraperNotFound(id))
@@ -413,7 +443,7 @@ impl ScraperJobsStorage for PostgresStorage {
             notify_column(JOBS_CHANNEL)
         ))
         .bind(scraper.id)
-        .bind(Json(scraper))
+        .bind(Json(storable_scraper(scraper)))
         .bind(priority.value())
         .bind(scheduled_for)
         .fetch_optional(&self.pool)
@@ -431,7 +461,7 @@ impl ScraperJobsStorage for PostgresStorage {
             notify_column(JOBS_CHANNEL)
         ))
         .bind(fires.iter().map(|fire| fire.scraper.id).collect::<Vec<_>>())
-        .bind(fires.iter().map(|fire| Json(&fire.scraper)).collect::<Vec<_>>())
+        .bind(fires.iter().map(|fire| Json(storable_scraper(&fire.scraper))).collect::<Vec<_>>())
         .bind(fires.iter().map(|fire| fire.scraper.schedule_priority.value()).collect::<Vec<_>>())
         .bind(fires.iter().map(|fire| fire.at).collect::<Vec<_>>())
         .fetch_all(&self.pool)
@@ -488,10 +518,22 @@ impl ScraperJobsStorage for PostgresStorage {
         }
     }
 
+    async fn start_scraper_jobs(&self, job_ids: &[ScraperJobId]) -> Result<Vec<ScraperJobId>> {
+        // Idempotent: a worker that lost the reply asks again and gets the same answer.
+        Ok(sqlx::query_scalar(
+            "UPDATE scraper_jobs SET running_since = COALESCE(running_since, now()), last_active_at = now()
+             WHERE id = ANY($1) AND status = 'started'
+             RETURNING id",
+        )
+        .bind(job_ids)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     async fn release_scraper_jobs(&self, job_ids: &[ScraperJobId]) -> Result<u64> {
         let released = sqlx::query(&format!(
             "UPDATE scraper_jobs SET status = 'pending', started_at = NULL, last_active_at = NULL
-             WHERE id = ANY($1) AND status = 'started'
+             WHERE id = ANY($1) AND status = 'started' AND running_since IS NULL
              RETURNING id, {}",
             notify_column(JOBS_CHANNEL)
         ))
@@ -528,13 +570,14 @@ impl ScraperJobsStorage for PostgresStorage {
         ))
         .bind(job_id)
         .bind(status.as_str())
-        .bind(result)
+        .bind(result.as_deref().map(storable))
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(job_from_row).transpose()
     }
 
     async fn finish_scraper_jobs(&self, completions: &[Completion]) -> Result<Vec<bool>> {
+        let completions: Vec<_> = completions.iter().map(storable_completion).collect();
         let ids: Vec<i64> = completions
             .iter()
             .map(|completion| completion.job_id)
@@ -617,15 +660,27 @@ impl ScraperJobsStorage for PostgresStorage {
     }
 
     async fn mark_dead_scraper_jobs(&self, timeout: Duration) -> Result<Vec<ScraperJob>> {
-        let rows = sqlx::query(&format!(
+        let timeout_ms = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+        let dead = sqlx::query(&format!(
             "UPDATE scraper_jobs SET status = 'dead', finished_at = now()
-             WHERE status = 'started' AND last_active_at < now() - $1 * interval '1 millisecond'
+             WHERE status = 'started' AND running_since IS NOT NULL
+                AND last_active_at < now() - $1 * interval '1 millisecond'
              RETURNING {JOB_COLUMNS}"
         ))
-        .bind(timeout.as_millis() as i64)
+        .bind(timeout_ms)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(job_from_row).collect()
+        let requeued = sqlx::query(&format!(
+            "UPDATE scraper_jobs SET status = 'pending', started_at = NULL, last_active_at = NULL
+             WHERE status = 'started' AND running_since IS NULL
+                AND last_active_at < now() - $1 * interval '1 millisecond'
+             RETURNING {JOB_COLUMNS}, {}",
+            notify_column(JOBS_CHANNEL)
+        ))
+        .bind(timeout_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        dead.iter().chain(&requeued).map(job_from_row).collect()
     }
 
     async fn delete_old_scraper_jobs(&self, keep_last: usize) -> Result<u64> {
@@ -698,6 +753,7 @@ impl ScraperJobsStorage for PostgresStorage {
         if lines.is_empty() {
             return Ok(());
         }
+        let lines = storable_lines(lines);
         let ids: Vec<i64> = lines.iter().map(|line| line.id).collect();
         let times: Vec<DateTime<Utc>> = lines.iter().map(|line| line.at).collect();
         let levels: Vec<&str> = lines.iter().map(|line| line.level.as_str()).collect();
@@ -762,71 +818,185 @@ impl ScraperJobsStorage for PostgresStorage {
     }
 }
 
+/// The advisory-lock key space of Sneakpeek's leases; the lease name's `hashtext` is the
+/// second key.
+const LEASE_LOCK_CLASS: i32 = 1936614763;
+
+/// How long a lease statement may take before the lease counts as lost (or not taken).
+const LEASE_STATEMENT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a contender waits for the backend it terminated to let go of the lock.
+const LEASE_TAKEOVER_WAIT: Duration = Duration::from_secs(2);
+
+async fn within<T>(future: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::time::timeout(LEASE_STATEMENT_TIMEOUT, future)
+        .await
+        .map_err(|_| Error::Unavailable("lease statement timed out".to_owned()))?
+}
+
+fn lease_of(
+    name: &str,
+    owner_id: &str,
+    (acquired, acquired_until): (DateTime<Utc>, DateTime<Utc>),
+) -> Lease {
+    Lease {
+        name: name.to_owned(),
+        owner_id: owner_id.to_owned(),
+        acquired,
+        acquired_until,
+    }
+}
+
+impl PostgresStorage {
+    /// Takes the lease on `connection` if it is free, or if its holder let it expire: then
+    /// the holder's backend is terminated, since a frozen process (or one cut off while its
+    /// TCP connection stays open) would otherwise keep the advisory lock for ever.
+    async fn take_lease(
+        connection: &mut PgConnection,
+        name: &str,
+        owner_id: &str,
+        duration_ms: i64,
+    ) -> Result<Option<Lease>> {
+        let try_lock = "SELECT pg_try_advisory_lock($1, hashtext($2))";
+        let mut locked: bool = within(async {
+            Ok(sqlx::query_scalar(try_lock)
+                .bind(LEASE_LOCK_CLASS)
+                .bind(name)
+                .fetch_one(&mut *connection)
+                .await?)
+        })
+        .await?;
+        if !locked {
+            // The row's expiry, by the database's clock, is the truth: a holder renews it
+            // every second or so, and one that could not for the whole lease period has
+            // already stopped acting as leader (it fences itself).
+            let expired: Option<bool> = within(async {
+                Ok(
+                    sqlx::query_scalar("SELECT acquired_until < now() FROM leases WHERE name = $1")
+                        .bind(name)
+                        .fetch_optional(&mut *connection)
+                        .await?,
+                )
+            })
+            .await?;
+            if expired != Some(true) {
+                return Ok(None);
+            }
+            let terminated: i64 = within(async {
+                Ok(sqlx::query_scalar(
+                    "SELECT count(*) FROM (
+                        SELECT pg_terminate_backend(pid) FROM pg_locks
+                        WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()
+                            AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                            AND classid = $1::oid AND objid = (hashtext($2)::bigint & 4294967295)::oid AND objsubid = 2
+                     ) AS terminated",
+                )
+                .bind(LEASE_LOCK_CLASS)
+                .bind(name)
+                .fetch_one(&mut *connection)
+                .await?)
+            })
+            .await?;
+            tracing::warn!(
+                lease = name,
+                terminated,
+                "the lease expired without renewal; ending its holder's connection"
+            );
+            let deadline = tokio::time::Instant::now() + LEASE_TAKEOVER_WAIT;
+            while !locked && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                locked = within(async {
+                    Ok(sqlx::query_scalar(try_lock)
+                        .bind(LEASE_LOCK_CLASS)
+                        .bind(name)
+                        .fetch_one(&mut *connection)
+                        .await?)
+                })
+                .await?;
+            }
+            if !locked {
+                return Ok(None);
+            }
+        }
+        let times = within(async {
+            Ok(sqlx::query_as(
+                "INSERT INTO leases (name, owner_id, acquired, acquired_until)
+                 VALUES ($1, $2, now(), now() + $3 * interval '1 millisecond')
+                 ON CONFLICT (name) DO UPDATE SET owner_id = excluded.owner_id, acquired = excluded.acquired,
+                    acquired_until = excluded.acquired_until
+                 RETURNING acquired, acquired_until",
+            )
+            .bind(name)
+            .bind(owner_id)
+            .bind(duration_ms)
+            .fetch_one(&mut *connection)
+            .await?)
+        })
+        .await?;
+        Ok(Some(lease_of(name, owner_id, times)))
+    }
+}
+
 #[async_trait]
 impl LeaseStorage for PostgresStorage {
-    /// The lease is `pg_try_advisory_lock` on a connection of its own: it is held exactly as
-    /// long as that connection lives, so a crashed or partitioned holder loses it at once and
-    /// another replica takes it on its next attempt. `duration` only sets the advertised
-    /// expiry in the `leases` table.
+    /// The lease is two things: `pg_try_advisory_lock` held on a connection of its own, so a
+    /// crashed holder loses it at once, and a row whose expiry (by the database's clock) the
+    /// holder renews, so a holder that is alive but frozen loses it after `duration`: a
+    /// contender finding the row expired terminates the holder's backend and takes over.
     async fn maybe_acquire_lease(
         &self,
         name: &str,
         owner_id: &str,
         duration: Duration,
     ) -> Result<Option<Lease>> {
+        let duration_ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
         let mut held = self.held_leases.lock().await;
         if let Some(lease) = held.get_mut(name) {
             if lease.owner_id != owner_id {
                 return Ok(None);
             }
-            let alive = tokio::time::timeout(
-                Duration::from_secs(2),
-                sqlx::query("SELECT 1").execute(&mut lease.connection),
-            )
+            // Renewed on the lease's own connection: if that connection was ended, the lock
+            // is gone too, and so is the lease.
+            let renewed: Result<Option<(DateTime<Utc>, DateTime<Utc>)>> = within(async {
+                Ok(sqlx::query_as(
+                    "UPDATE leases SET acquired_until = now() + $3 * interval '1 millisecond'
+                     WHERE name = $1 AND owner_id = $2
+                     RETURNING acquired, acquired_until",
+                )
+                .bind(name)
+                .bind(owner_id)
+                .bind(duration_ms)
+                .fetch_optional(&mut lease.connection)
+                .await?)
+            })
             .await;
-            if !matches!(alive, Ok(Ok(_))) {
-                tracing::warn!(lease = name, "lost the lease connection; the lease is gone");
-                held.remove(name);
-                return Ok(None);
+            if let Ok(Some(times)) = renewed {
+                return Ok(Some(lease_of(name, owner_id, times)));
             }
-        } else {
-            let mut connection = self.connect_options.connect().await?;
-            let locked: bool =
-                sqlx::query_scalar("SELECT pg_try_advisory_lock(1936614763, hashtext($1))")
-                    .bind(name)
-                    .fetch_one(&mut connection)
-                    .await?;
-            if !locked {
-                let _ = connection.close().await;
-                return Ok(None);
+            tracing::warn!(lease = name, "could not renew the lease; it is lost");
+            if let Some(lost) = held.remove(name) {
+                // Closing ends the advisory lock too, if the connection still lives.
+                tokio::spawn(lost.connection.close());
             }
-            held.insert(
-                name.to_owned(),
-                HeldLease {
-                    owner_id: owner_id.to_owned(),
-                    connection,
-                },
-            );
+            return Ok(None);
         }
-        let duration = chrono::Duration::from_std(duration).map_err(Error::internal)?;
-        let now = Utc::now();
-        let lease = Lease {
-            name: name.to_owned(),
-            owner_id: owner_id.to_owned(),
-            acquired: now,
-            acquired_until: now + duration,
-        };
-        sqlx::query(
-            "INSERT INTO leases (name, owner_id, acquired, acquired_until) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (name) DO UPDATE SET owner_id = excluded.owner_id, acquired = excluded.acquired, acquired_until = excluded.acquired_until",
-        )
-        .bind(&lease.name)
-        .bind(&lease.owner_id)
-        .bind(lease.acquired)
-        .bind(lease.acquired_until)
-        .execute(&self.pool)
-        .await?;
-        Ok(Some(lease))
+        let mut connection = within(async { Ok(self.connect_options.connect().await?) }).await?;
+        match Self::take_lease(&mut connection, name, owner_id, duration_ms).await {
+            Ok(Some(lease)) => {
+                held.insert(
+                    name.to_owned(),
+                    HeldLease {
+                        owner_id: owner_id.to_owned(),
+                        connection,
+                    },
+                );
+                Ok(Some(lease))
+            }
+            outcome => {
+                tokio::spawn(connection.close());
+                outcome
+            }
+        }
     }
 
     async fn release_lease(&self, name: &str, owner_id: &str) -> Result<()> {

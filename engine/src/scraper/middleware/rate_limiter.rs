@@ -131,7 +131,7 @@ impl RateLimitStore for MemoryRateLimitStore {
         window: Duration,
     ) -> Result<Acquired, crate::Error> {
         let now = Instant::now();
-        let mut buckets = self.buckets.lock().expect("rate limiter lock");
+        let mut buckets = crate::sync::lock(&self.buckets);
         if buckets.by_key.len() > buckets.sweep_above.max(SWEEP_ABOVE) {
             buckets.by_key.retain(|_, bucket| {
                 bucket

@@ -67,7 +67,7 @@ struct Fetched {
 
 impl RobotsCache {
     fn entry(&self, origin: &str) -> Arc<OnceCell<Fetched>> {
-        let mut origins = self.origins.lock().expect("robots cache lock");
+        let mut origins = crate::sync::lock(&self.origins);
         let fresh = |cell: &Arc<OnceCell<Fetched>>| {
             cell.get()
                 .is_none_or(|fetched| fetched.at.elapsed() < CACHE_TTL)
