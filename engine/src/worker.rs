@@ -412,7 +412,7 @@ impl Shared {
             let waited = (started - job.created_at).to_std().unwrap_or_default();
             metrics::histogram!("sneakpeek_time_in_queue_seconds").record(waited.as_secs_f64());
         }
-        hooks.log(
+        hooks.note(
             LogLevel::Info,
             format!(
                 "Running scraper '{}' with handler '{}'",
@@ -468,10 +468,10 @@ impl Shared {
         started: Instant,
     ) {
         if status == ScraperJobStatus::Succeeded {
-            hooks.log(LogLevel::Info, format!("Job {status}"));
+            hooks.note(LogLevel::Info, format!("Job {status}"));
         } else {
-            hooks.log(LogLevel::Error, format!("Job {status}"));
-            hooks.log(LogLevel::Error, result.clone());
+            hooks.note(LogLevel::Error, format!("Job {status}"));
+            hooks.note(LogLevel::Error, result.clone());
         }
         let completion = Completion {
             job_id: hooks.job_id,
@@ -514,7 +514,7 @@ impl Shared {
     /// status, so only their logs are written.
     async fn drop_lost(&self, job_ids: impl IntoIterator<Item = ScraperJobId>) {
         for job in self.stop(job_ids) {
-            job.hooks.log(
+            job.hooks.note(
                 LogLevel::Warning,
                 "Job stopped: it was killed or declared dead".to_owned(),
             );
@@ -873,9 +873,53 @@ struct WorkerHooks {
     log: Mutex<LogBuffer>,
 }
 
+/// Most lines a job's handler may log; later lines are dropped and one line says so. With
+/// [`MAX_LOG_BYTES_PER_JOB`], this bounds what a chatty job costs the database and, while
+/// the database is down, this worker's memory.
+pub const MAX_LOG_LINES_PER_JOB: usize = 10_000;
+
+/// Most bytes of messages a job's handler may log (see [`MAX_LOG_LINES_PER_JOB`]).
+pub const MAX_LOG_BYTES_PER_JOB: usize = 4 * 1024 * 1024;
+
+/// Longest message kept whole; a longer one is cut, saying how much was cut.
+pub const MAX_LOG_LINE_BYTES: usize = 16 * 1024;
+
 struct LogBuffer {
     next_id: i64,
     pending: Vec<JobLogLine>,
+    /// Lines and bytes the handler has logged so far, against the caps.
+    handler_lines: usize,
+    handler_bytes: usize,
+    /// Whether the caps were reached (and said so).
+    truncated: bool,
+}
+
+impl LogBuffer {
+    fn push(&mut self, level: LogLevel, message: String) {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.pending.push(JobLogLine {
+            id,
+            at: Utc::now(),
+            level,
+            message,
+        });
+    }
+}
+
+/// `message`, cut to [`MAX_LOG_LINE_BYTES`] (at a character boundary) if longer.
+fn bounded_line(mut message: String) -> String {
+    if message.len() <= MAX_LOG_LINE_BYTES {
+        return message;
+    }
+    let mut end = MAX_LOG_LINE_BYTES;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = message.len() - end;
+    message.truncate(end);
+    message.push_str(&format!(" [{cut} more bytes cut]"));
+    message
 }
 
 impl WorkerHooks {
@@ -887,8 +931,17 @@ impl WorkerHooks {
             log: Mutex::new(LogBuffer {
                 next_id: 1,
                 pending: Vec::new(),
+                handler_lines: 0,
+                handler_bytes: 0,
+                truncated: false,
             }),
         }
+    }
+
+    /// A line from the worker itself (the job's start and outcome): never dropped, so a
+    /// job's log always says how it ended.
+    fn note(&self, level: LogLevel, message: String) {
+        lock(&self.log).push(level, bounded_line(message));
     }
 
     /// The lines not written yet.
@@ -936,15 +989,28 @@ impl JobHooks for WorkerHooks {
         Ok(stored.state)
     }
 
+    /// A line from the handler, within the job's caps.
     fn log(&self, level: scraper::LogLevel, message: String) {
         let mut log = lock(&self.log);
-        let id = log.next_id;
-        log.next_id += 1;
-        log.pending.push(JobLogLine {
-            id,
-            at: Utc::now(),
-            level,
-            message,
-        });
+        if log.truncated {
+            return;
+        }
+        let message = bounded_line(message);
+        if log.handler_lines >= MAX_LOG_LINES_PER_JOB
+            || log.handler_bytes + message.len() > MAX_LOG_BYTES_PER_JOB
+        {
+            log.truncated = true;
+            log.push(
+                LogLevel::Warning,
+                format!(
+                    "Log truncated: a job keeps at most {MAX_LOG_LINES_PER_JOB} lines and {} MiB of log; later lines are dropped",
+                    MAX_LOG_BYTES_PER_JOB / (1024 * 1024)
+                ),
+            );
+            return;
+        }
+        log.handler_lines += 1;
+        log.handler_bytes += message.len();
+        log.push(level, message);
     }
 }

@@ -18,7 +18,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 /// A handler steered by its params: `sleep_ms`, `block_ms` (blocking its thread), `fail`,
-/// `panic`, `hang` (until cancelled).
+/// `panic`, `hang` (until cancelled), `log_lines` (how many lines to log).
 /// It reports each start on a channel, and each cancellation through a drop guard.
 struct TestHandler {
     started: mpsc::UnboundedSender<i64>,
@@ -54,6 +54,11 @@ impl ScraperHandler for TestHandler {
             finished: false,
             cancelled: self.cancelled.clone(),
         };
+        if let Some(lines) = params.get("log_lines").and_then(|value| value.as_u64()) {
+            for line in 0..lines {
+                context.log(engine::model::LogLevel::Info, format!("line {line}"));
+            }
+        }
         if params.get("hang").is_some() {
             std::future::pending::<()>().await;
         }
@@ -1147,5 +1152,30 @@ async fn a_leader_whose_lease_storage_hangs_for_the_lease_period_stops_leading()
     tokio::time::timeout(lease_duration * 2, abandoned.notified())
         .await
         .expect("the leader stops waiting for a renewal once its lease has run out");
+    background.stop().await;
+}
+
+#[tokio::test]
+async fn a_chatty_job_keeps_its_log_within_the_caps_and_says_so() {
+    let harness = harness(Storages::in_memory(Vec::new(), false));
+    let engine = &harness.engine;
+    let background = engine.start(None, Some(quick_worker()));
+    let chatty = create(engine, "chatty", ScraperSchedule::Inactive, None, json!({"log_lines": 200_000})).await;
+    let job = engine.enqueue_scraper(chatty.id, ScraperJobPriority::Normal).await.unwrap();
+    assert_eq!(finished(engine, &job).await.status, ScraperJobStatus::Succeeded);
+    let mut log = Vec::new();
+    loop {
+        let page = engine.get_scraper_job_logs(chatty.id, job.id, log.last().map(|line: &engine::model::JobLogLine| line.id), Some(10_000)).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        log.extend(page);
+    }
+    let cap = engine::worker::MAX_LOG_LINES_PER_JOB;
+    // The worker's own first line, the handler's lines up to the cap, the note, the outcome.
+    assert_eq!(log.len(), cap + 3);
+    assert_eq!(log[cap].message, "line 9999");
+    assert!(log[cap + 1].message.starts_with("Log truncated"), "{}", log[cap + 1].message);
+    assert_eq!(log[cap + 2].message, "Job succeeded");
     background.stop().await;
 }
