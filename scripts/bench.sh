@@ -4,7 +4,9 @@
 # Python virtualenv with the original Sneakpeek 0.1.7 (PyPI), graphile-worker (npm, from
 # tools/bench/package-lock.json) and pgbench (Debian). Then it builds in release mode, runs
 # every workload, writes target/bench/results.json and results.md, and puts the table into
-# the README (full runs only). About 15 minutes on 2 cores once built.
+# the README (full runs only). About 25 minutes on 2 cores once built, 10 of them the chaos
+# run's 100 faults against 3 replicas on a private PostgreSQL cluster (`initdb` of the
+# installed server; details in target/bench/chaos.json, logs in target/chaos/).
 #
 # PostgreSQL: $SNEAKPEEK_BENCH_DATABASE_URL, else postgres://postgres@127.0.0.1:5432/postgres
 # (the local cluster is started if it is down). Each workload gets a fresh database there.

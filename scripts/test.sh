@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: Rust unit and integration tests (in memory and on PostgreSQL), the wasm
-# build check, and the browser tests (Playwright in Debian's Chromium).
+# build check, a short chaos run (faults against 3 replicas on a private PostgreSQL cluster;
+# it fails when anything acknowledged is lost) and the browser tests (Playwright in Debian's
+# Chromium).
 #
 # PostgreSQL: $DATABASE_URL if set, else postgres://postgres@127.0.0.1:5432/postgres, starting
 # the local cluster if it is down. Tests create (and drop) their own databases there.
@@ -49,6 +51,11 @@ cargo check -p frontend --target wasm32-unknown-unknown
 
 say "building the site for the browser tests"
 build_site
+
+say "chaos run: 10 faults against 3 replicas on a private PostgreSQL (a couple of minutes)"
+cargo build -p bench
+"$ROOT/target/debug/sneakpeek-bench" chaos --faults 10 --seed 1 \
+  --binary "$ROOT/target/debug/sneakpeek" --json "$ROOT/target/chaos/short.json"
 
 say "browser tests in Chromium"
 (
