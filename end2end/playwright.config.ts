@@ -53,6 +53,9 @@ export default defineConfig({
       LEPTOS_SITE_ROOT: "target/site",
       LEPTOS_OUTPUT_NAME: "sneakpeek",
       SNEAKPEEK_LOG: "info",
+      // The fixture site the scrapers fetch runs on 127.0.0.1, which the egress policy
+      // refuses unless the operator allows it.
+      SNEAKPEEK_EGRESS_ALLOW: "127.0.0.1/32",
       ...env,
     },
   })),

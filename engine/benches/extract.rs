@@ -2,6 +2,7 @@
 //! limiting off (the other middleware on, as a scraper gets them by default). Prints pages/s.
 //!
 //! `cargo bench -p engine --features runtime --bench extract [-- PAGES CONCURRENCY]`
+//! (CONCURRENCY is at most 16, the most requests a job has in flight).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,7 +13,7 @@ use axum::routing::get;
 use axum::Router;
 use engine::model::Scraper;
 use engine::scraper::{
-    async_trait, builtin_handlers, run_scraper, JobHooks, LogLevel, MiddlewareSettings, Runtime,
+    async_trait, builtin_handlers, run_scraper, JobHooks, LogLevel, Runtime, RuntimeSettings,
 };
 use serde_json::json;
 
@@ -89,9 +90,13 @@ async fn main() {
         }},
     }))
     .unwrap();
-    let mut settings = MiddlewareSettings::default();
-    settings.rate_limiter.enabled = false;
-    let runtime = Runtime::new(settings).unwrap();
+    let mut settings = RuntimeSettings {
+        // The local server is on 127.0.0.1, which the egress policy refuses by default.
+        egress: ["127.0.0.1/32".parse().unwrap()].into_iter().collect(),
+        ..RuntimeSettings::default()
+    };
+    settings.middleware.rate_limiter.enabled = false;
+    let runtime = Runtime::from_settings(settings).unwrap();
     let handlers = builtin_handlers();
 
     let started = Instant::now();

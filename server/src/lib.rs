@@ -84,18 +84,18 @@ impl ServerBuilder {
             engine::schedule::validate_scraper(scraper, self.handlers.names())
                 .map_err(|error| format!("--scrapers-file: scraper {:?}: {}", scraper.name, error.describe()))?;
         }
-        let middleware = self.settings.middleware.clone();
+        let runtime_settings = self.settings.runtime();
         let (storages, runtime) = match &self.settings.database_url {
             Some(url) => {
                 let database = PostgresStorage::connect(url, self.settings.read_only).await.map_err(|error| format!("{error:?}"))?;
                 // Rate limits hold across every replica sharing the database.
                 let rate_limits = Arc::new(PostgresRateLimitStore::new(database.pool().clone()));
-                let runtime = Runtime::with_rate_limit_store(middleware, rate_limits).map_err(|error| error.to_string())?;
+                let runtime = Runtime::with_rate_limit_store(runtime_settings, rate_limits).map_err(|error| error.to_string())?;
                 let storages = Storages::from_postgres(database);
                 seed_scrapers(&storages, listed).await?;
                 (storages, runtime)
             }
-            None => (Storages::in_memory(listed, self.settings.read_only), Runtime::new(middleware).map_err(|error| error.to_string())?),
+            None => (Storages::in_memory(listed, self.settings.read_only), Runtime::from_settings(runtime_settings).map_err(|error| error.to_string())?),
         };
         Ok(Server { engine: Engine::new(storages, self.handlers, runtime), settings: self.settings })
     }

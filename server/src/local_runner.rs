@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use engine::model::Scraper;
 use engine::scraper::{
-    async_trait, run_scraper, Handlers, JobHooks, LogLevel, MiddlewareSettings, Runtime,
+    async_trait, run_scraper, Handlers, JobHooks, LogLevel, Runtime, RuntimeSettings,
 };
 use serde_json::{json, Map, Value};
 
@@ -41,19 +41,24 @@ pub struct RunOnce {
     #[arg(long)]
     state: Option<String>,
 
-    /// Global middleware settings, as JSON (default: the built-in defaults).
+    /// Global middleware settings, as JSON (default: the server's `--middleware`).
     #[arg(long, value_name = "JSON")]
     middleware: Option<String>,
 
-    /// Fails the run after this many seconds.
+    /// Fails the run after this many seconds (default: the server's
+    /// `--job-timeout-seconds`).
     #[arg(long, value_name = "SECONDS")]
     timeout: Option<u64>,
 }
 
-/// Runs the scraper `arguments` describe with `handlers`; prints its log, result and final
-/// state.
-pub async fn run_once(handlers: &Handlers, arguments: RunOnce) -> ExitCode {
-    let (scraper, runtime) = match prepare(arguments.clone()) {
+/// Runs the scraper `arguments` describe with `handlers`, under the server's `settings`
+/// (egress policy, limits, default timeout); prints its log, result and final state.
+pub async fn run_once(
+    handlers: &Handlers,
+    settings: RuntimeSettings,
+    arguments: RunOnce,
+) -> ExitCode {
+    let (scraper, runtime) = match prepare(settings, arguments.clone()) {
         Ok(prepared) => prepared,
         Err(message) => {
             eprintln!("sneakpeek run-once: {message}");
@@ -63,13 +68,11 @@ pub async fn run_once(handlers: &Handlers, arguments: RunOnce) -> ExitCode {
     let hooks = Arc::new(PrintingHooks {
         scraper: Mutex::new(scraper.clone()),
     });
+    let seconds = runtime.job_timeout_seconds(&scraper);
     let run = run_scraper(handlers, &runtime, scraper, hooks.clone());
-    let outcome = match arguments.timeout {
-        Some(seconds) => match tokio::time::timeout(Duration::from_secs(seconds), run).await {
-            Ok(outcome) => outcome.map_err(|error| error.to_string()),
-            Err(_) => Err(format!("timed out after {seconds} s")),
-        },
-        None => run.await.map_err(|error| error.to_string()),
+    let outcome = match tokio::time::timeout(Duration::from_secs(seconds), run).await {
+        Ok(outcome) => outcome.map_err(|error| error.to_string()),
+        Err(_) => Err(format!("timed out after {seconds} s")),
     };
     let final_state = engine::sync::lock(&hooks.scraper).state.clone();
     if final_state != arguments.state {
@@ -88,7 +91,10 @@ pub async fn run_once(handlers: &Handlers, arguments: RunOnce) -> ExitCode {
 }
 
 /// The scraper and runtime to run, or what is wrong with the arguments.
-fn prepare(arguments: RunOnce) -> Result<(Scraper, Runtime), String> {
+fn prepare(
+    mut settings: RuntimeSettings,
+    arguments: RunOnce,
+) -> Result<(Scraper, Runtime), String> {
     let mut config: Value = serde_json::from_str(&arguments.config)
         .map_err(|error| format!("--config is not JSON: {error}"))?;
     let handler = match &arguments.script {
@@ -124,15 +130,14 @@ fn prepare(arguments: RunOnce) -> Result<(Scraper, Runtime), String> {
         "handler": handler,
         "config": config,
         "state": arguments.state,
+        "timeout_seconds": arguments.timeout,
     }))
     .map_err(|error| format!("invalid --config: {error}"))?;
-    let settings: MiddlewareSettings = match &arguments.middleware {
-        Some(text) => {
-            serde_json::from_str(text).map_err(|error| format!("invalid --middleware: {error}"))?
-        }
-        None => MiddlewareSettings::default(),
-    };
-    let runtime = Runtime::new(settings).map_err(|error| error.to_string())?;
+    if let Some(text) = &arguments.middleware {
+        settings.middleware =
+            serde_json::from_str(text).map_err(|error| format!("invalid --middleware: {error}"))?;
+    }
+    let runtime = Runtime::from_settings(settings).map_err(|error| error.to_string())?;
     Ok((scraper, runtime))
 }
 

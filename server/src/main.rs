@@ -43,7 +43,8 @@ async fn main() -> std::process::ExitCode {
         LogFormat::Json => logs.json().init(),
     }
     if let Some(Command::RunOnce(arguments)) = command {
-        return local_runner::run_once(&engine::scraper::builtin_handlers(), arguments).await;
+        let handlers = engine::scraper::builtin_handlers();
+        return local_runner::run_once(&handlers, settings.runtime(), arguments).await;
     }
 
     let server = match Server::builder().settings(settings).build().await {

@@ -6,11 +6,15 @@ use std::time::Duration;
 
 use clap::{Args, Parser, ValueEnum};
 use engine::scheduler::SchedulerSettings;
-use engine::scraper::MiddlewareSettings;
+use engine::scraper::{EgressRule, MiddlewareSettings, RuntimeSettings};
 use engine::worker::WorkerSettings;
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "sneakpeek", version, about = "Sneakpeek: a self-hosted platform for running web scrapers")]
+#[command(
+    name = "sneakpeek",
+    version,
+    about = "Sneakpeek: a self-hosted platform for running web scrapers"
+)]
 pub struct Settings {
     /// Address the UI and API listen on.
     #[arg(long, env = "SNEAKPEEK_LISTEN", default_value = "127.0.0.1:8080")]
@@ -62,10 +66,33 @@ pub struct Settings {
     pub middleware: MiddlewareSettings,
 
     #[command(flatten)]
+    pub scraping: ScrapingSettings,
+
+    #[command(flatten)]
     pub components: Components,
 
     #[command(flatten)]
     pub jobs: JobSettings,
+}
+
+/// What scrapers may reach and take, beyond what they configure themselves.
+#[derive(Debug, Clone, Args)]
+pub struct ScrapingSettings {
+    /// Addresses, ranges and host names scrapers may reach although they are refused by
+    /// default (loopback, private, link-local and other internal ranges), e.g.
+    /// `127.0.0.1/32,10.0.0.0/8,intranet.example`. Repeat or separate with commas.
+    #[arg(long, env = "SNEAKPEEK_EGRESS_ALLOW", value_delimiter = ',', value_parser = clap::value_parser!(EgressRule), global = true)]
+    pub egress_allow: Vec<EgressRule>,
+    /// The longest timeout, in seconds, a scraper may give a request (`limits.timeout`).
+    #[arg(long, env = "SNEAKPEEK_MAX_FETCH_TIMEOUT_SECONDS", default_value_t = RuntimeSettings::default().max_fetch_timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_fetch_timeout_seconds: u64,
+    /// The largest response, in bytes, a scraper may read into memory
+    /// (`limits.max_response_bytes`).
+    #[arg(long, env = "SNEAKPEEK_MAX_FETCH_BYTES", default_value_t = RuntimeSettings::default().max_fetch_bytes, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_fetch_bytes: u64,
+    /// Seconds a job may run when its scraper sets no `timeout_seconds`.
+    #[arg(long, env = "SNEAKPEEK_JOB_TIMEOUT_SECONDS", default_value_t = RuntimeSettings::default().default_job_timeout_seconds, value_parser = clap::value_parser!(u64).range(1..))]
+    pub job_timeout_seconds: u64,
 }
 
 /// Which parts of the platform this replica runs. Any number of replicas may share one
@@ -123,12 +150,22 @@ impl Settings {
 
     /// Checks what clap cannot: relations between settings.
     pub fn validate(&self) -> Result<(), String> {
-        if self.api_token.as_deref().is_some_and(|token| token.trim().len() < 8) {
-            return Err("--api-token / SNEAKPEEK_API_TOKEN must be at least 8 characters".to_owned());
+        if self
+            .api_token
+            .as_deref()
+            .is_some_and(|token| token.trim().len() < 8)
+        {
+            return Err(
+                "--api-token / SNEAKPEEK_API_TOKEN must be at least 8 characters".to_owned(),
+            );
         }
         for origin in &self.cors_allow_origin {
-            if origin.parse::<axum::http::HeaderValue>().is_err() || !(origin.starts_with("http://") || origin.starts_with("https://")) {
-                return Err(format!("--cors-allow-origin: {origin:?} is not an origin like https://example.com"));
+            if origin.parse::<axum::http::HeaderValue>().is_err()
+                || !(origin.starts_with("http://") || origin.starts_with("https://"))
+            {
+                return Err(format!(
+                    "--cors-allow-origin: {origin:?} is not an origin like https://example.com"
+                ));
             }
         }
         if self.jobs.dead_timeout_seconds <= self.jobs.heartbeat_seconds {
@@ -138,6 +175,18 @@ impl Settings {
             ));
         }
         Ok(())
+    }
+
+    /// The scraping runtime's settings: the global middleware settings and [`ScrapingSettings`].
+    pub fn runtime(&self) -> RuntimeSettings {
+        let scraping = &self.scraping;
+        RuntimeSettings {
+            middleware: self.middleware.clone(),
+            egress: scraping.egress_allow.iter().cloned().collect(),
+            max_fetch_timeout: Duration::from_secs(scraping.max_fetch_timeout_seconds),
+            max_fetch_bytes: scraping.max_fetch_bytes,
+            default_job_timeout_seconds: scraping.job_timeout_seconds,
+        }
     }
 
     pub fn scheduler(&self) -> Option<SchedulerSettings> {
@@ -162,8 +211,12 @@ impl Settings {
 
 /// Reads a scrapers file: a JSON or YAML list of scrapers (YAML unless it ends in `.json`).
 pub fn read_scrapers_file(path: &std::path::Path) -> Result<Vec<engine::model::Scraper>, String> {
-    let text = std::fs::read_to_string(path).map_err(|error| format!("--scrapers-file {}: {error}", path.display()))?;
-    let parsed = if path.extension().is_some_and(|extension| extension == "json") {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| format!("--scrapers-file {}: {error}", path.display()))?;
+    let parsed = if path
+        .extension()
+        .is_some_and(|extension| extension == "json")
+    {
         serde_json::from_str(&text).map_err(|error| error.to_string())
     } else {
         serde_yaml_ng::from_str(&text).map_err(|error| error.to_string())
@@ -172,7 +225,8 @@ pub fn read_scrapers_file(path: &std::path::Path) -> Result<Vec<engine::model::S
 }
 
 fn parse_middleware(text: &str) -> Result<MiddlewareSettings, String> {
-    let settings: MiddlewareSettings = serde_json::from_str(text).map_err(|error| error.to_string())?;
+    let settings: MiddlewareSettings =
+        serde_json::from_str(text).map_err(|error| error.to_string())?;
     settings.validate().map_err(|error| error.to_string())?;
     Ok(settings)
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::routing::get;
 use engine::model::{Scraper, ScraperJob, ScraperJobPriority, ScraperJobStatus};
 use engine::scheduler::SchedulerSettings;
-use engine::scraper::{builtin_handlers, Runtime};
+use engine::scraper::{builtin_handlers, Runtime, RuntimeSettings};
 use engine::storage::Storages;
 use engine::testing::TestDatabase;
 use engine::worker::WorkerSettings;
@@ -65,11 +65,13 @@ async fn a_job_of_a_killed_worker_process_becomes_dead_and_the_scraper_runs_agai
     let database = TestDatabase::create().await;
     let (url, mut arrivals) = page_server().await;
     let storages = Storages::postgres(&database.url, false).await.unwrap();
-    let engine = Engine::new(
-        storages,
-        builtin_handlers(),
-        Runtime::new(Default::default()).unwrap(),
-    );
+    // The page is on 127.0.0.1, which scrapers may reach only when the operator allows it.
+    let runtime = Runtime::from_settings(RuntimeSettings {
+        egress: ["127.0.0.1/32".parse().unwrap()].into_iter().collect(),
+        ..RuntimeSettings::default()
+    })
+    .unwrap();
+    let engine = Engine::new(storages, builtin_handlers(), runtime);
     let scraper: Scraper = serde_json::from_value(json!({
         "name": "fetcher", "schedule": "inactive", "handler": "script",
         "config": {"params": {"source": "get(args.url).text", "args": {"url": url}}, "plugins": {"robots_txt": {"enabled": false}}}
@@ -92,6 +94,8 @@ async fn a_job_of_a_killed_worker_process_becomes_dead_and_the_scraper_runs_agai
             "1",
             "--dead-timeout-seconds",
             "3",
+            "--egress-allow",
+            "127.0.0.1/32",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -1,5 +1,6 @@
 //! [`ScraperContext`]: everything a handler can use while its job runs — the scraper's
-//! params and state, HTTP through the middleware chain, downloads, parsing, the job log.
+//! params and state, HTTP through the middleware chain (within the job's
+//! [`limits`](super::limits) and the egress policy), downloads, parsing, the job log.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -8,8 +9,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use serde_json::{Map, Value};
 use tokio::io::AsyncWriteExt;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::http::{Outgoing, Request, RequestError, Response};
+use super::limits::{self, read_capped};
 use super::middleware::{self, Middleware, MiddlewareConfigError, MiddlewareSettings};
 use super::parse::{self, Element, RegexMatch, SelectorError};
 use super::runtime::Runtime;
@@ -35,11 +38,16 @@ struct Inner {
     overrides: Option<MiddlewareSettings>,
     /// Built on the first request: most of a job's cost for a handler that never sends one.
     middleware: OnceLock<Vec<Box<dyn Middleware>>>,
+    /// Requests of the job in flight: at most [`limits::MAX_CONCURRENCY`], however many
+    /// tasks the handler starts.
+    in_flight: Semaphore,
 }
 
 impl ScraperContext {
     /// The context of one job of `scraper`. Fails when the scraper's `config.plugins` is not
-    /// a valid middleware configuration; the error's text is meant for the job's result.
+    /// a valid middleware configuration, changes an enforced one, goes over the operator's
+    /// limits or names a proxy the egress policy refuses; the error's text is meant for the
+    /// job's result.
     pub fn new(
         scraper: Scraper,
         hooks: Arc<dyn JobHooks>,
@@ -51,6 +59,9 @@ impl ScraperContext {
             .as_ref()
             .map(|plugins| runtime.settings().for_scraper(plugins))
             .transpose()?;
+        if let Some(overrides) = &overrides {
+            runtime.check_scraper_settings(overrides)?;
+        }
         let state = Mutex::new(scraper.state.clone());
         Ok(ScraperContext {
             inner: Arc::new(Inner {
@@ -60,20 +71,25 @@ impl ScraperContext {
                 runtime: runtime.clone(),
                 overrides,
                 middleware: OnceLock::new(),
+                in_flight: Semaphore::new(limits::MAX_CONCURRENCY),
             }),
         })
     }
 
+    /// The scraper's middleware settings: its overrides, or the runtime's defaults.
+    fn settings(&self) -> &MiddlewareSettings {
+        let inner = &*self.inner;
+        inner
+            .overrides
+            .as_ref()
+            .unwrap_or_else(|| inner.runtime.settings())
+    }
+
     /// The scraper's middleware chain, in order.
     fn middleware(&self) -> &[Box<dyn Middleware>] {
-        let inner = &*self.inner;
-        inner.middleware.get_or_init(|| {
-            let settings = inner
-                .overrides
-                .as_ref()
-                .unwrap_or_else(|| inner.runtime.settings());
-            middleware::chain(settings, &inner.runtime)
-        })
+        self.inner
+            .middleware
+            .get_or_init(|| middleware::chain(self.settings(), &self.inner.runtime))
     }
 
     /// The scraper as it was when the job started (see [`Self::state`] for its current state).
@@ -110,24 +126,32 @@ impl ScraperContext {
     }
 
     /// Sends `request` through the middleware chain (after a heartbeat) and reads the whole
-    /// response. Any status is a response; [`Response::error_for_status`] makes 4xx/5xx errors.
+    /// response, up to the scraper's `limits.max_response_bytes`. Any status is a response;
+    /// [`Response::error_for_status`] makes 4xx/5xx errors.
     pub async fn request(&self, request: Request) -> Result<Response, RequestError> {
-        let (outgoing, response) = self.send(request).await?;
-        let (url, status, headers) = (
-            response.url().clone(),
-            response.status(),
-            response.headers().clone(),
-        );
-        let body = response
-            .bytes()
+        let (outgoing, mut response, _in_flight) = self.send(request).await?;
+        let mut url = response.url().clone();
+        // Credentials a redirect may have carried stay out of results and errors.
+        let _ = url.set_password(None);
+        let _ = url.set_username("");
+        let (status, headers) = (response.status(), response.headers().clone());
+        let cap = self.settings().limits.max_response_bytes;
+        let body = read_capped(&mut response, cap)
             .await
-            .map_err(|error| RequestError::network(&outgoing, &error))?;
+            .map_err(|error| RequestError::network(&outgoing, error))?;
+        if body.cut {
+            return Err(RequestError::TooLarge {
+                method: outgoing.method.clone(),
+                url: outgoing.shown_url(),
+                limit: cap,
+            });
+        }
         Ok(Response {
             method: outgoing.method,
             url,
             status,
             headers,
-            body,
+            body: body.bytes,
         })
     }
 
@@ -163,7 +187,8 @@ impl ScraperContext {
         self.request(Request::options(url)).await
     }
 
-    /// Sends all `requests`, at most `max_concurrency` at a time (0: all at once), and
+    /// Sends all `requests`, at most `max_concurrency` at a time (0: the default,
+    /// [`limits::DEFAULT_CONCURRENCY`]; never more than [`limits::MAX_CONCURRENCY`]), and
     /// returns the responses in request order. The first error fails the whole call and
     /// cancels the requests still running.
     pub async fn request_all(
@@ -171,11 +196,9 @@ impl ScraperContext {
         requests: impl IntoIterator<Item = Request>,
         max_concurrency: usize,
     ) -> Result<Vec<Response>, RequestError> {
-        let requests: Vec<Request> = requests.into_iter().collect();
-        let limit = concurrency_limit(max_concurrency, requests.len());
         stream::iter(requests)
             .map(|request| self.request(request))
-            .buffered(limit)
+            .buffered(limits::concurrency(max_concurrency))
             .try_collect()
             .await
     }
@@ -187,11 +210,9 @@ impl ScraperContext {
         requests: impl IntoIterator<Item = Request>,
         max_concurrency: usize,
     ) -> Vec<Result<Response, RequestError>> {
-        let requests: Vec<Request> = requests.into_iter().collect();
-        let limit = concurrency_limit(max_concurrency, requests.len());
         stream::iter(requests)
             .map(|request| self.request(request))
-            .buffered(limit)
+            .buffered(limits::concurrency(max_concurrency))
             .collect()
             .await
     }
@@ -205,10 +226,10 @@ impl ScraperContext {
         path: Option<PathBuf>,
     ) -> Result<PathBuf, RequestError> {
         let path = path.unwrap_or_else(temporary_path);
-        let (outgoing, response) = self.send(request).await?;
+        let (outgoing, response, _in_flight) = self.send(request).await?;
         let file_error = |source: std::io::Error| RequestError::File {
             method: outgoing.method.clone(),
-            url: outgoing.url.to_string(),
+            url: outgoing.shown_url(),
             path: path.display().to_string(),
             source,
         };
@@ -217,10 +238,10 @@ impl ScraperContext {
             .map_err(|error| match error.status() {
                 Some(status) => RequestError::Status {
                     method: outgoing.method.clone(),
-                    url: outgoing.url.to_string(),
+                    url: outgoing.shown_url(),
                     status,
                 },
-                None => RequestError::network(&outgoing, &error),
+                None => RequestError::network(&outgoing, error),
             })?;
         let mut file = tokio::fs::File::create(&path).await.map_err(file_error)?;
         // Removes a partial file on any failure, including the job being cancelled here.
@@ -228,7 +249,7 @@ impl ScraperContext {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|error| RequestError::network(&outgoing, &error))?
+            .map_err(|error| RequestError::network(&outgoing, error))?
         {
             file.write_all(&chunk).await.map_err(file_error)?;
         }
@@ -254,8 +275,8 @@ impl ScraperContext {
     }
 
     /// Downloads each request into its path of `paths` (one per request), or into temporary
-    /// files when `None`, at most `max_concurrency` at a time (0: all at once). Fails on the
-    /// first error.
+    /// files when `None`, at most `max_concurrency` at a time (as in [`Self::request_all`]).
+    /// Fails on the first error.
     pub async fn download_all(
         &self,
         requests: Vec<Request>,
@@ -272,10 +293,9 @@ impl ScraperContext {
             Some(paths) => paths.into_iter().map(Some).collect(),
             None => vec![None; requests.len()],
         };
-        let limit = concurrency_limit(max_concurrency, requests.len());
         stream::iter(requests.into_iter().zip(paths))
             .map(|(request, path)| self.download(request, path))
-            .buffered(limit)
+            .buffered(limits::concurrency(max_concurrency))
             .try_collect()
             .await
     }
@@ -291,57 +311,68 @@ impl ScraperContext {
         parse::select(html, selector)
     }
 
-    /// Heartbeat, middleware before the request, send, middleware after the response.
-    async fn send(&self, request: Request) -> Result<(Outgoing, reqwest::Response), RequestError> {
+    /// Egress check of a literal address, heartbeat, middleware before the request, send,
+    /// middleware after the response. The permit holds the request's place among the job's
+    /// requests in flight until the caller has read the body.
+    async fn send(
+        &self,
+        request: Request,
+    ) -> Result<(Outgoing, reqwest::Response, SemaphorePermit<'_>), RequestError> {
         let mut outgoing = request.prepare()?;
+        let runtime = &self.inner.runtime;
+        runtime
+            .egress()
+            .check_url(&outgoing.url)
+            .map_err(|denied| RequestError::EgressDenied {
+                method: outgoing.method.clone(),
+                url: outgoing.shown_url(),
+                denied: Box::new(denied),
+            })?;
         let hooks = &*self.inner.hooks;
         hooks
             .heartbeat()
             .await
             .map_err(|reason| RequestError::JobStopped {
                 method: outgoing.method.clone(),
-                url: outgoing.url.to_string(),
+                url: outgoing.shown_url(),
                 reason,
             })?;
         for middleware in self.middleware() {
             middleware.before_request(&mut outgoing, hooks).await?;
         }
-        let client = self
-            .inner
-            .runtime
-            .client(outgoing.proxy.as_ref())
-            .map_err(|reason| RequestError::Invalid {
-                method: outgoing.method.clone(),
-                url: outgoing.url.to_string(),
-                reason,
-            })?;
+        let client =
+            runtime
+                .client(outgoing.proxy.as_ref())
+                .map_err(|reason| RequestError::Invalid {
+                    method: outgoing.method.clone(),
+                    url: outgoing.shown_url(),
+                    reason,
+                })?;
+        let timeout = runtime.request_timeout(outgoing.timeout, &self.settings().limits);
+        outgoing.timeout = Some(timeout);
         let mut builder = client
             .request(outgoing.method.clone(), outgoing.url.clone())
-            .headers(outgoing.headers.clone());
+            .headers(outgoing.headers.clone())
+            .timeout(timeout);
         if let Some(body) = &outgoing.body {
             builder = builder.body(body.clone());
         }
-        if let Some(timeout) = outgoing.timeout {
-            builder = builder.timeout(timeout);
-        }
+        let in_flight = self
+            .inner
+            .in_flight
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         let response = builder
             .send()
             .await
-            .map_err(|error| RequestError::network(&outgoing, &error))?;
+            .map_err(|error| RequestError::network(&outgoing, error))?;
         for middleware in self.middleware() {
             middleware
                 .after_response(&outgoing, response.status(), hooks)
                 .await?;
         }
-        Ok((outgoing, response))
-    }
-}
-
-/// `buffered(0)` would never start anything: 0 means "no limit".
-fn concurrency_limit(max_concurrency: usize, requests: usize) -> usize {
-    match max_concurrency {
-        0 => requests.max(1),
-        limit => limit,
+        Ok((outgoing, response, in_flight))
     }
 }
 

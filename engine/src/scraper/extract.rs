@@ -19,11 +19,14 @@ use std::collections::{BTreeMap, HashSet};
 use async_trait::async_trait;
 use futures_util::{stream, StreamExt, TryStreamExt};
 use regex::Regex;
+use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::Url;
 use scraper::{Html, Selector};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::http::redact_url;
+use super::limits;
 use super::params::{parse_params, parse_params_at, ParamsError};
 use super::parse::{compile_regex, element_text, parse_selector, to_match};
 use super::{HandlerError, Method, Request, Response, ScraperContext, ScraperHandler};
@@ -39,13 +42,9 @@ impl ScraperHandler for ExtractHandler {
 
     async fn run(&self, context: &ScraperContext) -> Result<String, HandlerError> {
         let plan = Plan::parse(context.params())?;
-        let limit = match plan.max_concurrency {
-            0 => plan.starts.len(),
-            limit => limit,
-        };
         let walks: Vec<Vec<Value>> = stream::iter(plan.starts.clone())
             .map(|start| plan.walk(context, start))
-            .buffered(limit)
+            .buffered(plan.max_concurrency)
             .try_collect()
             .await?;
         let pages: Vec<Value> = walks.into_iter().flatten().collect();
@@ -118,17 +117,17 @@ struct Plan {
     body: Option<Value>,
     fields: Vec<(String, Field)>,
     follow: Option<Follow>,
+    /// Start URLs walked at once: `max_concurrency` as [`limits::concurrency`] reads it.
     max_concurrency: usize,
 }
 
-/// URLs scraped at the same time when `max_concurrency` is not given.
-const DEFAULT_MAX_CONCURRENCY: usize = 4;
 /// Pages walked per start URL when `follow.max_pages` is not given.
 const DEFAULT_MAX_PAGES: usize = 10;
 
 impl Plan {
     fn parse(params: &Map<String, Value>) -> Result<Plan, ParamsError> {
         let raw: RawParams = parse_params(params)?;
+        let raw_urls_given = raw.urls.is_some();
         let starts = match (raw.url, raw.urls) {
             (Some(url), None) => vec![url],
             (None, Some(urls)) if urls.is_empty() => {
@@ -143,6 +142,22 @@ impl Plan {
             }
             (None, None) => return Err(ParamsError::new("url", "is required (or `urls`, a list)")),
         };
+        for (index, start) in starts.iter().enumerate() {
+            let field = if raw_urls_given {
+                format!("urls.{index}")
+            } else {
+                "url".to_owned()
+            };
+            check_url(start).map_err(|message| ParamsError::new(field, message))?;
+        }
+        for (name, value) in &raw.headers {
+            HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                ParamsError::new("headers", format!("'{name}' is not a valid header name"))
+            })?;
+            HeaderValue::from_str(value).map_err(|_| {
+                ParamsError::new(format!("headers.{name}"), "not a valid header value")
+            })?;
+        }
         let method = match raw.method {
             Some(method) => {
                 Method::from_bytes(method.to_ascii_uppercase().as_bytes()).map_err(|_| {
@@ -157,7 +172,7 @@ impl Plan {
             .map(|(name, spec)| Ok((name.clone(), Field::parse(&name, spec)?)))
             .collect::<Result<_, ParamsError>>()?;
         let follow = raw.follow.map(Follow::parse).transpose()?;
-        let max_concurrency = raw.max_concurrency.unwrap_or(DEFAULT_MAX_CONCURRENCY);
+        let max_concurrency = limits::concurrency(raw.max_concurrency.unwrap_or(0));
         Ok(Plan {
             starts,
             method,
@@ -288,6 +303,17 @@ impl Plan {
             _ => None,
         };
         Ok((values, link))
+    }
+}
+
+/// Refuses what could never be fetched, before the first request.
+fn check_url(url: &str) -> Result<(), String> {
+    match Url::parse(url) {
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() => Ok(()),
+        _ => Err(format!(
+            "'{}' is not an http:// or https:// URL with a host",
+            redact_url(url)
+        )),
     }
 }
 

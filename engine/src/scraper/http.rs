@@ -1,6 +1,7 @@
 //! The HTTP vocabulary of handlers: a [`Request`] they build, the [`Response`] they get back,
 //! and the [`RequestError`] that says, for a person reading a job's result, which request
-//! failed and why.
+//! failed and why. URLs in errors and log lines never show the credentials they may carry
+//! ([`redact_url`]).
 
 use std::time::Duration;
 
@@ -9,6 +10,8 @@ use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use reqwest::{StatusCode, Url};
 use serde::de::DeserializeOwned;
+
+use super::egress::EgressDenied;
 
 pub use reqwest::Method;
 
@@ -77,7 +80,8 @@ impl Request {
             .body(value.to_string())
     }
 
-    /// Gives up on the request (connecting, sending and reading the body) after `timeout`.
+    /// Gives up on the request (connecting, sending and reading the body) after `timeout`,
+    /// instead of the scraper's `limits.timeout`; at most the operator's ceiling.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
@@ -95,7 +99,7 @@ impl Request {
     pub(crate) fn prepare(self) -> Result<Outgoing, RequestError> {
         let invalid = |reason: String| RequestError::Invalid {
             method: self.method.clone(),
-            url: self.url.clone(),
+            url: redact_url(&self.url),
             reason,
         };
         let url =
@@ -131,6 +135,7 @@ pub(crate) struct Outgoing {
     pub url: Url,
     pub headers: HeaderMap,
     pub body: Option<Bytes>,
+    /// The request's own timeout; when it is sent, the timeout it was given.
     pub timeout: Option<Duration>,
     /// Set by the `proxy` middleware.
     pub proxy: Option<super::middleware::ProxyRoute>,
@@ -140,6 +145,31 @@ impl Outgoing {
     /// The host rate limits and robots.txt apply to (every prepared URL has one).
     pub fn host(&self) -> &str {
         self.url.host_str().unwrap_or_default()
+    }
+
+    /// The URL as errors and logs show it.
+    pub fn shown_url(&self) -> String {
+        redact_url(self.url.as_str())
+    }
+}
+
+/// `url` without the credentials it may carry: `http://user:secret@host/` is shown as
+/// `http://***@host/`. Works on any text, URL or not, so a malformed URL is hidden too.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let authority_start = scheme_end + 3;
+    let authority_end = url[authority_start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |end| authority_start + end);
+    match url[authority_start..authority_end].rfind('@') {
+        Some(at) => format!(
+            "{}***{}",
+            &url[..authority_start],
+            &url[authority_start + at..]
+        ),
+        None => url.to_owned(),
     }
 }
 
@@ -190,7 +220,7 @@ impl Response {
         if self.status.is_client_error() || self.status.is_server_error() {
             return Err(RequestError::Status {
                 method: self.method,
-                url: self.url.to_string(),
+                url: redact_url(self.url.as_str()),
                 status: self.status,
             });
         }
@@ -213,6 +243,28 @@ pub enum RequestError {
         method: Method,
         url: String,
         reason: String,
+    },
+    /// The egress policy refused the connection (see [`EgressDenied`]).
+    #[error("{method} {url} refused: {denied}")]
+    EgressDenied {
+        method: Method,
+        url: String,
+        denied: Box<EgressDenied>,
+    },
+    #[error("{method} {url} timed out: no complete answer within {seconds} s (limits.timeout)")]
+    TimedOut {
+        method: Method,
+        url: String,
+        seconds: f64,
+    },
+    /// The body went on past the scraper's `limits.max_response_bytes`.
+    #[error(
+        "{method} {url}: the response is larger than {limit} bytes (limits.max_response_bytes)"
+    )]
+    TooLarge {
+        method: Method,
+        url: String,
+        limit: u64,
     },
     #[error("{method} {url} returned HTTP {status}")]
     Status {
@@ -260,18 +312,51 @@ pub enum RequestError {
 }
 
 impl RequestError {
-    pub(crate) fn network(request: &Outgoing, error: &reqwest::Error) -> Self {
-        RequestError::Network {
-            method: request.method.clone(),
-            url: request.url.to_string(),
-            reason: error_chain(error),
+    /// What went wrong with a request that was sent: the egress policy, its timeout, or the
+    /// network.
+    pub(crate) fn network(request: &Outgoing, error: reqwest::Error) -> Self {
+        let (method, url) = (request.method.clone(), request.shown_url());
+        if let Some(denied) = cause::<EgressDenied>(&error) {
+            return RequestError::EgressDenied {
+                method,
+                url,
+                denied: Box::new(denied.clone()),
+            };
+        }
+        match request.timeout {
+            Some(timeout) if error.is_timeout() => RequestError::TimedOut {
+                method,
+                url,
+                seconds: timeout.as_secs_f64(),
+            },
+            // The request is named already; reqwest's URL would only repeat it (and a
+            // redirect's may carry credentials).
+            _ => RequestError::Network {
+                method,
+                url,
+                reason: error_chain(&error.without_url()),
+            },
         }
     }
 }
 
+/// The first error of type `T` among `error` and its causes.
+fn cause<'a, T: std::error::Error + 'static>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if let Some(found) = error.downcast_ref::<T>() {
+            return Some(found);
+        }
+        current = error.source();
+    }
+    None
+}
+
 /// An error with its causes, `outer: inner: innermost`: reqwest's own text alone ("error
 /// sending request") does not say what went wrong.
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

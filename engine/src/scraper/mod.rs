@@ -3,12 +3,15 @@
 //! A worker runs a job with [`run_scraper`]: it finds the scraper's handler in [`Handlers`],
 //! builds a [`ScraperContext`] from the process's shared [`Runtime`] and the job's
 //! [`JobHooks`], and awaits the handler. Every request a handler makes goes through the
-//! [`middleware`] chain. [`builtin_handlers`] are the `extract` and `script` handlers every
-//! server offers.
+//! [`middleware`] chain, within the [`limits`] of its job and the [`EgressPolicy`] of the
+//! process. [`builtin_handlers`] are the `extract` and `script` handlers every server offers.
 
+mod bounded;
 mod context;
+mod egress;
 mod extract;
 mod http;
+pub mod limits;
 pub mod middleware;
 pub mod params;
 pub mod parse;
@@ -24,10 +27,12 @@ use crate::model::Scraper;
 /// [`ScraperHandler`] and [`JobHooks`].
 pub use async_trait::async_trait;
 pub use context::ScraperContext;
+pub use egress::{EgressDenied, EgressPolicy, EgressRule};
 pub use extract::ExtractHandler;
 pub use http::{Method, Request, RequestError, Response};
+pub use limits::LimitsConfig;
 pub use middleware::{MiddlewareConfigError, MiddlewareSettings};
-pub use runtime::Runtime;
+pub use runtime::{Runtime, RuntimeSettings};
 pub use script::{ScriptHandler, ScriptLimits};
 
 /// The error a handler fails its job with; its text becomes the job's result.

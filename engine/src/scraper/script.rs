@@ -9,10 +9,10 @@
 //! The sandbox: no file system, no modules, network only through the context (so every
 //! middleware applies), and limits on operations, string/array/map sizes and nesting. The
 //! script runs on a blocking thread; the job's timeout or kill drops the handler's future,
-//! which stops the script at its next operation.
+//! which cancels the script's token: a call the script is blocked in (a request, say) returns
+//! at once, and the script stops at its next operation, so its thread ends with the job.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,6 +20,7 @@ use rhai::{Array, Dynamic, Engine, EvalAltResult, Map as RhaiMap, Scope};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
 
 use super::params::parse_params;
 use super::parse;
@@ -92,23 +93,42 @@ impl ScraperHandler for ScriptHandler {
 
     async fn run(&self, context: &ScraperContext) -> Result<String, HandlerError> {
         let params: ScriptParams = parse_params(context.params())?;
-        let stopped = Arc::new(AtomicBool::new(false));
-        // Dropping this future (job timeout, kill) raises the flag; the script checks it at
-        // every operation.
-        let _stop_on_drop = StopOnDrop(stopped.clone());
-        let (context, limits, handle) = (context.clone(), self.limits, Handle::current());
+        let stopped = CancellationToken::new();
+        // Dropping this future (job timeout, kill) cancels the token: the call the script
+        // waits in returns, and the script checks the token at every operation.
+        let _stop_on_drop = stopped.clone().drop_guard();
+        let (context, limits) = (context.clone(), self.limits);
+        let bridge = Bridge {
+            handle: Handle::current(),
+            stopped,
+        };
         let result =
-            tokio::task::spawn_blocking(move || execute(&params, limits, context, handle, stopped))
-                .await?;
+            tokio::task::spawn_blocking(move || execute(&params, limits, context, bridge)).await?;
         Ok(result?)
     }
 }
 
-struct StopOnDrop(Arc<AtomicBool>);
+/// How the script's thread waits for the async context: on the runtime, until the job stops.
+#[derive(Clone)]
+struct Bridge {
+    handle: Handle,
+    stopped: CancellationToken,
+}
 
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
+/// What a call blocked when its job stopped returns (the script ends at its next operation).
+const STOPPED: &str = "the job was stopped";
+
+impl Bridge {
+    /// Runs `future` to its end, or until the job stops (then the future is dropped, which
+    /// aborts a request in flight).
+    fn block_on<T>(&self, future: impl Future<Output = T>) -> ScriptResult<T> {
+        self.handle.block_on(async {
+            tokio::select! {
+                biased;
+                () = self.stopped.cancelled() => Err(STOPPED.into()),
+                output = future => Ok(output),
+            }
+        })
     }
 }
 
@@ -117,8 +137,7 @@ fn execute(
     params: &ScriptParams,
     limits: ScriptLimits,
     context: ScraperContext,
-    handle: Handle,
-    stopped: Arc<AtomicBool>,
+    bridge: Bridge,
 ) -> Result<String, ScriptError> {
     let mut engine = Engine::new();
     engine
@@ -128,12 +147,11 @@ fn execute(
         .set_max_map_size(limits.max_map_size)
         .set_max_call_levels(limits.max_call_levels)
         .set_max_expr_depths(limits.max_expr_depth, limits.max_expr_depth)
-        .on_progress(move |_| {
-            stopped
-                .load(Ordering::Relaxed)
-                .then(|| Dynamic::from("the job was stopped"))
+        .on_progress({
+            let stopped = bridge.stopped.clone();
+            move |_| stopped.is_cancelled().then(|| Dynamic::from(STOPPED))
         });
-    register_api(&mut engine, &context, &handle);
+    register_api(&mut engine, &context, &bridge);
 
     let ast = engine
         .compile(&params.source)
@@ -191,12 +209,12 @@ type ScriptResult<T> = Result<T, Box<EvalAltResult>>;
 
 /// The functions a script calls. Each one blocks this thread on the async context: the
 /// script runs on a blocking thread, never on the runtime's workers.
-fn register_api(engine: &mut Engine, context: &ScraperContext, handle: &Handle) {
+fn register_api(engine: &mut Engine, context: &ScraperContext, bridge: &Bridge) {
     let fetch = {
-        let (context, handle) = (context.clone(), handle.clone());
+        let (context, bridge) = (context.clone(), bridge.clone());
         move |request: Request| -> ScriptResult<RhaiMap> {
-            handle
-                .block_on(context.request(request))
+            bridge
+                .block_on(context.request(request))?
                 .map(|response| response_to_script(&response))
                 .map_err(|error| error.to_string().into())
         }
@@ -225,16 +243,19 @@ fn register_api(engine: &mut Engine, context: &ScraperContext, handle: &Handle) 
         });
     }
     {
-        let (context, handle) = (context.clone(), handle.clone());
+        let (context, bridge) = (context.clone(), bridge.clone());
         engine.register_fn(
             "get_all",
             move |urls: Array, max_concurrency: i64| -> ScriptResult<Array> {
+                let max_concurrency = usize::try_from(max_concurrency).map_err(|_| {
+                    format!("get_all: max_concurrency must be 0 (the default) or more, got {max_concurrency}")
+                })?;
                 let requests = urls
                     .iter()
                     .map(|url| Ok(Request::get(url.clone().into_string()?)))
                     .collect::<Result<Vec<_>, &str>>()?;
-                let responses = handle
-                    .block_on(context.request_all(requests, max_concurrency.max(0) as usize))
+                let responses = bridge
+                    .block_on(context.request_all(requests, max_concurrency))?
                     .map_err(|error| error.to_string())?;
                 Ok(responses
                     .iter()
@@ -268,7 +289,7 @@ fn register_api(engine: &mut Engine, context: &ScraperContext, handle: &Handle) 
         });
     }
     {
-        let (context, handle) = (context.clone(), handle.clone());
+        let (context, bridge) = (context.clone(), bridge.clone());
         engine.register_fn("set_state", move |state: Dynamic| -> ScriptResult<()> {
             let state = if state.is_unit() {
                 None
@@ -279,8 +300,8 @@ fn register_api(engine: &mut Engine, context: &ScraperContext, handle: &Handle) 
                         .map_err(|kind| format!("set_state takes a string or (), not {kind}"))?,
                 )
             };
-            handle
-                .block_on(context.update_scraper_state(state))
+            bridge
+                .block_on(context.update_scraper_state(state))?
                 .map_err(|error| error.describe().into())
         });
     }

@@ -15,7 +15,17 @@ async fn run(
     handler: &str,
     params: Value,
 ) -> (Result<String, String>, Arc<RecordingHooks>) {
-    let scraper = scraper(handler, params, Value::Null);
+    run_with_plugins(handlers, handler, params, Value::Null).await
+}
+
+/// [`run`] for a scraper with `config.plugins`.
+async fn run_with_plugins(
+    handlers: &Handlers,
+    handler: &str,
+    params: Value,
+    plugins: Value,
+) -> (Result<String, String>, Arc<RecordingHooks>) {
+    let scraper = scraper(handler, params, plugins);
     let hooks = RecordingHooks::new(scraper.clone());
     let result = run_scraper(handlers, &plain_runtime(), scraper, hooks.clone())
         .await
@@ -214,6 +224,22 @@ async fn extract_refuses_bad_params_naming_the_field() {
             json!({"url": 3}),
             "invalid params.url: invalid type: integer `3`",
         ),
+        (
+            json!({"url": "ftp://x/file"}),
+            "invalid params.url: 'ftp://x/file' is not an http:// or https:// URL with a host",
+        ),
+        (
+            json!({"urls": ["http://x", "not a url"]}),
+            "invalid params.urls.1: 'not a url' is not an http:// or https:// URL with a host",
+        ),
+        (
+            json!({"url": "http://x", "headers": {"Bad Name": "v"}}),
+            "invalid params.headers: 'Bad Name' is not a valid header name",
+        ),
+        (
+            json!({"url": "http://x", "headers": {"X-Ok": "line\nbreak"}}),
+            "invalid params.headers.X-Ok: not a valid header value",
+        ),
     ];
     for (params, expected) in cases {
         let error = extract(params.clone()).await.unwrap_err();
@@ -365,4 +391,75 @@ async fn state_persists_between_two_runs_of_the_same_scraper() {
     .await
     .unwrap();
     assert_eq!(second, "run 2, state now 2");
+}
+
+#[tokio::test]
+async fn extract_with_max_concurrency_zero_scrapes_the_default_four_urls_at_a_time() {
+    let server = TestServer::start(None).await;
+    // The gate opens at the fifth arrival: four URLs at a time wait there until they time out.
+    let urls: Vec<String> = (0..8)
+        .map(|i| server.url(&format!("/gate?open_at=5&i={i}")))
+        .collect();
+    let (result, _) = run_with_plugins(
+        &builtin_handlers(),
+        "extract",
+        json!({"urls": urls, "max_concurrency": 0}),
+        json!({"limits": {"timeout": 1}}),
+    )
+    .await;
+    let error = result.unwrap_err();
+    assert!(error.contains(" timed out: "), "{error}");
+    assert_eq!(server.gate_arrivals(), 4);
+}
+
+#[tokio::test]
+async fn get_all_with_max_concurrency_zero_fetches_the_default_four_urls_at_a_time() {
+    let server = TestServer::start(None).await;
+    let urls: Vec<String> = (0..8)
+        .map(|i| server.url(&format!("/gate?open_at=5&i={i}")))
+        .collect();
+    let (result, _) = run_with_plugins(
+        &builtin_handlers(),
+        "script",
+        json!({"source": "get_all(args.urls, 0)", "args": {"urls": urls}}),
+        json!({"limits": {"timeout": 1}}),
+    )
+    .await;
+    let error = result.unwrap_err();
+    assert!(error.contains(" timed out: "), "{error}");
+    assert_eq!(server.gate_arrivals(), 4);
+
+    let (result, _) = run(
+        &builtin_handlers(),
+        "script",
+        json!({"source": "get_all([], -1)"}),
+    )
+    .await;
+    assert_eq!(
+        result.unwrap_err(),
+        "script error at line 1: get_all: max_concurrency must be 0 (the default) or more, got -1"
+    );
+}
+
+#[tokio::test]
+async fn a_script_blocked_in_a_request_lets_go_of_its_job_when_the_job_is_stopped() {
+    let server = TestServer::start(None).await;
+    // The gate never opens: without cancellation the script's thread would wait for ever.
+    let scraper = scraper(
+        "script",
+        json!({"source": "get(args.url)", "args": {"url": server.url("/gate?open_at=1000")}}),
+        Value::Null,
+    );
+    let hooks = RecordingHooks::new(scraper.clone());
+    let released = hooks.released();
+    let run = tokio::spawn(async move {
+        run_scraper(&builtin_handlers(), &plain_runtime(), scraper, hooks).await
+    });
+    within(server.gate_reached_by(1)).await;
+    // What the worker does when the job is killed or times out.
+    run.abort();
+    tokio::time::timeout(std::time::Duration::from_secs(5), released)
+        .await
+        .expect("the script's thread let go of its job within 5 s")
+        .unwrap();
 }

@@ -2,6 +2,8 @@
 //! test: the context's HTTP and parsing API, every middleware, and the built-in handlers.
 
 mod context;
+mod egress;
 mod handlers;
+mod limits;
 mod middleware;
 mod support;

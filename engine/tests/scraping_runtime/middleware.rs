@@ -211,17 +211,10 @@ async fn postgres_store_shares_limits_between_replicas() {
 
     // A runtime on the shared store applies it to requests.
     let server = TestServer::start(None).await;
-    let settings = Runtime::default()
-        .settings()
-        .for_scraper(
-            json!({
-                "robots_txt": {"enabled": false},
-                "rate_limiter": {"max_requests": 1, "rate_limited_strategy": "throw"},
-            })
-            .as_object()
-            .unwrap(),
-        )
-        .unwrap();
+    let settings = runtime_settings(json!({
+        "robots_txt": {"enabled": false},
+        "rate_limiter": {"max_requests": 1, "rate_limited_strategy": "throw"},
+    }));
     let runtime = Runtime::with_rate_limit_store(
         settings,
         Arc::new(PostgresRateLimitStore::new(storage.pool().clone())),
@@ -423,6 +416,10 @@ fn invalid_scraper_middleware_config_is_refused_naming_the_middleware_and_field(
         context_error(json!({"rate_limiter": {"max_requests": 0}})),
         "invalid config.plugins.rate_limiter.max_requests: must be greater than 0"
     );
+    assert_eq!(
+        context_error(json!({"rate_limiter": {"time_window": 1e300}})),
+        "invalid config.plugins.rate_limiter.time_window: is too large to be a duration"
+    );
     assert!(context_error(json!({"rate_limiter": {"max_request": 5}}))
         .starts_with("invalid config.plugins.rate_limiter"));
     assert!(context_error(json!({"rate_limiter": {"max_request": 5}}))
@@ -459,4 +456,118 @@ fn scraper_overrides_replace_only_the_fields_they_set() {
         global.settings().rate_limiter.time_window
     );
     assert_eq!(settings.robots_txt, global.settings().robots_txt);
+}
+
+#[tokio::test]
+async fn a_scraper_cannot_change_or_switch_off_an_enforced_middleware() {
+    let server = TestServer::start(None).await;
+    let proxy = TestProxy::start().await;
+    let proxy_url = format!("http://{}", proxy.addr);
+    let operator = runtime(json!({
+        "enforced": ["proxy", "rate_limiter"],
+        "robots_txt": {"enabled": false},
+        "proxy": {"proxy": proxy_url},
+    }));
+    let refused = |plugins: Value| {
+        let scraper = scraper("test", Value::Null, plugins);
+        let hooks = RecordingHooks::new(scraper.clone());
+        match ScraperContext::new(scraper, hooks, &operator) {
+            Ok(_) => panic!("the plugins should have been refused"),
+            Err(error) => error.to_string(),
+        }
+    };
+    let enforced = |middleware: &str| {
+        format!("invalid config.plugins.{middleware}: the operator enforces these settings; a scraper cannot change them")
+    };
+    assert_eq!(
+        refused(json!({"proxy": {"proxy": null}})),
+        enforced("proxy")
+    );
+    assert_eq!(
+        refused(json!({"proxy": {"proxy": "http://elsewhere.example:3128"}})),
+        enforced("proxy")
+    );
+    assert_eq!(
+        refused(json!({"rate_limiter": {"enabled": false}})),
+        enforced("rate_limiter")
+    );
+    assert!(
+        refused(json!({"enforced": []}))
+            .starts_with("invalid config.plugins.enforced: unknown middleware"),
+        "only the operator enforces"
+    );
+
+    // Restating the operator's values, or changing what is not enforced, is fine.
+    let (context, _) = scraper_context(
+        &operator,
+        json!({"proxy": {"proxy": proxy_url}, "requests_logging": {"enabled": false}}),
+    );
+    let response = context.get(server.localhost_url("/article")).await.unwrap();
+    assert_eq!(response.header("x-via"), Some("test-proxy"));
+}
+
+#[tokio::test]
+async fn credentials_in_urls_stay_out_of_the_job_log_and_errors() {
+    let server = TestServer::start(None).await;
+    let (context, hooks) = scraper_context(&plain_runtime(), Value::Null);
+    let url = format!("http://scraper:s3cret@{}/status/404", server.addr);
+    let shown = format!("http://***@{}/status/404", server.addr);
+    let error = context
+        .get(&url)
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap_err();
+    assert_eq!(
+        hooks.log_lines(),
+        [format!("GET {shown}"), format!("GET {shown} - 404")]
+    );
+    assert!(!error.to_string().contains("s3cret"), "{error}");
+
+    let closed = closed_port_url()
+        .await
+        .replace("http://", "http://scraper:s3cret@");
+    let error = context.get(&closed).await.unwrap_err().to_string();
+    assert!(
+        error.contains("http://***@127.0.0.1:") && !error.contains("s3cret"),
+        "{error}"
+    );
+    let error = context
+        .get("http://scraper:s3cret@exa mple.com/")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(!error.contains("s3cret"), "{error}");
+
+    // The operator's proxy credentials neither.
+    let closed_proxy = closed_port_url()
+        .await
+        .replace("http://", "http://operator:hunter2@");
+    let operator = runtime(json!({
+        "rate_limiter": {"enabled": false},
+        "robots_txt": {"enabled": false},
+        "proxy": {"proxy": closed_proxy},
+    }));
+    let (proxied, proxied_hooks) = scraper_context(&operator, Value::Null);
+    let error = proxied
+        .get(server.localhost_url("/article"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(!error.contains("hunter2"), "{error}");
+    assert!(
+        !proxied_hooks.log_lines().concat().contains("hunter2"),
+        "{:?}",
+        proxied_hooks.log_lines()
+    );
+    assert_eq!(
+        context_error(json!({"proxy": {"proxy": "http://bob:hunter2@exa mple:3128"}})),
+        "invalid config.plugins.proxy.proxy: 'http://***@exa mple:3128' is not a URL: invalid international domain name"
+    );
+    assert_eq!(
+        context_error(
+            json!({"proxy": {"proxy": "http://proxy.example:3128", "proxy_auth": {"login": "bob", "password": 123456}}})
+        ),
+        "invalid config.plugins.proxy.proxy_auth.password: must be a string"
+    );
 }

@@ -2,6 +2,7 @@
 //! records every request it gets, a local forward proxy, and job hooks that record what the
 //! context tells the worker.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,14 +12,16 @@ use async_trait::async_trait;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{any, get};
 use axum::Router;
 use engine::model::Scraper;
-use engine::scraper::{JobHooks, LogLevel, MiddlewareSettings, Runtime, ScraperContext};
+use engine::scraper::{
+    EgressPolicy, EgressRule, JobHooks, LogLevel, Runtime, RuntimeSettings, ScraperContext,
+};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 /// One request the server saw.
 #[derive(Debug, Clone)]
@@ -32,6 +35,8 @@ pub struct Hit {
 struct ServerState {
     hits: Arc<Mutex<Vec<Hit>>>,
     robots_txt: Option<&'static str>,
+    /// `/robots.txt` sends `robots_txt` and then comment lines without end.
+    endless_robots_txt: bool,
     /// Requests that have entered `/gate` so far, and how many are inside it now.
     gate_arrivals: watch::Sender<usize>,
     gate_inside: Arc<AtomicUsize>,
@@ -61,13 +66,25 @@ reference: xyz-789</div>
 </body></html>"#;
 
 pub const FILE_BYTES: usize = 64 * 1024;
+/// The size of `/big`: over the default response size cap of 10 MiB.
+pub const BIG_BYTES: usize = 11 * 1024 * 1024;
 
 impl TestServer {
     /// `robots_txt`: the body of `/robots.txt`, or `None` for a 404 there.
     pub async fn start(robots_txt: Option<&'static str>) -> TestServer {
+        Self::serve(robots_txt, false).await
+    }
+
+    /// A server whose `/robots.txt` starts with `rules` and then never ends.
+    pub async fn with_endless_robots_txt(rules: &'static str) -> TestServer {
+        Self::serve(Some(rules), true).await
+    }
+
+    async fn serve(robots_txt: Option<&'static str>, endless_robots_txt: bool) -> TestServer {
         let state = ServerState {
             hits: Arc::default(),
             robots_txt,
+            endless_robots_txt,
             gate_arrivals: watch::Sender::new(0),
             gate_inside: Arc::default(),
             gate_most_inside: Arc::default(),
@@ -84,6 +101,9 @@ impl TestServer {
             .route("/status/{code}", any(status))
             .route("/file", get(|| async { file_body() }))
             .route("/gate", get(gate))
+            .route("/redirect", get(redirect))
+            .route("/big", get(|| async { vec![b'x'; BIG_BYTES] }))
+            .route("/endless", get(|| async { endless_body(Bytes::new()) }))
             .route("/private/page", get(|| async { "secret" }))
             .route("/public/page", get(|| async { "public" }))
             .layer(axum::middleware::from_fn_with_state(state.clone(), record))
@@ -118,6 +138,20 @@ impl TestServer {
     pub fn gate_most_inside(&self) -> usize {
         self.state.gate_most_inside.load(Ordering::SeqCst)
     }
+
+    /// How many requests have entered `/gate` so far.
+    pub fn gate_arrivals(&self) -> usize {
+        *self.state.gate_arrivals.borrow()
+    }
+
+    /// Returns once `count` requests have entered `/gate`.
+    pub async fn gate_reached_by(&self, count: usize) {
+        let mut arrivals = self.state.gate_arrivals.subscribe();
+        arrivals
+            .wait_for(|arrivals| *arrivals >= count)
+            .await
+            .unwrap();
+    }
 }
 
 pub fn file_body() -> Vec<u8> {
@@ -144,9 +178,32 @@ async fn record(
 
 async fn robots(State(state): State<ServerState>) -> Response {
     match state.robots_txt {
+        Some(body) if state.endless_robots_txt => {
+            endless_body(Bytes::from_static(body.as_bytes())).into_response()
+        }
         Some(body) => body.into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+/// `start`, then comment lines for ever.
+fn endless_body(start: Bytes) -> Body {
+    let filler = Bytes::from_static(&[b'#'; 8192]);
+    let lines = futures_util::stream::repeat(filler);
+    Body::from_stream(futures_util::StreamExt::map(
+        futures_util::StreamExt::chain(futures_util::stream::iter([start]), lines),
+        Ok::<_, Infallible>,
+    ))
+}
+
+#[derive(serde::Deserialize)]
+struct RedirectQuery {
+    to: String,
+}
+
+/// `302 Found` to the URL in `to`.
+async fn redirect(Query(query): Query<RedirectQuery>) -> Redirect {
+    Redirect::to(&query.to)
 }
 
 async fn echo(method: Method, headers: HeaderMap, body: Bytes) -> axum::Json<Value> {
@@ -249,6 +306,8 @@ pub struct RecordingHooks {
     pub log: Mutex<Vec<(LogLevel, String)>>,
     /// The scraper as "stored": state updates land here.
     pub scraper: Mutex<Scraper>,
+    /// Told when the hooks are dropped: whatever ran the job has let go of it.
+    dropped: Mutex<Option<oneshot::Sender<()>>>,
 }
 
 impl RecordingHooks {
@@ -258,7 +317,15 @@ impl RecordingHooks {
             killed: AtomicBool::new(false),
             log: Mutex::default(),
             scraper: Mutex::new(scraper),
+            dropped: Mutex::default(),
         })
+    }
+
+    /// Resolves once the last holder of these hooks (a context, a script's thread) drops them.
+    pub fn released(&self) -> oneshot::Receiver<()> {
+        let (sender, receiver) = oneshot::channel();
+        *self.dropped.lock().unwrap() = Some(sender);
+        receiver
     }
 
     pub fn log_lines(&self) -> Vec<String> {
@@ -268,6 +335,14 @@ impl RecordingHooks {
             .iter()
             .map(|(_, line)| line.clone())
             .collect()
+    }
+}
+
+impl Drop for RecordingHooks {
+    fn drop(&mut self) {
+        if let Some(dropped) = self.dropped.lock().unwrap().take() {
+            let _ = dropped.send(());
+        }
     }
 }
 
@@ -307,18 +382,27 @@ pub fn scraper(handler: &str, params: Value, plugins: Value) -> Scraper {
     .expect("a valid scraper")
 }
 
-/// A runtime with `settings` (JSON, laid over the defaults) as its global middleware settings.
-pub fn runtime(settings: Value) -> Runtime {
-    let defaults = MiddlewareSettings::default();
-    let Value::Object(settings) = settings else {
-        panic!("settings must be an object")
-    };
-    Runtime::new(
-        defaults
-            .for_scraper(&settings)
-            .expect("valid test settings"),
-    )
-    .unwrap()
+/// Runtime settings with `middleware` (JSON, laid over the defaults) as the global middleware
+/// settings, and an egress policy that allows the test servers' address, 127.0.0.1.
+pub fn runtime_settings(middleware: Value) -> RuntimeSettings {
+    RuntimeSettings {
+        middleware: serde_json::from_value(middleware).expect("valid test settings"),
+        egress: allowing(&["127.0.0.1/32"]),
+        ..RuntimeSettings::default()
+    }
+}
+
+/// An egress policy allowing these ranges and hosts.
+pub fn allowing(rules: &[&str]) -> EgressPolicy {
+    rules
+        .iter()
+        .map(|rule| rule.parse::<EgressRule>().expect("a valid rule"))
+        .collect()
+}
+
+/// A runtime with [`runtime_settings`].
+pub fn runtime(middleware: Value) -> Runtime {
+    Runtime::from_settings(runtime_settings(middleware)).unwrap()
 }
 
 /// Runtime settings for tests that are not about middleware: nothing that adds requests or

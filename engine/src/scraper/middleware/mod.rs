@@ -2,8 +2,10 @@
 //!
 //! Each middleware has global defaults ([`MiddlewareSettings`], loaded by the server) that a
 //! scraper overrides field by field under `config.plugins.<name>` (the names are the
-//! original's). A scraper's overrides are checked when its job starts: a wrong field fails
-//! the job with a message naming the middleware and the field, never a silent fallback.
+//! original's), except those the operator lists as `enforced`. A scraper's overrides are
+//! checked when its job starts: a wrong field, or a change to an enforced middleware, fails
+//! the job with a message naming the middleware and the field, never a silent fallback. The
+//! request [`limits`](crate::scraper::limits) are configured the same way, under `limits`.
 //!
 //! Order of the chain, and why:
 //! 1. `user_agent_injecter` — first, so robots.txt is checked for the agent actually sent;
@@ -35,11 +37,13 @@ pub use robots_txt::{RobotsTxtConfig, ViolationStrategy};
 pub use user_agent::{Browser, UserAgentInjecterConfig};
 
 use super::http::{Outgoing, RequestError};
+use super::limits::LimitsConfig;
 use super::runtime::Runtime;
 use super::JobHooks;
 
-/// Every middleware's configuration: the global defaults, or a scraper's after its
-/// `config.plugins` overrides. Field names are the keys of `config.plugins`.
+/// Every middleware's configuration, and the request limits: the global defaults, or a
+/// scraper's after its `config.plugins` overrides. Field names are the keys of
+/// `config.plugins`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MiddlewareSettings {
@@ -48,6 +52,22 @@ pub struct MiddlewareSettings {
     pub user_agent_injecter: UserAgentInjecterConfig,
     pub proxy: ProxyConfig,
     pub requests_logging: RequestsLoggingConfig,
+    pub limits: LimitsConfig,
+    /// The entries scrapers cannot change: the operator's, set in the global settings (a
+    /// scraper's `config.plugins` cannot hold this key).
+    pub enforced: Vec<Configurable>,
+}
+
+/// The entries of [`MiddlewareSettings`] an operator can enforce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Configurable {
+    RateLimiter,
+    RobotsTxt,
+    UserAgentInjecter,
+    Proxy,
+    RequestsLogging,
+    Limits,
 }
 
 /// A middleware configuration that cannot be used, naming the middleware and the field.
@@ -62,8 +82,8 @@ pub struct MiddlewareConfigError {
     pub message: String,
 }
 
-const SCRAPER_SCOPE: &str = "config.plugins.";
-const GLOBAL_SCOPE: &str = "middleware settings ";
+pub(crate) const SCRAPER_SCOPE: &str = "config.plugins.";
+pub(crate) const GLOBAL_SCOPE: &str = "middleware settings ";
 
 impl MiddlewareSettings {
     /// These settings with a scraper's `config.plugins` laid over them: each field the
@@ -78,14 +98,15 @@ impl MiddlewareSettings {
             field: field.to_owned(),
             message,
         };
-        let Value::Object(mut merged) =
-            serde_json::to_value(self).expect("settings serialize to JSON")
-        else {
-            unreachable!("a struct serializes to an object")
-        };
+        let global = self.to_json();
+        let mut merged = global.clone();
         for (name, overrides) in plugins {
             let Some(Value::Object(defaults)) = merged.get_mut(name) else {
-                let known: Vec<&String> = merged.keys().collect();
+                let known: Vec<&String> = merged
+                    .iter()
+                    .filter(|(_, value)| value.is_object())
+                    .map(|(name, _)| name)
+                    .collect();
                 return Err(error(
                     name,
                     "",
@@ -112,13 +133,51 @@ impl MiddlewareSettings {
             .map_err(|failure| {
                 let path = failure.path().to_string();
                 let (middleware, field) = path.split_once('.').unwrap_or((path.as_str(), ""));
-                error(middleware, field, failure.inner().to_string())
+                // serde quotes the value it refused: a password stays out of the job's result.
+                let message = if field.ends_with("password") {
+                    "must be a string".to_owned()
+                } else {
+                    failure.inner().to_string()
+                };
+                error(middleware, field, message)
             })?;
         settings.check().map_err(|mut failure| {
             failure.scope = SCRAPER_SCOPE;
             failure
         })?;
+        // An enforced entry keeps the operator's values: a scraper may restate them (compared
+        // once parsed, so `60` and `60.0` are the same), never change them.
+        let parsed = settings.to_json();
+        for name in plugins.keys() {
+            if self.is_enforced(name) && parsed.get(name) != global.get(name) {
+                return Err(error(
+                    name,
+                    "",
+                    "the operator enforces these settings; a scraper cannot change them".to_owned(),
+                ));
+            }
+        }
         Ok(settings)
+    }
+
+    fn to_json(&self) -> Map<String, Value> {
+        let Value::Object(json) = serde_json::to_value(self).expect("settings serialize to JSON")
+        else {
+            unreachable!("a struct serializes to an object")
+        };
+        json
+    }
+
+    /// Whether the entry named `name` (a key of `config.plugins`) is enforced: a
+    /// [`Configurable`] is written as the name of its field.
+    fn is_enforced(&self, name: &str) -> bool {
+        self.enforced.iter().any(|enforced| {
+            serde_json::to_value(enforced)
+                .ok()
+                .as_ref()
+                .and_then(Value::as_str)
+                == Some(name)
+        })
     }
 
     /// Checks what types cannot say (positive limits, parsable URLs); for defaults loaded
@@ -128,10 +187,11 @@ impl MiddlewareSettings {
     }
 
     fn check(&self) -> Result<(), MiddlewareConfigError> {
-        let checks: [(&str, FieldCheck); 3] = [
+        let checks: [(&str, FieldCheck); 4] = [
             ("rate_limiter", self.rate_limiter.check()),
             ("user_agent_injecter", self.user_agent_injecter.check()),
             ("proxy", self.proxy.check()),
+            ("limits", self.limits.check()),
         ];
         for (middleware, check) in checks {
             if let Err((field, message)) = check {
@@ -148,7 +208,7 @@ impl MiddlewareSettings {
 }
 
 /// The outcome of checking one middleware's config: `Err((field, message))`.
-type FieldCheck = Result<(), (&'static str, String)>;
+pub(crate) type FieldCheck = Result<(), (&'static str, String)>;
 
 /// One step of the chain. Both hooks default to doing nothing.
 #[async_trait]

@@ -1,13 +1,15 @@
 //! `proxy`: sends a scraper's requests through an HTTP(S) proxy, optionally with basic auth.
 //! The proxy is a property of the HTTP client, so this middleware only marks the request with
-//! its route; the [`Runtime`](crate::scraper::Runtime) keeps one client per route.
+//! its route; the [`Runtime`](crate::scraper::Runtime) keeps one client per route. The egress
+//! policy applies to a scraper's own proxy; the operator's (the global setting) is trusted.
+//! Proxy URLs are shown without their credentials.
 
 use async_trait::async_trait;
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
 use super::Middleware;
-use crate::scraper::http::Outgoing;
+use crate::scraper::http::{redact_url, Outgoing};
 use crate::scraper::{JobHooks, RequestError};
 
 /// Active when `proxy` is set; a scraper turns a global proxy off with `{"proxy": null}`.
@@ -32,12 +34,13 @@ impl ProxyConfig {
     pub(super) fn check(&self) -> super::FieldCheck {
         match &self.proxy {
             Some(proxy) => {
+                let shown = redact_url(proxy);
                 let url = Url::parse(proxy)
-                    .map_err(|error| ("proxy", format!("'{proxy}' is not a URL: {error}")))?;
+                    .map_err(|error| ("proxy", format!("'{shown}' is not a URL: {error}")))?;
                 if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
                     return Err((
                         "proxy",
-                        format!("'{proxy}' must be an http:// or https:// URL with a host"),
+                        format!("'{shown}' must be an http:// or https:// URL with a host"),
                     ));
                 }
                 Ok(())
@@ -49,7 +52,7 @@ impl ProxyConfig {
         }
     }
 
-    pub(super) fn route(&self) -> Option<ProxyRoute> {
+    pub(crate) fn route(&self) -> Option<ProxyRoute> {
         self.proxy.clone().map(|url| ProxyRoute {
             url,
             auth: self.proxy_auth.clone(),
@@ -65,6 +68,11 @@ pub(crate) struct ProxyRoute {
 }
 
 impl ProxyRoute {
+    /// The proxy's URL (checked with the config).
+    pub fn url(&self) -> Option<Url> {
+        Url::parse(&self.url).ok()
+    }
+
     /// The reqwest proxy for this route; the URL was checked with the config.
     pub fn to_proxy(&self) -> Result<reqwest::Proxy, reqwest::Error> {
         let proxy = reqwest::Proxy::all(&self.url)?;

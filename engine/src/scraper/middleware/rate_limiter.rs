@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
 use super::Middleware;
+use crate::scraper::bounded::evict_oldest;
 use crate::scraper::http::Outgoing;
 use crate::scraper::{JobHooks, LogLevel, RequestError};
 
@@ -59,7 +60,7 @@ impl RateLimiterConfig {
         if self.max_requests == 0 {
             return Err(("max_requests", "must be greater than 0".to_owned()));
         }
-        if !(self.time_window.is_finite() && self.time_window > 0.0) {
+        if self.time_window.is_nan() || self.time_window <= 0.0 {
             return Err((
                 "time_window",
                 format!(
@@ -68,11 +69,15 @@ impl RateLimiterConfig {
                 ),
             ));
         }
+        if Duration::try_from_secs_f64(self.time_window).is_err() {
+            return Err(("time_window", "is too large to be a duration".to_owned()));
+        }
         Ok(())
     }
 
+    /// The window as a duration (`check` guarantees it is one).
     fn window(&self) -> Duration {
-        Duration::from_secs_f64(self.time_window)
+        Duration::try_from_secs_f64(self.time_window).unwrap_or(Duration::MAX)
     }
 }
 
@@ -109,7 +114,8 @@ pub struct MemoryRateLimitStore {
 struct Buckets {
     by_key: HashMap<String, Bucket>,
     /// Idle buckets are dropped when there are more than this many; then it doubles past
-    /// the live ones, so sweeping stays rare however many hosts are busy.
+    /// the live ones (up to [`MAX_BUCKETS`]), so sweeping stays rare however many hosts are
+    /// busy.
     sweep_above: usize,
 }
 
@@ -121,6 +127,10 @@ struct Bucket {
 /// Buckets kept before idle ones are dropped: a long-running server scraping many hosts must
 /// not keep one forever for each.
 const SWEEP_ABOVE: usize = 4096;
+/// Buckets kept at most, idle or not. Past it, a quarter of them, those whose last request
+/// is oldest, are dropped: their hosts start a fresh window, which can let through up to one
+/// window's worth of extra requests; memory stays bounded however many hosts are scraped.
+const MAX_BUCKETS: usize = 65_536;
 
 #[async_trait]
 impl RateLimitStore for MemoryRateLimitStore {
@@ -132,14 +142,21 @@ impl RateLimitStore for MemoryRateLimitStore {
     ) -> Result<Acquired, crate::Error> {
         let now = Instant::now();
         let mut buckets = crate::sync::lock(&self.buckets);
-        if buckets.by_key.len() > buckets.sweep_above.max(SWEEP_ABOVE) {
+        if buckets.by_key.len() >= buckets.sweep_above.max(SWEEP_ABOVE)
+            && !buckets.by_key.contains_key(key)
+        {
             buckets.by_key.retain(|_, bucket| {
                 bucket
                     .hits
                     .back()
                     .is_some_and(|last| now.duration_since(*last) < bucket.window)
             });
-            buckets.sweep_above = buckets.by_key.len() * 2;
+            if buckets.by_key.len() >= MAX_BUCKETS {
+                evict_oldest(&mut buckets.by_key, MAX_BUCKETS / 4 * 3, |bucket| {
+                    bucket.hits.back().copied()
+                });
+            }
+            buckets.sweep_above = (buckets.by_key.len() * 2).min(MAX_BUCKETS);
         }
         let bucket = buckets
             .by_key
@@ -255,18 +272,22 @@ impl Middleware for RateLimiter {
                 .await
                 .map_err(|reason| RequestError::RateLimiterUnavailable {
                     method: request.method.clone(),
-                    url: request.url.to_string(),
+                    url: request.shown_url(),
                     reason,
                 })?;
             let Acquired::Limited { retry_after } = acquired else {
                 return Ok(());
             };
             let limited = RequestError::RateLimited {
-                url: request.url.to_string(),
+                url: request.shown_url(),
                 host: host.clone(),
                 max_requests: self.config.max_requests,
                 window_seconds: self.config.time_window,
-                next_slot: Utc::now() + retry_after,
+                // A window of ages would take the date past what can be written.
+                next_slot: chrono::Duration::from_std(retry_after)
+                    .ok()
+                    .and_then(|wait| Utc::now().checked_add_signed(wait))
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC),
             };
             if self.config.rate_limited_strategy == RateLimitedStrategy::Throw {
                 return Err(limited);
@@ -278,10 +299,41 @@ impl Middleware for RateLimiter {
                 .await
                 .map_err(|reason| RequestError::JobStopped {
                     method: request.method.clone(),
-                    url: request.url.to_string(),
+                    url: request.shown_url(),
                     reason,
                 })?;
             tokio::time::sleep(retry_after + self.jitter()).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_memory_store_keeps_at_most_max_buckets_even_when_all_are_busy() {
+        let store = MemoryRateLimitStore::default();
+        let hour = Duration::from_secs(3600);
+        for host in 0..MAX_BUCKETS + 1000 {
+            let granted = store.acquire(&format!("host-{host}"), 10, hour).await;
+            assert_eq!(granted.unwrap(), Acquired::Granted);
+        }
+        let buckets = crate::sync::lock(&store.buckets);
+        assert!(
+            buckets.by_key.len() <= MAX_BUCKETS,
+            "{}",
+            buckets.by_key.len()
+        );
+        assert!(
+            buckets
+                .by_key
+                .contains_key(&format!("host-{}", MAX_BUCKETS + 999)),
+            "the newest bucket is kept"
+        );
+        assert!(
+            !buckets.by_key.contains_key("host-0"),
+            "the oldest one is gone"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! `requests_logging`: writes each request (`GET https://…`) and its response status
-//! (`GET https://… - 200`) into the job's log, so a run can be followed from the UI.
+//! (`GET https://… - 200`) into the job's log, so a run can be followed from the UI. URLs are
+//! logged without their credentials.
 
 use async_trait::async_trait;
 use reqwest::StatusCode;
@@ -49,7 +50,7 @@ impl Middleware for RequestsLogging {
         if self.config.log_request {
             hooks.log(
                 LogLevel::Info,
-                format!("{} {}", request.method, request.url),
+                format!("{} {}", request.method, request.shown_url()),
             );
         }
         Ok(())
@@ -64,7 +65,12 @@ impl Middleware for RequestsLogging {
         if self.config.log_response {
             hooks.log(
                 LogLevel::Info,
-                format!("{} {} - {}", request.method, request.url, status.as_u16()),
+                format!(
+                    "{} {} - {}",
+                    request.method,
+                    request.shown_url(),
+                    status.as_u16()
+                ),
             );
         }
         Ok(())

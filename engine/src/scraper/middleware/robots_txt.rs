@@ -1,7 +1,8 @@
 //! `robots_txt`: checks each request against the robots.txt of its origin, for the agent in
 //! the request's `User-Agent`. robots.txt files are fetched once per origin and kept for an
-//! hour by the [`Runtime`](crate::scraper::Runtime), shared by all jobs of the process. A
-//! missing or unreadable robots.txt allows everything, as in the original.
+//! hour by the [`Runtime`](crate::scraper::Runtime), shared by all jobs of the process, for
+//! at most [`MAX_ORIGINS`] origins. A missing or unreadable robots.txt allows everything, as
+//! in the original; only its first [`MAX_ROBOTS_TXT_BYTES`] are read.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,7 +15,9 @@ use texting_robots::Robot;
 use tokio::sync::OnceCell;
 
 use super::Middleware;
-use crate::scraper::http::Outgoing;
+use crate::scraper::bounded::evict_oldest;
+use crate::scraper::http::{error_chain, Outgoing};
+use crate::scraper::limits::read_capped;
 use crate::scraper::runtime::Runtime;
 use crate::scraper::{JobHooks, LogLevel, RequestError};
 
@@ -48,15 +51,23 @@ impl Default for RobotsTxtConfig {
 
 /// How long a fetched robots.txt is trusted.
 const CACHE_TTL: Duration = Duration::from_secs(60 * 60);
-/// Bigger files are cut here, as Google's crawler does (500 KiB): it bounds memory per origin.
-const MAX_ROBOTS_TXT_BYTES: usize = 500 * 1024;
+/// Bigger files are cut here, as Google's crawler does (500 KiB): the rest is not even read,
+/// which bounds the memory and time a fetch takes.
+const MAX_ROBOTS_TXT_BYTES: u64 = 500 * 1024;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Origins whose robots.txt is kept; past it, expired entries go, then the oldest ones.
+const MAX_ORIGINS: usize = 10_000;
 
 /// robots.txt files by origin (`https://example.com:443`). Each origin's entry is a
 /// once-cell, so jobs asking for the same origin at the same time wait for one fetch.
 #[derive(Default)]
 pub(crate) struct RobotsCache {
-    origins: Mutex<HashMap<String, Arc<OnceCell<Fetched>>>>,
+    origins: Mutex<HashMap<String, Entry>>,
+}
+
+struct Entry {
+    created: Instant,
+    cell: Arc<OnceCell<Fetched>>,
 }
 
 struct Fetched {
@@ -65,21 +76,35 @@ struct Fetched {
     rules: Option<Arc<[u8]>>,
 }
 
+impl Entry {
+    /// Being fetched, or fetched less than [`CACHE_TTL`] ago.
+    fn is_fresh(&self) -> bool {
+        self.cell
+            .get()
+            .is_none_or(|fetched| fetched.at.elapsed() < CACHE_TTL)
+    }
+}
+
 impl RobotsCache {
     fn entry(&self, origin: &str) -> Arc<OnceCell<Fetched>> {
         let mut origins = crate::sync::lock(&self.origins);
-        let fresh = |cell: &Arc<OnceCell<Fetched>>| {
-            cell.get()
-                .is_none_or(|fetched| fetched.at.elapsed() < CACHE_TTL)
-        };
-        match origins.get(origin) {
-            Some(cell) if fresh(cell) => cell.clone(),
-            _ => {
-                let cell = Arc::new(OnceCell::new());
-                origins.insert(origin.to_owned(), cell.clone());
-                cell
-            }
+        if let Some(entry) = origins.get(origin).filter(|entry| entry.is_fresh()) {
+            return entry.cell.clone();
         }
+        if origins.len() >= MAX_ORIGINS && !origins.contains_key(origin) {
+            origins.retain(|_, entry| entry.is_fresh());
+            // Jobs waiting on an evicted entry keep their cell; only later ones fetch again.
+            evict_oldest(&mut origins, MAX_ORIGINS - 1, |entry| entry.created);
+        }
+        let cell = Arc::new(OnceCell::new());
+        origins.insert(
+            origin.to_owned(),
+            Entry {
+                created: Instant::now(),
+                cell: cell.clone(),
+            },
+        );
+        cell
     }
 }
 
@@ -112,9 +137,9 @@ impl RobotsTxt {
         if let Some(agent) = request.headers.get(USER_AGENT) {
             fetch = fetch.header(USER_AGENT, agent.clone());
         }
-        let response = match fetch.send().await {
+        let mut response = match fetch.send().await {
             Ok(response) => response,
-            Err(error) => return failed(error.to_string()),
+            Err(error) => return failed(error_chain(&error.without_url())),
         };
         if !response.status().is_success() {
             // 4xx means "no robots.txt"; 5xx is treated the same, as the original does.
@@ -123,12 +148,12 @@ impl RobotsTxt {
                 rules: None,
             };
         }
-        match response.bytes().await {
+        match read_capped(&mut response, MAX_ROBOTS_TXT_BYTES).await {
             Ok(body) => Fetched {
                 at: Instant::now(),
-                rules: Some(Arc::from(&body[..body.len().min(MAX_ROBOTS_TXT_BYTES)])),
+                rules: Some(Arc::from(&body.bytes[..])),
             },
-            Err(error) => failed(error.to_string()),
+            Err(error) => failed(error_chain(&error.without_url())),
         }
     }
 }
@@ -186,7 +211,7 @@ impl Middleware for RobotsTxt {
             return Ok(());
         }
         let violation = RequestError::RobotsTxtDisallowed {
-            url: request.url.to_string(),
+            url: request.shown_url(),
             user_agent: agent,
         };
         match self.config.violation_strategy {
@@ -199,5 +224,22 @@ impl Middleware for RobotsTxt {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_keeps_at_most_max_origins() {
+        let cache = RobotsCache::default();
+        for origin in 0..=MAX_ORIGINS {
+            cache.entry(&format!("https://site-{origin}.example:443"));
+        }
+        let origins = crate::sync::lock(&cache.origins);
+        assert_eq!(origins.len(), MAX_ORIGINS);
+        assert!(origins.contains_key(&format!("https://site-{MAX_ORIGINS}.example:443")));
+        assert!(!origins.contains_key("https://site-0.example:443"));
     }
 }
