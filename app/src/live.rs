@@ -12,6 +12,10 @@
 //! [`CHECK_EVERY`] and sends only differences: one cheap read per open page, and the browser
 //! gets no redundant renders. The browser side ([`follow`]) falls back to polling when the
 //! stream cannot be opened.
+//!
+//! Streams never end by themselves, so the server ends them all when it starts shutting
+//! down (else an open page would keep it alive); the browser then reconnects, to whichever
+//! replica serves by then.
 
 use engine::model::{JobLogLine, ScraperJob};
 use serde::de::DeserializeOwned;
@@ -55,21 +59,44 @@ mod server {
     use axum::Router;
     use engine::model::ScraperJob;
     use engine::Engine;
-    use futures_util::stream::{self, Stream};
+    use futures_util::stream::{self, Stream, StreamExt};
     use serde::Deserialize;
+    use tokio::sync::watch;
 
     use super::{JobUpdate, CHECK_EVERY, LOG_CHUNK};
 
+    #[derive(Clone)]
+    struct Live {
+        engine: Engine,
+        closing: watch::Receiver<bool>,
+    }
+
     /// The live-update routes, with the engine they read from; merge into the server's router.
-    pub fn router<S: Clone + Send + Sync + 'static>(engine: Engine) -> Router<S> {
+    /// Every stream ends once `closing` turns true (or its sender is dropped).
+    pub fn router<S: Clone + Send + Sync + 'static>(
+        engine: Engine,
+        closing: watch::Receiver<bool>,
+    ) -> Router<S> {
         Router::new()
             .route("/live/scrapers/{scraper_id}/jobs", get(scraper_jobs))
             .route("/live/scrapers/{scraper_id}/jobs/{job_id}", get(job))
-            .with_state(engine)
+            .with_state(Live { engine, closing })
+    }
+
+    /// `updates` until the server starts shutting down. Ending the stream rather than dropping
+    /// the connection lets the response finish cleanly.
+    fn until_closing<T>(
+        updates: impl Stream<Item = T>,
+        mut closing: watch::Receiver<bool>,
+    ) -> impl Stream<Item = T> {
+        updates.take_until(async move {
+            // An error means the sender is gone, and with it the server: end all the same.
+            let _ = closing.wait_for(|closing| *closing).await;
+        })
     }
 
     async fn scraper_jobs(
-        State(engine): State<Engine>,
+        State(Live { engine, closing }): State<Live>,
         Path(scraper_id): Path<i64>,
     ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
         let updates = stream::unfold(
@@ -92,7 +119,7 @@ mod server {
                 }
             },
         );
-        Sse::new(updates).keep_alive(KeepAlive::default())
+        Sse::new(until_closing(updates, closing)).keep_alive(KeepAlive::default())
     }
 
     #[derive(Deserialize)]
@@ -101,7 +128,7 @@ mod server {
     }
 
     async fn job(
-        State(engine): State<Engine>,
+        State(Live { engine, closing }): State<Live>,
         Path((scraper_id, job_id)): Path<(i64, i64)>,
         Query(from): Query<From>,
         headers: HeaderMap,
@@ -150,7 +177,7 @@ mod server {
                 }
             },
         );
-        Sse::new(updates).keep_alive(KeepAlive::default())
+        Sse::new(until_closing(updates, closing)).keep_alive(KeepAlive::default())
     }
 }
 

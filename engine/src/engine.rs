@@ -227,34 +227,79 @@ impl Engine {
 impl Engine {
     /// Starts this replica's background components: the scheduler (it acts only while it
     /// holds the lease) and the worker, each when given settings.
-    pub fn start(&self, scheduler: Option<SchedulerSettings>, worker: Option<WorkerSettings>) -> Background {
+    pub fn start(
+        &self,
+        scheduler: Option<SchedulerSettings>,
+        worker: Option<WorkerSettings>,
+    ) -> Background {
         let (shutdown, stopped) = tokio::sync::watch::channel(false);
         let mut tasks = Vec::new();
         let mut components = self.components.lock().expect("not poisoned");
         if let Some(settings) = scheduler {
             let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4());
             let scheduler = Scheduler::new(self.storages.clone(), owner, settings);
-            components.scheduler = Some(scheduler.status());
-            tasks.push(tokio::spawn(scheduler.run(stopped.clone())));
+            let status = scheduler.status();
+            let task = tokio::spawn(scheduler.run(stopped.clone()));
+            components.scheduler = Some(Started {
+                status,
+                task: task.abort_handle(),
+            });
+            tasks.push(task);
         }
         if let Some(settings) = worker {
             let max_concurrency = settings.max_concurrency;
-            let worker = Worker::new(self.storages.clone(), self.handlers.clone(), self.runtime.clone(), settings);
-            components.worker = Some((worker.running_jobs(), max_concurrency));
-            tasks.push(tokio::spawn(worker.run(stopped)));
+            let worker = Worker::new(
+                self.storages.clone(),
+                self.handlers.clone(),
+                self.runtime.clone(),
+                settings,
+            );
+            let status = (worker.running_jobs(), max_concurrency);
+            let task = tokio::spawn(worker.run(stopped));
+            components.worker = Some(Started {
+                status,
+                task: task.abort_handle(),
+            });
+            tasks.push(task);
         }
-        Background { shutdown, tasks, scheduler: components.scheduler.clone() }
+        let scheduler = components
+            .scheduler
+            .as_ref()
+            .map(|scheduler| scheduler.status.clone());
+        Background {
+            shutdown,
+            tasks,
+            scheduler,
+        }
     }
 
     /// What this replica runs and how it is doing.
     pub fn status(&self) -> ReplicaStatus {
         let components = self.components.lock().expect("not poisoned");
+        let mut stopped = Vec::new();
+        if components
+            .scheduler
+            .as_ref()
+            .is_some_and(Started::has_stopped)
+        {
+            stopped.push("scheduler".to_owned());
+        }
+        if components.worker.as_ref().is_some_and(Started::has_stopped) {
+            stopped.push("worker".to_owned());
+        }
         ReplicaStatus {
-            scheduler: components.scheduler.as_ref().map(|status| *status.borrow()),
-            worker: components
-                .worker
+            scheduler: components
+                .scheduler
                 .as_ref()
-                .map(|(running, max_concurrency)| WorkerState { running_jobs: running.count(), max_concurrency: *max_concurrency }),
+                .map(|scheduler| *scheduler.status.borrow()),
+            worker: components.worker.as_ref().map(|worker| {
+                let (running, max_concurrency) = &worker.status;
+                WorkerState {
+                    running_jobs: running.count(),
+                    max_concurrency: *max_concurrency,
+                }
+            }),
+            stopped,
         }
     }
 }
@@ -262,8 +307,22 @@ impl Engine {
 /// The components `start` launched, for [`Engine::status`].
 #[derive(Default)]
 struct Components {
-    scheduler: Option<tokio::sync::watch::Receiver<SchedulerState>>,
-    worker: Option<(RunningJobs, usize)>,
+    scheduler: Option<Started<tokio::sync::watch::Receiver<SchedulerState>>>,
+    worker: Option<Started<(RunningJobs, usize)>>,
+}
+
+/// A started component: where its status is read, and its task.
+struct Started<S> {
+    status: S,
+    task: tokio::task::AbortHandle,
+}
+
+impl<S> Started<S> {
+    /// Whether the component's task has ended, on shutdown or by a fault (a panic, say):
+    /// its last status then describes nothing that still runs.
+    fn has_stopped(&self) -> bool {
+        self.task.is_finished()
+    }
 }
 
 /// The running scheduler and worker of this replica.
@@ -279,10 +338,18 @@ impl Background {
         self.scheduler.clone()
     }
 
+    /// Tells the components to stop, without waiting for them: the scheduler fires nothing
+    /// more and the worker starts no new claim, while its running jobs go on (for the grace
+    /// period). A server calls this the moment it is asked to shut down, before it finishes
+    /// its own work, then [`Background::stop`].
+    pub fn signal_stop(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
     /// Stops claiming and scheduling, lets running jobs finish (within the worker's grace
     /// period) and releases the scheduler lease.
     pub async fn stop(self) {
-        let _ = self.shutdown.send(true);
+        self.signal_stop();
         for task in self.tasks {
             let _ = task.await;
         }

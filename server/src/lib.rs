@@ -19,7 +19,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod settings;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -147,32 +147,77 @@ impl Server {
     }
 
     /// Runs this replica's components, serving HTTP on `listener`, until `shutdown`
-    /// completes; then finishes the requests in flight, stops claiming jobs, lets running jobs
-    /// finish within the grace period and releases the scheduler lease.
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    /// completes; then at once stops claiming jobs and firing schedules and ends the live
+    /// streams, and within the grace period (`--shutdown-grace-seconds`) finishes the
+    /// requests in flight, lets running jobs finish and releases the scheduler lease.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> std::io::Result<()> {
         self.run_components(Some(listener), shutdown).await
     }
 
     /// The scheduler and worker this replica runs, plus HTTP when there is a listener.
-    async fn run_components(self, listener: Option<TcpListener>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let background = self.engine.start(self.settings.scheduler(), self.settings.worker());
-        let served = match listener {
-            Some(listener) => {
-                let app = router(self.engine, leptos_options(listener.local_addr()?), &self.settings);
-                axum::serve(listener, app).with_graceful_shutdown(shutdown).await
-            }
-            None => {
-                shutdown.await;
-                Ok(())
+    async fn run_components(
+        self,
+        listener: Option<TcpListener>,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> std::io::Result<()> {
+        let Some(listener) = listener else {
+            let background = self
+                .engine
+                .start(self.settings.scheduler(), self.settings.worker());
+            shutdown.await;
+            background.stop().await;
+            return Ok(());
+        };
+        let options = leptos_options(listener.local_addr()?);
+        let background = self
+            .engine
+            .start(self.settings.scheduler(), self.settings.worker());
+        // Turns true on shutdown: it ends the live streams and starts HTTP's graceful shutdown.
+        let (close, mut closing) = tokio::sync::watch::channel(false);
+        let app = router(self.engine, options, &self.settings, closing.clone());
+        let graceful = async move {
+            let _ = closing.wait_for(|closing| *closing).await;
+        };
+        let http = tokio::spawn(
+            axum::serve(listener, app)
+                .with_graceful_shutdown(graceful)
+                .into_future(),
+        );
+        shutdown.await;
+        // The components first: whatever HTTP still has to finish, nothing is claimed or
+        // fired from now on.
+        background.signal_stop();
+        let _ = close.send(true);
+        // Requests in flight get the grace period running jobs get, at the same time; a
+        // client that keeps its response open (or never reads it) cannot hold the exit.
+        let grace = Duration::from_secs(self.settings.jobs.shutdown_grace_seconds);
+        let drained = async {
+            match tokio::time::timeout(grace, http).await {
+                Ok(served) => served.map_err(std::io::Error::other)?,
+                Err(_) => {
+                    tracing::warn!(
+                        "shutdown grace period over; not waiting for the HTTP responses still open"
+                    );
+                    Ok(())
+                }
             }
         };
-        background.stop().await;
+        let (served, ()) = tokio::join!(drained, background.stop());
         served
     }
 }
 
-/// The whole HTTP surface.
-pub fn router(engine: Engine, leptos_options: LeptosOptions, settings: &Settings) -> Router {
+/// The whole HTTP surface. The live streams end once `closing` turns true.
+pub fn router(
+    engine: Engine,
+    leptos_options: LeptosOptions,
+    settings: &Settings,
+    closing: tokio::sync::watch::Receiver<bool>,
+) -> Router {
     metrics::recorder();
     let state = AppState { leptos_options, engine };
     let routes = generate_route_list(app::App);
@@ -193,7 +238,7 @@ pub fn router(engine: Engine, leptos_options: LeptosOptions, settings: &Settings
         .merge(api)
         .merge(openapi::router())
         .merge(docs::router())
-        .merge(app::live::router(state.engine.clone()))
+        .merge(app::live::router(state.engine.clone(), closing))
         .leptos_routes_with_context(&state, routes, move || provide_context(context_engine.clone()), move || app::shell(shell_options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
         .with_state(state)
@@ -211,13 +256,32 @@ fn cors(origins: &[String]) -> CorsLayer {
         .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
 }
 
-/// `GET /readyz`: 200 when the storage answers, 503 otherwise.
-async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> (StatusCode, &'static str) {
-    match state.engine.storages().jobs.get_queue_len(engine::model::ScraperJobPriority::Normal).await {
-        Ok(_) => (StatusCode::OK, "ready"),
+/// `GET /readyz`: 200 when the storage answers and every component this replica started
+/// still runs; 503 naming what is wrong otherwise.
+async fn readyz(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> (StatusCode, String) {
+    // A stopped scheduler or worker never comes back by itself: the replica needs a restart.
+    let stopped = state.engine.status().stopped;
+    if !stopped.is_empty() {
+        let stopped = format!("{} stopped", stopped.join(" and "));
+        tracing::warn!("not ready: {stopped}");
+        return (StatusCode::SERVICE_UNAVAILABLE, stopped);
+    }
+    match state
+        .engine
+        .storages()
+        .jobs
+        .get_queue_len(engine::model::ScraperJobPriority::Normal)
+        .await
+    {
+        Ok(_) => (StatusCode::OK, "ready".to_owned()),
         Err(error) => {
             tracing::warn!(error = %error.describe(), "not ready: the storage does not answer");
-            (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable")
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage unavailable".to_owned(),
+            )
         }
     }
 }

@@ -84,13 +84,17 @@ fn DashboardView(dashboard: Dashboard) -> impl IntoView {
 
 #[component]
 fn ReplicaView(replica: ReplicaStatus) -> impl IntoView {
+    // A stopped component's last state is stale: it no longer fires or claims anything.
+    let stopped = |name: &str| replica.stopped.iter().any(|stopped| stopped == name);
     let scheduler = match replica.scheduler {
         None => "Not running here".to_owned(),
+        Some(_) if stopped("scheduler") => "Stopped".to_owned(),
         Some(state) if state.leading => format!("Leading, {} scheduled scrapers", state.planned),
         Some(_) => "Standing by (another replica leads)".to_owned(),
     };
     let worker = match replica.worker {
         None => "Not running here".to_owned(),
+        Some(_) if stopped("worker") => "Stopped".to_owned(),
         Some(state) => format!(
             "{} of {} slots busy",
             state.running_jobs, state.max_concurrency
