@@ -71,6 +71,7 @@ impl From<engine::Error> for UiError {
             Error::ScraperHasActiveRun => UiError::new("This scraper already has a pending or running job: wait for it to finish, or kill it."),
             Error::ReadOnly => UiError::new("Sneakpeek runs in read-only mode: scrapers cannot be created, changed or deleted."),
             Error::JobNotActive(_) => UiError::new("The job has already finished."),
+            Error::TooManyEphemeralRuns(limit) => UiError::new(format!("{limit} runs are already being tried out: wait for one to finish.")),
             Error::Internal(detail) => {
                 leptos::logging::error!("engine error: {detail}");
                 UiError::new("Internal error: the server log has the details.")
@@ -296,8 +297,9 @@ pub async fn run_once(
     handler: String,
     config: ScraperConfig,
     state: Option<String>,
+    priority: ScraperJobPriority,
 ) -> Result<ScraperJob, UiError> {
     Ok(engine()?
-        .run_ephemeral(handler, config, state, ScraperJobPriority::Utmost)
+        .run_ephemeral(handler, config, state, priority)
         .await?)
 }

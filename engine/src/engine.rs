@@ -17,6 +17,11 @@ use crate::worker::{RunningJobs, Worker, WorkerSettings};
 /// Ephemeral runs are for trying a scraper out: an hour is plenty, and it bounds a mistake.
 const EPHEMERAL_TIMEOUT_SECONDS: u64 = 3600;
 
+/// Ephemeral runs pending or running at once, across replicas: trying scrapers out must not
+/// crowd out the scheduled ones. (Checked before each enqueue, so concurrent calls may pass
+/// it by a few.)
+pub const MAX_ACTIVE_EPHEMERAL_RUNS: u64 = 10;
+
 /// A fresh negative id for an ephemeral run's scraper: unique without coordination between
 /// replicas (52 random bits), and never the id of a stored scraper (those are positive).
 fn ephemeral_scraper_id() -> ScraperId {
@@ -180,7 +185,14 @@ impl Engine {
     /// scraper out. The job is queued like any other and can be polled with
     /// [`Engine::get_scraper_job`] using `job.scraper.id`; its scraper id is negative and
     /// unique, and state it saves is kept only for that run.
+    ///
+    /// It runs arbitrary scripts and requests, so a read-only server refuses it, and at most
+    /// [`MAX_ACTIVE_EPHEMERAL_RUNS`] are pending or running at once.
     pub async fn run_ephemeral(&self, handler: String, config: ScraperConfig, state: Option<String>, priority: ScraperJobPriority) -> Result<ScraperJob> {
+        self.writable()?;
+        if self.storages.jobs.count_active_ephemeral_jobs().await? >= MAX_ACTIVE_EPHEMERAL_RUNS {
+            return Err(Error::TooManyEphemeralRuns(MAX_ACTIVE_EPHEMERAL_RUNS));
+        }
         let scraper = Scraper {
             id: ephemeral_scraper_id(),
             name: format!("Ephemeral run of {handler}"),

@@ -44,6 +44,9 @@ pub enum Error {
     ReadOnly,
     #[error("Scraper job is not active")]
     JobNotActive(i64),
+    /// As many ephemeral runs as allowed are pending or running; the limit is the data.
+    #[error("Too many ephemeral runs")]
+    TooManyEphemeralRuns(u64),
     /// A failure of the storage or another dependency; the detail is for the log, not the user.
     #[error("Internal error")]
     Internal(String),
@@ -68,6 +71,7 @@ impl Error {
             Error::UnknownHandler(_) => 10004,
             Error::InvalidScraper(_) => 10005,
             Error::JobNotActive(_) => 10006,
+            Error::TooManyEphemeralRuns(_) => 10007,
             Error::Internal(_) => -32603,
             // JsonRPC's range for server errors.
             Error::Unavailable(_) => -32001,
@@ -82,6 +86,7 @@ impl Error {
             | Error::ScraperJobNotFound(id)
             | Error::JobNotActive(id) => Some(json!(id)),
             Error::UnknownHandler(name) => Some(json!({ "handler": name })),
+            Error::TooManyEphemeralRuns(limit) => Some(json!({ "limit": limit })),
             Error::InvalidScraper(errors) => Some(json!({ "errors": errors })),
             _ => None,
         }
@@ -132,6 +137,7 @@ mod tests {
             Error::InvalidScraper(vec![]),
             Error::ReadOnly,
             Error::JobNotActive(1),
+            Error::TooManyEphemeralRuns(1),
             Error::Internal("x".into()),
             Error::Unavailable("x".into()),
         ];

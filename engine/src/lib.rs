@@ -26,5 +26,5 @@ pub mod testing;
 pub mod worker;
 
 #[cfg(feature = "runtime")]
-pub use engine::{Background, Engine};
+pub use engine::{Background, Engine, MAX_ACTIVE_EPHEMERAL_RUNS};
 pub use error::{Error, Result};

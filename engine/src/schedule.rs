@@ -113,16 +113,58 @@ impl Trigger {
 /// mistake, and a bound keeps every deadline the worker computes representable.
 pub const MAX_TIMEOUT_SECONDS: u64 = 7 * 24 * 3600;
 
+/// The largest scraper id a client may choose: 2^53 - 1, the largest integer a browser's
+/// JSON numbers hold exactly (and far from exhausting the id sequence).
+pub const MAX_SCRAPER_ID: i64 = (1 << 53) - 1;
+
+/// Longest scraper name and crontab expression, in characters.
+pub const MAX_NAME_CHARS: usize = 256;
+
+/// Largest scraper state and config (as JSON), in bytes. A state is what a scraper carries
+/// between runs, not where its data goes.
+pub const MAX_STATE_BYTES: usize = 1024 * 1024;
+pub const MAX_CONFIG_BYTES: usize = 1024 * 1024;
+
 /// Checks a scraper's settings before it is stored. `handlers` are the registered handler
 /// names. Field problems come back together as `Error::InvalidScraper`, each with its path
 /// under `scraper`; an unknown handler is `Error::UnknownHandler`.
 pub fn validate_scraper(scraper: &Scraper, handlers: &[String]) -> Result<(), Error> {
     let mut errors = Vec::new();
+    if scraper.id > MAX_SCRAPER_ID {
+        errors.push(FieldError::new(
+            &["scraper", "id"],
+            format!("must be at most {MAX_SCRAPER_ID}"),
+        ));
+    }
     if scraper.name.trim().is_empty() {
         errors.push(FieldError::new(&["scraper", "name"], "must not be empty"));
+    } else if scraper.name.chars().count() > MAX_NAME_CHARS {
+        errors.push(FieldError::new(
+            &["scraper", "name"],
+            format!("must be at most {MAX_NAME_CHARS} characters"),
+        ));
     }
-    if let Err(problem) = Trigger::of(scraper.schedule, scraper.schedule_crontab.as_deref()) {
-        errors.push(FieldError::new(&["scraper", "schedule_crontab"], problem));
+    if let Some(problem) = state_problem(scraper.state.as_deref()) {
+        errors.push(FieldError::new(&["scraper", "state"], problem));
+    }
+    // Counted as it would be stored; a config that cannot even be serialized is as bad.
+    let config_bytes = serde_json::to_vec(&scraper.config).map_or(usize::MAX, |json| json.len());
+    if config_bytes > MAX_CONFIG_BYTES {
+        errors.push(FieldError::new(
+            &["scraper", "config"],
+            format!("must be at most {MAX_CONFIG_BYTES} bytes as JSON"),
+        ));
+    }
+    match scraper.schedule_crontab.as_deref() {
+        Some(crontab) if crontab.chars().count() > MAX_NAME_CHARS => errors.push(FieldError::new(
+            &["scraper", "schedule_crontab"],
+            format!("must be at most {MAX_NAME_CHARS} characters"),
+        )),
+        crontab => {
+            if let Err(problem) = Trigger::of(scraper.schedule, crontab) {
+                errors.push(FieldError::new(&["scraper", "schedule_crontab"], problem));
+            }
+        }
     }
     match scraper.timeout_seconds {
         Some(0) => errors.push(FieldError::new(
@@ -142,6 +184,13 @@ pub fn validate_scraper(scraper: &Scraper, handlers: &[String]) -> Result<(), Er
         return Err(Error::UnknownHandler(scraper.handler.clone()));
     }
     Ok(())
+}
+
+/// Why a scraper state cannot be stored, if it cannot.
+pub fn state_problem(state: Option<&str>) -> Option<String> {
+    state
+        .filter(|state| state.len() > MAX_STATE_BYTES)
+        .map(|_| format!("must be at most {MAX_STATE_BYTES} bytes"))
 }
 
 #[cfg(test)]
@@ -269,5 +318,46 @@ mod tests {
             ),
             Err(Error::UnknownHandler("missing".into()))
         );
+    }
+
+    #[test]
+    fn values_beyond_the_documented_limits_are_refused_naming_the_field() {
+        let handlers = vec!["extract".to_owned()];
+        let mut huge = scraper(
+            &"n".repeat(MAX_NAME_CHARS + 1),
+            ScraperSchedule::Inactive,
+            None,
+            "extract",
+        );
+        huge.id = i64::MAX;
+        huge.state = Some("s".repeat(MAX_STATE_BYTES + 1));
+        huge.config.params = Some(serde_json::Map::from_iter([(
+            "blob".to_owned(),
+            serde_json::Value::String("x".repeat(MAX_CONFIG_BYTES)),
+        )]));
+        huge.timeout_seconds = Some(u64::MAX);
+        let Err(Error::InvalidScraper(errors)) = validate_scraper(&huge, &handlers) else {
+            panic!("expected field errors")
+        };
+        let paths: Vec<String> = errors.iter().map(|error| error.loc.join(".")).collect();
+        assert_eq!(
+            paths,
+            [
+                "scraper.id",
+                "scraper.name",
+                "scraper.state",
+                "scraper.config",
+                "scraper.timeout_seconds"
+            ]
+        );
+        let mut at_the_limits = scraper(
+            &"n".repeat(MAX_NAME_CHARS),
+            ScraperSchedule::Inactive,
+            None,
+            "extract",
+        );
+        at_the_limits.id = MAX_SCRAPER_ID;
+        at_the_limits.timeout_seconds = Some(MAX_TIMEOUT_SECONDS);
+        assert!(validate_scraper(&at_the_limits, &handlers).is_ok());
     }
 }

@@ -224,6 +224,10 @@ impl ScraperJobsStorage for Outage {
         self.check()?;
         self.inner.get_last_jobs().await
     }
+    async fn count_active_ephemeral_jobs(&self) -> Result<u64> {
+        self.check()?;
+        self.inner.count_active_ephemeral_jobs().await
+    }
     async fn get_queue_len(&self, priority: ScraperJobPriority) -> Result<u64> {
         self.check()?;
         self.inner.get_queue_len(priority).await

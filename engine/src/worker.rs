@@ -127,7 +127,8 @@ type Running = Arc<Mutex<HashMap<ScraperJobId, RunningJob>>>;
 struct RunningJob {
     task: AbortHandle,
     hooks: Arc<WorkerHooks>,
-    timeout_seconds: Option<u64>,
+    /// The job's timeout: its scraper's, or the operator's default.
+    timeout_seconds: u64,
     phase: Phase,
 }
 
@@ -156,13 +157,12 @@ impl RunningJob {
     /// Whether the handler has held on past its timeout by more than `grace`. A timeout too
     /// large to be an instant is never reached.
     fn is_overdue(&self, now: Instant, grace: Duration) -> bool {
-        match (self.started(), self.timeout_seconds) {
-            (Some(started), Some(seconds)) => started
-                .checked_add(Duration::from_secs(seconds))
+        self.started().is_some_and(|started| {
+            started
+                .checked_add(Duration::from_secs(self.timeout_seconds))
                 .and_then(|deadline| deadline.checked_add(grace))
-                .is_some_and(|deadline| now >= deadline),
-            _ => false,
-        }
+                .is_some_and(|deadline| now >= deadline)
+        })
     }
 }
 
@@ -356,7 +356,7 @@ impl Shared {
             job.id,
             job.scraper.id,
         ));
-        let timeout_seconds = job.scraper.timeout_seconds;
+        let timeout_seconds = self.runtime.job_timeout_seconds(&job.scraper);
         let job_id = job.id;
         let span = tracing::info_span!("job", job_id, scraper_id = job.scraper.id, handler = %job.scraper.handler);
         let run = self
@@ -446,16 +446,13 @@ impl Shared {
             .handlers
             .get(&scraper.handler)
             .ok_or_else(|| format!("Unknown scraper handler '{}'", scraper.handler))?;
-        let timeout_seconds = scraper.timeout_seconds;
+        let seconds = self.runtime.job_timeout_seconds(&scraper);
         let context = ScraperContext::new(scraper, hooks, &self.runtime)
             .map_err(|invalid_config| invalid_config.to_string())?;
-        let run = handler.run(&context);
-        match timeout_seconds {
-            None => run.await.map_err(|error| error.to_string()),
-            Some(seconds) => match tokio::time::timeout(Duration::from_secs(seconds), run).await {
-                Ok(outcome) => outcome.map_err(|error| error.to_string()),
-                Err(_) => Err(timed_out(seconds)),
-            },
+        // A timeout too long to be an instant is no timeout: tokio's sleeps then never end.
+        match tokio::time::timeout(Duration::from_secs(seconds), handler.run(&context)).await {
+            Ok(outcome) => outcome.map_err(|error| error.to_string()),
+            Err(_) => Err(timed_out(seconds)),
         }
     }
 
@@ -544,7 +541,7 @@ impl Shared {
                 job_id = job.hooks.job_id,
                 "the handler is past its timeout and does not yield; failing the job"
             );
-            let seconds = job.timeout_seconds.unwrap_or_default();
+            let seconds = job.timeout_seconds;
             let started = job.started().unwrap_or(now);
             self.report(
                 &job.hooks,
@@ -977,6 +974,12 @@ impl JobHooks for WorkerHooks {
     }
 
     async fn update_scraper_state(&self, state: Option<String>) -> Result<Option<String>, Error> {
+        if let Some(problem) = crate::schedule::state_problem(state.as_deref()) {
+            return Err(Error::InvalidScraper(vec![crate::error::FieldError::new(
+                &["scraper", "state"],
+                problem,
+            )]));
+        }
         if self.scraper_id < 0 {
             // An ephemeral run: there is no stored scraper; the state lives for this run.
             return Ok(state);

@@ -1160,12 +1160,33 @@ async fn a_chatty_job_keeps_its_log_within_the_caps_and_says_so() {
     let harness = harness(Storages::in_memory(Vec::new(), false));
     let engine = &harness.engine;
     let background = engine.start(None, Some(quick_worker()));
-    let chatty = create(engine, "chatty", ScraperSchedule::Inactive, None, json!({"log_lines": 200_000})).await;
-    let job = engine.enqueue_scraper(chatty.id, ScraperJobPriority::Normal).await.unwrap();
-    assert_eq!(finished(engine, &job).await.status, ScraperJobStatus::Succeeded);
+    let chatty = create(
+        engine,
+        "chatty",
+        ScraperSchedule::Inactive,
+        None,
+        json!({"log_lines": 200_000}),
+    )
+    .await;
+    let job = engine
+        .enqueue_scraper(chatty.id, ScraperJobPriority::Normal)
+        .await
+        .unwrap();
+    assert_eq!(
+        finished(engine, &job).await.status,
+        ScraperJobStatus::Succeeded
+    );
     let mut log = Vec::new();
     loop {
-        let page = engine.get_scraper_job_logs(chatty.id, job.id, log.last().map(|line: &engine::model::JobLogLine| line.id), Some(10_000)).await.unwrap();
+        let page = engine
+            .get_scraper_job_logs(
+                chatty.id,
+                job.id,
+                log.last().map(|line: &engine::model::JobLogLine| line.id),
+                Some(10_000),
+            )
+            .await
+            .unwrap();
         if page.is_empty() {
             break;
         }
@@ -1175,7 +1196,117 @@ async fn a_chatty_job_keeps_its_log_within_the_caps_and_says_so() {
     // The worker's own first line, the handler's lines up to the cap, the note, the outcome.
     assert_eq!(log.len(), cap + 3);
     assert_eq!(log[cap].message, "line 9999");
-    assert!(log[cap + 1].message.starts_with("Log truncated"), "{}", log[cap + 1].message);
+    assert!(
+        log[cap + 1].message.starts_with("Log truncated"),
+        "{}",
+        log[cap + 1].message
+    );
     assert_eq!(log[cap + 2].message, "Job succeeded");
+    background.stop().await;
+}
+
+#[tokio::test]
+async fn ephemeral_runs_are_refused_in_read_only_mode_and_limited_in_number() {
+    let config: engine::model::ScraperConfig =
+        serde_json::from_value(json!({"params": {"hang": true}})).unwrap();
+    let read_only = harness(Storages::in_memory(Vec::new(), true));
+    assert_eq!(
+        read_only
+            .engine
+            .run_ephemeral(
+                "test".into(),
+                config.clone(),
+                None,
+                ScraperJobPriority::Normal
+            )
+            .await,
+        Err(engine::Error::ReadOnly)
+    );
+
+    let harness = harness(Storages::in_memory(Vec::new(), false));
+    let engine = &harness.engine;
+    let limit = engine::MAX_ACTIVE_EPHEMERAL_RUNS;
+    for _ in 0..limit {
+        let job = engine
+            .run_ephemeral(
+                "test".into(),
+                config.clone(),
+                None,
+                ScraperJobPriority::Normal,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            job.priority,
+            ScraperJobPriority::Normal,
+            "the priority asked for"
+        );
+    }
+    let over = engine
+        .run_ephemeral(
+            "test".into(),
+            config.clone(),
+            None,
+            ScraperJobPriority::Normal,
+        )
+        .await;
+    assert_eq!(over, Err(engine::Error::TooManyEphemeralRuns(limit)));
+    // Once one ends, another may start.
+    let job = engine
+        .storages()
+        .jobs
+        .dequeue_scraper_jobs(1)
+        .await
+        .unwrap()
+        .remove(0);
+    engine
+        .kill_scraper_job(job.scraper.id, job.id)
+        .await
+        .unwrap();
+    assert!(engine
+        .run_ephemeral("test".into(), config, None, ScraperJobPriority::Normal)
+        .await
+        .is_ok());
+}
+
+#[tokio::test]
+async fn a_job_without_its_own_timeout_stops_at_the_operators_default() {
+    let (started_tx, _started) = mpsc::unbounded_channel();
+    let (cancelled_tx, mut cancelled) = mpsc::unbounded_channel();
+    let mut handlers = Handlers::default();
+    handlers.register(TestHandler {
+        started: started_tx,
+        cancelled: cancelled_tx,
+    });
+    let runtime = Runtime::from_settings(engine::scraper::RuntimeSettings {
+        default_job_timeout_seconds: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    let engine = Engine::new(Storages::in_memory(Vec::new(), false), handlers, runtime);
+    let background = engine.start(None, Some(quick_worker()));
+    let forever = create(
+        &engine,
+        "forever",
+        ScraperSchedule::Inactive,
+        None,
+        json!({"hang": true}),
+    )
+    .await;
+    assert_eq!(forever.timeout_seconds, None);
+    let job = engine
+        .enqueue_scraper(forever.id, ScraperJobPriority::Normal)
+        .await
+        .unwrap();
+    let done = finished(&engine, &job).await;
+    assert_eq!(done.status, ScraperJobStatus::Failed);
+    assert!(
+        done.result
+            .as_deref()
+            .is_some_and(|result| result.ends_with("after 1 s")),
+        "{:?}",
+        done.result
+    );
+    assert_eq!(cancelled.recv().await, Some(forever.id));
     background.stop().await;
 }

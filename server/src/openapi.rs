@@ -343,6 +343,7 @@ fn when(error: &Error) -> &'static str {
         Error::UnknownHandler(_) => "no handler of this name is registered (`data.handler`)",
         Error::InvalidScraper(_) => "the scraper's settings are invalid; `data.errors` lists each field (`loc`) and why (`msg`)",
         Error::JobNotActive(_) => "the job has already finished (`data` is the job id)",
+        Error::TooManyEphemeralRuns(_) => "as many ephemeral runs as allowed are pending or running (`data.limit`); wait for one to finish",
         Error::Internal(_) | Error::Unavailable(_) => "any method (see the protocol errors)",
         Error::PingNotStarted | Error::PingFinished | Error::JobTimedOut => "between workers and the queue only; the API does not return it",
     }
@@ -595,7 +596,11 @@ fn methods(components: &mut Components) -> Vec<Method> {
             example: json!({"handler": "extract", "config": example_scraper(-1)["config"], "state": null, "priority": 0}),
             result: job,
             result_example: samples.pending_job.clone(),
-            errors: vec![Error::UnknownHandler("no_such_handler".into())],
+            errors: vec![
+                Error::ReadOnly,
+                Error::UnknownHandler("no_such_handler".into()),
+                Error::TooManyEphemeralRuns(engine::MAX_ACTIVE_EPHEMERAL_RUNS),
+            ],
         },
         Method {
             name: "get_scraper_handlers",

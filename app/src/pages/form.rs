@@ -450,7 +450,7 @@ fn ScraperForm(initial: Scraper, settings: UiSettings) -> impl IntoView {
             {move || form_error.get().map(|message| view! { <p class="error" role="alert" data-testid="form-error">{message}</p> })}
         </form>
         <Show when=move || handler.get() == SCRIPT_HANDLER>
-            <RunOnce handler=SCRIPT_HANDLER config state=initial.with_value(|scraper| scraper.state.clone())/>
+            <RunOnce handler=SCRIPT_HANDLER config state=initial.with_value(|scraper| scraper.state.clone()) priority=priority/>
         </Show>
     }
 }

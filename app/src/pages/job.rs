@@ -1,7 +1,7 @@
 //! The job page (status, timeline, result, live log) and the inline "Run once" panel of the
 //! script editor, which shows an ephemeral job the same way.
 
-use engine::model::{JobLogLine, ScraperConfig, ScraperJob};
+use engine::model::{JobLogLine, ScraperConfig, ScraperJob, ScraperJobPriority};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
@@ -247,10 +247,12 @@ pub fn RunOnce(
     handler: &'static str,
     config: Memo<Result<ScraperConfig, String>>,
     state: Option<String>,
+    /// The priority chosen in the form: a try-out waits its turn like the scraper would.
+    priority: RwSignal<ScraperJobPriority>,
 ) -> impl IntoView {
     let toasts = use_toasts();
     let run = Action::new(move |config: &ScraperConfig| {
-        run_once(handler.to_owned(), config.clone(), state.clone())
+        run_once(handler.to_owned(), config.clone(), state.clone(), priority.get_untracked())
     });
     Effect::new(move |_| {
         if let Some(Err(error)) = run.value().get() {

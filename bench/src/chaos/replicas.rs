@@ -65,6 +65,9 @@ fn flags(port: u16) -> Vec<String> {
         REQUEST_TIMEOUT_SECONDS.to_string(),
         "--keep-jobs".to_owned(),
         KEEP_JOBS.to_string(),
+        // The target site is on loopback, which the egress policy refuses by default.
+        "--egress-allow".to_owned(),
+        "127.0.0.1/32".to_owned(),
     ]
     .into()
 }

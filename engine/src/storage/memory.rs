@@ -566,6 +566,15 @@ impl ScraperJobsStorage for MemoryScraperJobsStorage {
             .collect())
     }
 
+    async fn count_active_ephemeral_jobs(&self) -> Result<u64> {
+        Ok(self
+            .state()
+            .active
+            .keys()
+            .filter(|scraper_id| **scraper_id < 0)
+            .count() as u64)
+    }
+
     async fn get_queue_len(&self, priority: ScraperJobPriority) -> Result<u64> {
         let value = priority.value();
         Ok(self

@@ -210,6 +210,8 @@ pub trait ScraperJobsStorage: Send + Sync {
     async fn count_finished_jobs(&self, since: DateTime<Utc>) -> Result<Vec<JobCount>>;
     /// The newest job of every scraper that has one (one query, for lists of scrapers).
     async fn get_last_jobs(&self) -> Result<Vec<ScraperJob>>;
+    /// Number of ephemeral runs (negative scraper ids) pending or started.
+    async fn count_active_ephemeral_jobs(&self) -> Result<u64>;
     /// Number of pending jobs with this priority.
     async fn get_queue_len(&self, priority: ScraperJobPriority) -> Result<u64>;
     /// Appends lines to a job's log. The worker running the job is its only writer and

@@ -739,6 +739,16 @@ impl ScraperJobsStorage for PostgresStorage {
         rows.iter().map(job_from_row).collect()
     }
 
+    async fn count_active_ephemeral_jobs(&self) -> Result<u64> {
+        // The one-active-job index holds exactly the active jobs, by scraper id.
+        let count: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM scraper_jobs WHERE scraper_id < 0 AND status IN ('pending', 'started')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(count as u64)
+    }
+
     async fn get_queue_len(&self, priority: ScraperJobPriority) -> Result<u64> {
         let count: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM scraper_jobs WHERE status = 'pending' AND priority = $1",
