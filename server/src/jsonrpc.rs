@@ -3,18 +3,35 @@
 //! Named params, HTTP 200 for every JsonRPC outcome, batches, notifications (no `id`: no
 //! response). Each method is also served at `POST /api/v1/jsonrpc/<method>`. Methods are thin:
 //! they parse params and call the [`Engine`]; errors map to the codes in `engine::error`.
+//!
+//! What one request can cost is bounded: the body by `--max-body-bytes`, a batch to
+//! [`MAX_BATCH_CALLS`] calls, the replies of a batch to about [`MAX_BATCH_REPLY_BYTES`] (each
+//! reply is written out as soon as its call is done, and once they reach the limit the calls
+//! left are not run), and the strings a client sends and gets back to fixed lengths.
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use engine::error::FieldError;
 use engine::model::{Scraper, ScraperConfig, ScraperId, ScraperJobId, ScraperJobPriority};
+use engine::schedule::MAX_NAME_CHARS;
 use engine::Engine;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::AppState;
+
+/// The most calls one batch may hold; a larger batch gets one -32600 error.
+pub const MAX_BATCH_CALLS: usize = 100;
+/// Once the replies of a batch add up to this many bytes, the calls after are not run and get
+/// [`RpcError::batch_reply_too_large`]. A single call's reply is as large as its result.
+pub const MAX_BATCH_REPLY_BYTES: usize = 16 * 1024 * 1024;
+/// The longest method name, in characters; no method has a name near it.
+pub const MAX_METHOD_CHARS: usize = 64;
+/// The longest string `id`, in characters: it is echoed in the reply.
+pub const MAX_ID_CHARS: usize = 256;
 
 /// A JsonRPC error object.
 #[derive(Debug, Serialize)]
@@ -27,7 +44,11 @@ pub struct RpcError {
 
 impl RpcError {
     fn new(code: i64, message: &str) -> Self {
-        RpcError { code, message: message.to_owned(), data: None }
+        RpcError {
+            code,
+            message: message.to_owned(),
+            data: None,
+        }
     }
 
     fn parse_error() -> Self {
@@ -35,17 +56,57 @@ impl RpcError {
     }
 
     fn invalid_request(reason: &str) -> Self {
-        RpcError { data: Some(json!({ "errors": [{ "loc": [], "msg": reason, "type": "value_error" }] })), ..Self::new(-32600, "Invalid Request") }
+        RpcError {
+            data: Some(json!({ "errors": [{ "loc": [], "msg": reason, "type": "value_error" }] })),
+            ..Self::new(-32600, "Invalid Request")
+        }
     }
 
     fn method_not_found(method: &str) -> Self {
-        RpcError { data: Some(json!({ "method": method })), ..Self::new(-32601, "Method not found") }
+        RpcError {
+            data: Some(json!({ "method": method })),
+            ..Self::new(-32601, "Method not found")
+        }
     }
 
     /// `-32602` with one entry per bad field, as pydantic reports them: `loc`, `msg`, `type`.
     fn invalid_params(errors: Vec<Value>) -> Self {
-        RpcError { data: Some(json!({ "errors": errors })), ..Self::new(-32602, "Invalid params") }
+        RpcError {
+            data: Some(json!({ "errors": errors })),
+            ..Self::new(-32602, "Invalid params")
+        }
     }
+
+    /// A call of a batch left unrun: the replies before it reached [`MAX_BATCH_REPLY_BYTES`].
+    fn batch_reply_too_large() -> Self {
+        RpcError {
+            data: Some(json!({ "limit": MAX_BATCH_REPLY_BYTES })),
+            ..Self::new(-32002, "Batch reply too large")
+        }
+    }
+}
+
+/// A string param longer than `max` characters is refused like pydantic refuses one.
+fn bounded(name: &str, value: Option<&str>, max: usize) -> Result<(), RpcError> {
+    match value {
+        Some(value) if value.chars().count() > max => Err(RpcError::invalid_params(vec![
+            json!({ "loc": [name], "msg": format!("ensure this value has at most {max} characters"), "type": "value_error.any_str.max_length", "ctx": { "limit_value": max } }),
+        ])),
+        _ => Ok(()),
+    }
+}
+
+/// A handler name longer than any name can be is an invalid scraper field (10005), rather
+/// than an unknown handler whose name the reply would echo.
+fn bounded_handler(handler: &str, loc: &[&str]) -> Result<(), RpcError> {
+    if handler.chars().count() > MAX_NAME_CHARS {
+        return Err(engine::Error::InvalidScraper(vec![FieldError::new(
+            loc,
+            format!("must be at most {MAX_NAME_CHARS} characters"),
+        )])
+        .into());
+    }
+    Ok(())
 }
 
 impl From<engine::Error> for RpcError {
@@ -54,15 +115,12 @@ impl From<engine::Error> for RpcError {
             // The detail may name tables or hosts: it goes to the log, not to the client.
             tracing::error!(%detail, "internal error in a JsonRPC method");
         }
-        RpcError { code: error.code(), message: error.to_string(), data: error.data() }
+        RpcError {
+            code: error.code(),
+            message: error.to_string(),
+            data: error.data(),
+        }
     }
-}
-
-#[derive(Serialize)]
-struct Success<'a> {
-    jsonrpc: &'static str,
-    result: Value,
-    id: &'a Value,
 }
 
 #[derive(Serialize)]
@@ -72,54 +130,139 @@ struct Failure<'a> {
     id: &'a Value,
 }
 
-fn respond(id: &Value, outcome: Result<Value, RpcError>) -> Value {
-    let response = match outcome {
-        Ok(result) => serde_json::to_value(Success { jsonrpc: "2.0", result, id }),
-        Err(error) => serde_json::to_value(Failure { jsonrpc: "2.0", error, id }),
-    };
-    response.expect("responses are plain JSON")
+/// The reply to a call, as JSON text. `outcome` holds the result already as JSON text, so a
+/// large result is serialized once, straight from the engine's types.
+fn respond(id: &Value, outcome: Result<String, RpcError>) -> String {
+    match outcome {
+        // The same text serde would write for `{"jsonrpc", "result", "id"}`, in that order.
+        Ok(result) => format!(r#"{{"jsonrpc":"2.0","result":{result},"id":{id}}}"#),
+        Err(error) => serde_json::to_string(&Failure {
+            jsonrpc: "2.0",
+            error,
+            id,
+        })
+        .expect("errors are plain JSON"),
+    }
 }
 
 /// `POST /api/v1/jsonrpc` (and `/api/v1/jsonrpc/<method>`).
 pub async fn endpoint(State(state): State<AppState>, body: Bytes) -> Response {
     let reply = match serde_json::from_slice::<Value>(&body) {
         Err(_) => Some(respond(&Value::Null, Err(RpcError::parse_error()))),
-        Ok(Value::Array(calls)) if calls.is_empty() => Some(respond(&Value::Null, Err(RpcError::invalid_request("empty batch")))),
-        Ok(Value::Array(calls)) => {
-            let mut replies = Vec::with_capacity(calls.len());
-            for call in calls {
-                replies.extend(handle_call(&state.engine, call).await);
-            }
-            (!replies.is_empty()).then_some(Value::Array(replies))
-        }
+        Ok(Value::Array(calls)) if calls.is_empty() => Some(respond(
+            &Value::Null,
+            Err(RpcError::invalid_request("empty batch")),
+        )),
+        Ok(Value::Array(calls)) if calls.len() > MAX_BATCH_CALLS => Some(respond(
+            &Value::Null,
+            Err(RpcError::invalid_request(&format!(
+                "a batch may hold at most {MAX_BATCH_CALLS} calls; this one holds {}",
+                calls.len()
+            ))),
+        )),
+        Ok(Value::Array(calls)) => batch(&state.engine, calls).await,
         Ok(call) => handle_call(&state.engine, call).await,
     };
     match reply {
-        Some(reply) => ([(header::CONTENT_TYPE, "application/json")], reply.to_string()).into_response(),
+        Some(reply) => ([(header::CONTENT_TYPE, "application/json")], reply).into_response(),
         None => StatusCode::OK.into_response(),
     }
 }
 
-/// One call of a request or batch; `None` for a notification.
-async fn handle_call(engine: &Engine, call: Value) -> Option<Value> {
-    let Value::Object(mut call) = call else {
-        return Some(respond(&Value::Null, Err(RpcError::invalid_request("a call must be an object"))));
-    };
-    let id = call.remove("id");
-    let reply_id = id.clone().unwrap_or(Value::Null);
-    if !matches!(reply_id, Value::Null | Value::Number(_) | Value::String(_)) {
-        return Some(respond(&Value::Null, Err(RpcError::invalid_request("id must be a number, a string or null"))));
+/// Runs the calls of a batch in order, writing each reply into the batch's reply as soon as
+/// it is done; once that reaches [`MAX_BATCH_REPLY_BYTES`], the calls left are not run.
+async fn batch(engine: &Engine, calls: Vec<Value>) -> Option<String> {
+    let mut replies = String::from("[");
+    let mut any = false;
+    for call in calls {
+        let reply = if replies.len() < MAX_BATCH_REPLY_BYTES {
+            handle_call(engine, call).await
+        } else {
+            not_run(call)
+        };
+        if let Some(reply) = reply {
+            if any {
+                replies.push(',');
+            }
+            replies.push_str(&reply);
+            any = true;
+        }
     }
+    replies.push(']');
+    any.then_some(replies)
+}
+
+/// The reply to a call left unrun at the end of a large batch (none to a notification).
+fn not_run(call: Value) -> Option<String> {
+    let Value::Object(mut call) = call else {
+        return Some(not_an_object());
+    };
+    match call_id(&mut call) {
+        Ok(None) => None,
+        Ok(Some(id)) => Some(respond(&id, Err(RpcError::batch_reply_too_large()))),
+        Err(error) => Some(respond(&Value::Null, Err(error))),
+    }
+}
+
+fn not_an_object() -> String {
+    respond(
+        &Value::Null,
+        Err(RpcError::invalid_request("a call must be an object")),
+    )
+}
+
+/// The call's `id`: `None` for a notification.
+fn call_id(call: &mut serde_json::Map<String, Value>) -> Result<Option<Value>, RpcError> {
+    match call.remove("id") {
+        Some(Value::String(id)) if id.chars().count() > MAX_ID_CHARS => Err(
+            RpcError::invalid_request(&format!("id must be at most {MAX_ID_CHARS} characters")),
+        ),
+        Some(id @ (Value::Null | Value::Number(_) | Value::String(_))) => Ok(Some(id)),
+        Some(_) => Err(RpcError::invalid_request(
+            "id must be a number, a string or null",
+        )),
+        None => Ok(None),
+    }
+}
+
+/// One call of a request or batch; `None` for a notification.
+async fn handle_call(engine: &Engine, call: Value) -> Option<String> {
+    let Value::Object(mut call) = call else {
+        return Some(not_an_object());
+    };
+    let id = match call_id(&mut call) {
+        Ok(id) => id,
+        Err(error) => return Some(respond(&Value::Null, Err(error))),
+    };
+    let reply_id = id.clone().unwrap_or(Value::Null);
     if call.get("jsonrpc") != Some(&json!("2.0")) {
-        return Some(respond(&reply_id, Err(RpcError::invalid_request("jsonrpc must be \"2.0\""))));
+        return Some(respond(
+            &reply_id,
+            Err(RpcError::invalid_request("jsonrpc must be \"2.0\"")),
+        ));
     }
     let Some(Value::String(method)) = call.remove("method") else {
-        return Some(respond(&reply_id, Err(RpcError::invalid_request("method must be a string"))));
+        return Some(respond(
+            &reply_id,
+            Err(RpcError::invalid_request("method must be a string")),
+        ));
     };
+    if method.chars().count() > MAX_METHOD_CHARS {
+        return Some(respond(
+            &reply_id,
+            Err(RpcError::invalid_request(&format!(
+                "method must be at most {MAX_METHOD_CHARS} characters"
+            ))),
+        ));
+    }
     let started = std::time::Instant::now();
     let outcome = dispatch(engine, &method, call.remove("params")).await;
     // Unknown method names come from clients: keep them out of the metric labels.
-    let label = if matches!(&outcome, Err(error) if error.code == -32601) { "unknown" } else { method.as_str() };
+    let label = if matches!(&outcome, Err(error) if error.code == -32601) {
+        "unknown"
+    } else {
+        method.as_str()
+    };
     crate::metrics::record_invocation("api", label, started, outcome.is_ok());
     id.map(|_| respond(&reply_id, outcome))
 }
@@ -191,7 +334,9 @@ fn params<T: DeserializeOwned>(params: Option<Value>) -> Result<T, RpcError> {
         None | Some(Value::Null) => json!({}),
         Some(Value::Array(list)) if list.is_empty() => json!({}),
         Some(Value::Array(_)) => {
-            return Err(RpcError::invalid_params(vec![json!({ "loc": [], "msg": "params must be an object of named params", "type": "type_error.dict" })]))
+            return Err(RpcError::invalid_params(vec![
+                json!({ "loc": [], "msg": "params must be an object of named params", "type": "type_error.dict" }),
+            ]))
         }
         Some(other) => other,
     };
@@ -207,7 +352,10 @@ fn params<T: DeserializeOwned>(params: Option<Value>) -> Result<T, RpcError> {
             .collect();
         let message = error.inner().to_string();
         // serde reports a missing field at its parent; the original points at the field.
-        let (msg, kind) = match message.strip_prefix("missing field `").and_then(|rest| rest.split('`').next()) {
+        let (msg, kind) = match message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next())
+        {
             Some(field) => {
                 loc.push(json!(field));
                 ("field required".to_owned(), "value_error.missing")
@@ -218,76 +366,110 @@ fn params<T: DeserializeOwned>(params: Option<Value>) -> Result<T, RpcError> {
     })
 }
 
-fn to_value(value: impl Serialize) -> Result<Value, RpcError> {
-    serde_json::to_value(value).map_err(|error| engine::Error::internal(error).into())
+/// A result as JSON text.
+fn to_json(value: impl Serialize) -> Result<String, RpcError> {
+    serde_json::to_string(&value).map_err(|error| engine::Error::internal(error).into())
 }
 
 /// Every method by name.
-async fn dispatch(engine: &Engine, method: &str, raw: Option<Value>) -> Result<Value, RpcError> {
+async fn dispatch(engine: &Engine, method: &str, raw: Option<Value>) -> Result<String, RpcError> {
     match method {
         "get_schedules" => {
             params::<NoParams>(raw)?;
-            to_value(engine.get_schedules())
+            to_json(engine.get_schedules())
         }
         "get_priorities" => {
             params::<NoParams>(raw)?;
-            to_value(engine.get_priorities())
+            to_json(engine.get_priorities())
         }
         "get_scraper_handlers" => {
             params::<NoParams>(raw)?;
-            to_value(engine.get_scraper_handlers())
+            to_json(engine.get_scraper_handlers())
         }
         "is_read_only" => {
             params::<NoParams>(raw)?;
-            to_value(engine.is_read_only())
+            to_json(engine.is_read_only())
         }
         "get_scrapers" => {
             params::<NoParams>(raw)?;
-            to_value(engine.get_scrapers().await?)
+            to_json(engine.get_scrapers().await?)
         }
         "search_scrapers" => {
-            let SearchParams { name_filter, max_items, last_id } = params(raw)?;
-            to_value(engine.search_scrapers(name_filter.as_deref(), max_items, last_id).await?)
+            let SearchParams {
+                name_filter,
+                max_items,
+                last_id,
+            } = params(raw)?;
+            bounded("name_filter", name_filter.as_deref(), MAX_NAME_CHARS)?;
+            to_json(
+                engine
+                    .search_scrapers(name_filter.as_deref(), max_items, last_id)
+                    .await?,
+            )
         }
         "get_scraper" => {
             let IdParams { id } = params(raw)?;
-            to_value(engine.get_scraper(id).await?)
+            to_json(engine.get_scraper(id).await?)
         }
         "create_scraper" => {
             let ScraperParams { scraper } = params(raw)?;
-            to_value(engine.create_scraper(scraper).await?)
+            bounded_handler(&scraper.handler, &["scraper", "handler"])?;
+            to_json(engine.create_scraper(scraper).await?)
         }
         "update_scraper" => {
             let ScraperParams { scraper } = params(raw)?;
-            to_value(engine.update_scraper(scraper).await?)
+            bounded_handler(&scraper.handler, &["scraper", "handler"])?;
+            to_json(engine.update_scraper(scraper).await?)
         }
         "delete_scraper" => {
             let IdParams { id } = params(raw)?;
-            to_value(engine.delete_scraper(id).await?)
+            to_json(engine.delete_scraper(id).await?)
         }
         "enqueue_scraper" => {
-            let EnqueueParams { scraper_id, priority } = params(raw)?;
-            to_value(engine.enqueue_scraper(scraper_id, priority).await?)
+            let EnqueueParams {
+                scraper_id,
+                priority,
+            } = params(raw)?;
+            to_json(engine.enqueue_scraper(scraper_id, priority).await?)
         }
         "get_scraper_jobs" => {
             let ScraperJobsParams { scraper_id } = params(raw)?;
-            to_value(engine.get_scraper_jobs(scraper_id).await?)
+            to_json(engine.get_scraper_jobs(scraper_id).await?)
         }
         "get_scraper_job" => {
             let ScraperJobParams { scraper_id, job_id } = params(raw)?;
-            to_value(engine.get_scraper_job(scraper_id, job_id).await?)
+            to_json(engine.get_scraper_job(scraper_id, job_id).await?)
         }
         "kill_scraper_job" => {
             let ScraperJobParams { scraper_id, job_id } = params(raw)?;
-            to_value(engine.kill_scraper_job(scraper_id, job_id).await?)
+            to_json(engine.kill_scraper_job(scraper_id, job_id).await?)
         }
         "get_scraper_job_logs" => {
-            let LogParams { scraper_id, job_id, after, max_lines } = params(raw)?;
-            to_value(engine.get_scraper_job_logs(scraper_id, job_id, after, max_lines).await?)
+            let LogParams {
+                scraper_id,
+                job_id,
+                after,
+                max_lines,
+            } = params(raw)?;
+            to_json(
+                engine
+                    .get_scraper_job_logs(scraper_id, job_id, after, max_lines)
+                    .await?,
+            )
         }
         "run_ephemeral" => {
-            let EphemeralParams { handler, config, state, priority } = params(raw)?;
-            to_value(engine.run_ephemeral(handler, config, state, priority).await?)
+            let EphemeralParams {
+                handler,
+                config,
+                state,
+                priority,
+            } = params(raw)?;
+            bounded_handler(&handler, &["handler"])?;
+            to_json(
+                engine
+                    .run_ephemeral(handler, config, state, priority)
+                    .await?,
+            )
         }
         _ => Err(RpcError::method_not_found(method)),
     }

@@ -14,16 +14,19 @@
 
 pub mod auth;
 pub mod docs;
+pub mod guard;
 pub mod jsonrpc;
 pub mod metrics;
 pub mod openapi;
+pub mod proxy;
+pub mod sessions;
 pub mod settings;
 
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::FromRef;
+use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
@@ -183,9 +186,13 @@ impl Server {
             let _ = closing.wait_for(|closing| *closing).await;
         };
         let http = tokio::spawn(
-            axum::serve(listener, app)
-                .with_graceful_shutdown(graceful)
-                .into_future(),
+            // With each connection's peer address: the sign-in limit counts per client.
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(graceful)
+            .into_future(),
         );
         shutdown.await;
         // The components first: whatever HTTP still has to finish, nothing is claimed or
@@ -223,7 +230,7 @@ pub fn router(
     let routes = generate_route_list(app::App);
     let context_engine = state.engine.clone();
     let shell_options = state.leptos_options.clone();
-    let access = auth::AccessControl::new(settings.api_token.clone());
+    let access = auth::AccessControl::new(settings);
     // Only API calls get the timeout: the UI's live streams are meant to stay open.
     let api = Router::new()
         .route("/api/v1/jsonrpc", post(jsonrpc::endpoint))
@@ -234,7 +241,7 @@ pub fn router(
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::endpoint))
         .route("/login", post(auth::login).with_state(access.clone()))
-        .route("/logout", post(auth::logout))
+        .route("/logout", post(auth::logout).with_state(access.clone()))
         .merge(api)
         .merge(openapi::router())
         .merge(docs::router())
@@ -243,8 +250,15 @@ pub fn router(
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(access, auth::require_token))
+        // One body limit, the configured one: axum's extractors would stop at 2 MiB otherwise.
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
         .layer(cors(&settings.cors_allow_origin))
+        // Outermost: requests for other host names or from other sites go no further.
+        .layer(axum::middleware::from_fn_with_state(
+            guard::Guard::new(&settings.allowed_hosts, &settings.cors_allow_origin),
+            guard::protect,
+        ))
 }
 
 /// Same-origin only unless origins are listed (the original allowed every origin).

@@ -179,13 +179,14 @@ struct Method {
 }
 
 /// The errors of the JSON-RPC 2.0 specification, which any call can get.
-const PROTOCOL_ERRORS: [(i64, &str, &str); 6] = [
+const PROTOCOL_ERRORS: [(i64, &str, &str); 7] = [
     (-32700, "Parse error", "the body is not JSON (the reply's `id` is null)"),
-    (-32600, "Invalid Request", "not a JSON-RPC 2.0 call: `jsonrpc` is not \"2.0\", `method` is not a string, or `id` is neither a number, a string nor null"),
+    (-32600, "Invalid Request", "not a JSON-RPC 2.0 call: `jsonrpc` is not \"2.0\", `method` is not a string (or longer than 64 characters), `id` is neither a number, a string nor null (or a string longer than 256 characters), or a batch holds more than 100 calls"),
     (-32601, "Method not found", "no method of this name"),
     (-32602, "Invalid params", "a param is missing or of the wrong type; `data.errors` lists each with its path (`loc`), e.g. `[\"scraper\", \"name\"]`"),
     (-32603, "Internal error", "the server failed; the detail is in the server's log"),
     (-32001, "Storage unavailable", "the database cannot be reached right now (it is restarting, say); retry later"),
+    (-32002, "Batch reply too large", "in a batch, the replies before this call reached 16 MiB (`data.limit`), so it was not run; send it again"),
 ];
 
 impl Method {

@@ -46,6 +46,21 @@ pub struct Settings {
     #[arg(long, env = "SNEAKPEEK_CORS_ALLOW_ORIGIN", value_delimiter = ',')]
     pub cors_allow_origin: Vec<String>,
 
+    /// Host names the server answers to besides `localhost` and IP addresses, e.g.
+    /// `scrapers.example.com`, or `*` for any; other `Host` headers are refused (they are how
+    /// DNS rebinding reaches a server). Repeat or separate with commas.
+    #[arg(long, env = "SNEAKPEEK_ALLOWED_HOSTS", value_delimiter = ',', value_parser = crate::guard::parse_allowed_host)]
+    pub allowed_hosts: Vec<String>,
+
+    /// Mark the sign-in cookie `Secure`: set it when browsers reach the server over HTTPS.
+    #[arg(long, env = "SNEAKPEEK_SECURE_COOKIES", default_value_t = false)]
+    pub secure_cookies: bool,
+
+    /// Reverse proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` headers are believed:
+    /// addresses or ranges, e.g. `127.0.0.1,10.0.0.0/8`. Repeat or separate with commas.
+    #[arg(long, env = "SNEAKPEEK_TRUSTED_PROXIES", value_delimiter = ',', value_parser = crate::proxy::parse_trusted_proxy)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "SNEAKPEEK_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
     pub max_body_bytes: usize,
