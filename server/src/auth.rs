@@ -66,12 +66,15 @@ impl AccessControl {
                 sqlx::postgres::PgPoolOptions::new()
                     .max_connections(4)
                     .acquire_timeout(Duration::from_secs(10))
-                    .connect_lazy(url)
+                    .connect_lazy(url.expose())
                     .expect("the database URL was checked when the server was built"),
             ),
             _ => SessionStore::in_memory(),
         };
-        let token = settings.api_token.clone();
+        let token = settings
+            .api_token
+            .as_ref()
+            .map(|token| token.expose().to_owned());
         AccessControl(Arc::new(Access {
             token_digest: sessions::token_digest(token.as_deref().unwrap_or_default()),
             token,

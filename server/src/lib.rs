@@ -90,7 +90,7 @@ impl ServerBuilder {
         let runtime_settings = self.settings.runtime();
         let (storages, runtime) = match &self.settings.database_url {
             Some(url) => {
-                let database = PostgresStorage::connect(url, self.settings.read_only).await.map_err(|error| format!("{error:?}"))?;
+                let database = PostgresStorage::connect(url.expose(), self.settings.read_only).await.map_err(|error| format!("{error:?}"))?;
                 // Rate limits hold across every replica sharing the database.
                 let rate_limits = Arc::new(PostgresRateLimitStore::new(database.pool().clone()));
                 let runtime = Runtime::with_rate_limit_store(runtime_settings, rate_limits).map_err(|error| error.to_string())?;

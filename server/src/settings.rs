@@ -21,8 +21,8 @@ pub struct Settings {
     pub listen: SocketAddr,
 
     /// PostgreSQL URL. Without it everything is kept in memory (and lost at exit).
-    #[arg(long, env = "DATABASE_URL")]
-    pub database_url: Option<String>,
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<Secret>,
 
     /// Refuse every change to the scrapers list (create, update, delete).
     #[arg(long, env = "SNEAKPEEK_READ_ONLY", default_value_t = false)]
@@ -39,7 +39,7 @@ pub struct Settings {
     /// API token. When set, the JsonRPC API requires `Authorization: Bearer <token>` and the
     /// UI asks for it once.
     #[arg(long, env = "SNEAKPEEK_API_TOKEN", hide_env_values = true)]
-    pub api_token: Option<String>,
+    pub api_token: Option<Secret>,
 
     /// Origins allowed to call the API from a browser (CORS), e.g. `https://tools.example.com`.
     /// Repeat or separate with commas. Default: same origin only.
@@ -157,6 +157,33 @@ pub enum LogFormat {
     Json,
 }
 
+/// A setting that must never be printed: the API token, or a database URL that may hold a
+/// password. Its `Debug` shows only that it is set, so no log line or error that prints the
+/// settings can leak it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value itself, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(value.to_owned()))
+    }
+}
+
 impl Settings {
     /// Settings with every default (and the `SNEAKPEEK_*` / `DATABASE_URL` environment).
     pub fn defaults() -> Self {
@@ -167,8 +194,8 @@ impl Settings {
     pub fn validate(&self) -> Result<(), String> {
         if self
             .api_token
-            .as_deref()
-            .is_some_and(|token| token.trim().len() < 8)
+            .as_ref()
+            .is_some_and(|token| token.expose().trim().len() < 8)
         {
             return Err(
                 "--api-token / SNEAKPEEK_API_TOKEN must be at least 8 characters".to_owned(),
@@ -244,4 +271,27 @@ fn parse_middleware(text: &str) -> Result<MiddlewareSettings, String> {
         serde_json::from_str(text).map_err(|error| error.to_string())?;
     settings.validate().map_err(|error| error.to_string())?;
     Ok(settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printing_the_settings_shows_neither_the_token_nor_the_database_password() {
+        let settings = Settings::parse_from([
+            "sneakpeek",
+            "--api-token",
+            "token-0123456789",
+            "--database-url",
+            "postgres://sneakpeek:hunter2-password@db.example/sneakpeek",
+        ]);
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains("token-0123456789"), "{printed}");
+        assert!(!printed.contains("hunter2-password"), "{printed}");
+        assert_eq!(
+            settings.api_token.as_ref().map(Secret::expose),
+            Some("token-0123456789")
+        );
+    }
 }
