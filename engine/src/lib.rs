@@ -1,5 +1,6 @@
 //! The Sneakpeek platform core: the data model, storages (the scrapers list, the jobs queue,
-//! the scheduler lease), the scheduler, the worker and the scraping runtime.
+//! the scheduler lease), the scheduler, the worker, the scraping runtime and the change feed
+//! the UI's live updates follow.
 //!
 //! Without features this crate is only [`model`], [`error`] and [`schedule`], which compile to
 //! wasm for the browser UI. The `runtime` feature adds everything that needs tokio, sqlx or
@@ -12,6 +13,8 @@ pub mod schedule;
 
 #[cfg(feature = "runtime")]
 mod engine;
+#[cfg(feature = "runtime")]
+pub mod feed;
 #[cfg(feature = "runtime")]
 pub mod scheduler;
 #[cfg(feature = "runtime")]

@@ -1,6 +1,7 @@
 //! Helpers for tests: [`TestDatabase`] gives a test a PostgreSQL database of its own, created
 //! fresh and dropped afterwards, so tests run in parallel without seeing each other;
-//! [`Outage`] cuts a jobs queue off like a database going down.
+//! [`Outage`] cuts a jobs queue off like a database going down, and counts the calls made to
+//! it.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use crate::model::{
     ScraperJobStatus,
 };
 use crate::storage::{
-    ClaimedJob, Completion, EnqueueOrigin, ScheduledFire, ScraperJobsStorage, Storages,
+    ClaimedJob, Completion, EnqueueOrigin, JobStamp, ScheduledFire, ScraperJobsStorage, Storages,
 };
 
 /// Where tests may create databases: `SNEAKPEEK_TEST_DATABASE_URL`, else the local server.
@@ -93,11 +94,13 @@ impl Drop for TestDatabase {
 
 /// A jobs queue that can be cut off like a database going down: while down, every call fails
 /// with [`Error::Unavailable`] (counted), as the PostgreSQL storage's calls do while the
-/// database restarts; the notifications still work, as they come from this process.
+/// database restarts; the notifications still work, as they come from this process. Every
+/// call is counted too, served or refused, so a test can see how often the queue is asked.
 pub struct Outage {
     inner: Arc<dyn ScraperJobsStorage>,
     down: AtomicBool,
     refused: AtomicU32,
+    calls: AtomicU32,
 }
 
 impl Outage {
@@ -107,6 +110,7 @@ impl Outage {
             inner: storages.jobs.clone(),
             down: AtomicBool::new(false),
             refused: AtomicU32::new(0),
+            calls: AtomicU32::new(0),
         });
         let wrapped = Storages {
             jobs: outage.clone(),
@@ -129,7 +133,13 @@ impl Outage {
         self.refused.load(Ordering::SeqCst)
     }
 
+    /// Calls made so far (notification subscriptions aside), served or refused.
+    pub fn calls(&self) -> u32 {
+        self.calls.load(Ordering::SeqCst)
+    }
+
     fn check(&self) -> Result<()> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
         if self.down.load(Ordering::SeqCst) {
             self.refused.fetch_add(1, Ordering::SeqCst);
             return Err(Error::Unavailable(
@@ -244,6 +254,14 @@ impl ScraperJobsStorage for Outage {
     ) -> Result<Vec<JobLogLine>> {
         self.check()?;
         self.inner.get_job_log(job_id, after, max_lines).await
+    }
+    async fn get_job_stamps(
+        &self,
+        scrapers: &[ScraperId],
+        jobs: &[ScraperJobId],
+    ) -> Result<Vec<JobStamp>> {
+        self.check()?;
+        self.inner.get_job_stamps(scrapers, jobs).await
     }
     fn enqueued(&self) -> Arc<Notify> {
         self.inner.enqueued()

@@ -79,6 +79,7 @@ storage_suite!(
     text_with_nul_is_stored_as_the_replacement_character,
     a_claimed_job_whose_handler_never_started_goes_back_to_the_queue,
     only_jobs_still_started_are_marked_running,
+    job_stamps_cover_the_jobs_of_the_scrapers_and_the_jobs_asked_for,
 );
 
 fn scraper(name: &str) -> Scraper {
@@ -1272,4 +1273,68 @@ async fn only_jobs_still_started_are_marked_running(backend: Backend) {
     // Asking again (a lost reply) gives the same answer.
     assert_eq!(jobs.start_scraper_jobs(&ids).await.unwrap(), [ids[0]]);
     jobs.heartbeat_jobs(&[ids[0]]).await.unwrap();
+}
+
+async fn job_stamps_cover_the_jobs_of_the_scrapers_and_the_jobs_asked_for(backend: Backend) {
+    let jobs = &*backend.storages.jobs;
+    let done = enqueue(jobs, 1, ScraperJobPriority::Normal).await.unwrap();
+    let other = enqueue(jobs, 2, ScraperJobPriority::Normal).await.unwrap();
+    enqueue(jobs, 3, ScraperJobPriority::Normal).await.unwrap();
+    assert_eq!(jobs.dequeue_scraper_jobs(3).await.unwrap().len(), 3);
+    jobs.finish_scraper_job(done.id, ScraperJobStatus::Succeeded, Some("ok".into()))
+        .await
+        .unwrap();
+    let pending = enqueue(jobs, 1, ScraperJobPriority::Normal).await.unwrap();
+    let lines: Vec<engine::model::JobLogLine> = (1..=3)
+        .map(|id| engine::model::JobLogLine {
+            id,
+            at: chrono::Utc::now(),
+            level: engine::model::LogLevel::Info,
+            message: format!("line {id}"),
+        })
+        .collect();
+    jobs.append_job_log(done.id, &lines).await.unwrap();
+    jobs.append_job_log(other.id, &lines[..2]).await.unwrap();
+
+    // Scraper 1's jobs, and job `other` (of scraper 2) by id; an unknown id is left out.
+    let mut stamps = jobs
+        .get_job_stamps(&[1], &[other.id, pending.id, 999_999])
+        .await
+        .unwrap();
+    stamps.sort_by_key(|stamp| stamp.id);
+    let ids: Vec<i64> = stamps.iter().map(|stamp| stamp.id).collect();
+    assert_eq!(ids, [done.id, other.id, pending.id]);
+    for stamp in &stamps {
+        let job = jobs
+            .get_scraper_job(stamp.scraper_id, stamp.id)
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                stamp.status,
+                stamp.started_at,
+                stamp.last_active_at,
+                stamp.finished_at
+            ),
+            (
+                job.status,
+                job.started_at,
+                job.last_active_at,
+                job.finished_at
+            ),
+            "job {}",
+            job.id
+        );
+    }
+    // Last log lines only for the jobs asked for by id: `done` has lines but was not.
+    let last_lines: Vec<Option<i64>> = stamps.iter().map(|stamp| stamp.last_log_line).collect();
+    assert_eq!(last_lines, [None, Some(2), None]);
+    assert_eq!(
+        stamps
+            .iter()
+            .map(|stamp| stamp.scraper_id)
+            .collect::<Vec<_>>(),
+        [1, 2, 1]
+    );
+    assert!(jobs.get_job_stamps(&[], &[]).await.unwrap().is_empty());
 }

@@ -97,31 +97,36 @@ fn JobView(job: ScraperJob, lines: Vec<JobLogLine>) -> impl IntoView {
 fn follow_job(job: RwSignal<ScraperJob>, lines: RwSignal<Vec<JobLogLine>>) {
     let (scraper_id, job_id) = job.with_untracked(|job| (job.scraper.id, job.id));
     let last_line = move || lines.with_untracked(|lines| lines.last().map_or(0, |line| line.id));
-    let apply = move |update: JobUpdate| {
-        let finished = update.job.status.is_finished() && update.lines.len() < LOG_CHUNK;
-        // Overlapping updates (a poll racing a reconnect) must not repeat lines.
+    // Overlapping updates (a poll racing a reconnect) must not repeat lines.
+    let add_lines = move |new: Vec<JobLogLine>| {
         let after = last_line();
-        lines.update(|lines| lines.extend(update.lines.into_iter().filter(|line| line.id > after)));
-        if job.with_untracked(|known| *known != update.job) {
-            job.set(update.job);
-        }
-        if finished {
-            Flow::Stop
-        } else {
-            Flow::Continue
-        }
+        lines.update(|lines| lines.extend(new.into_iter().filter(|line| line.id > after)));
     };
     live::follow(
         live::job_url(scraper_id, job_id, last_line()),
         "job",
-        apply,
+        move |update: JobUpdate| {
+            let last_chunk = update.lines.len() < LOG_CHUNK;
+            if !update.job.is_empty() {
+                job.update(|job| update.job.apply(job));
+            }
+            add_lines(update.lines);
+            if last_chunk && job.with_untracked(|job| job.status.is_finished()) {
+                Flow::Stop
+            } else {
+                Flow::Continue
+            }
+        },
         move || {
             leptos::task::spawn_local(async move {
-                if let (Ok(job), Ok(lines)) = (
+                if let (Ok(polled), Ok(new)) = (
                     get_job(scraper_id, job_id).await,
                     job_logs(scraper_id, job_id, Some(last_line()), LOG_CHUNK).await,
                 ) {
-                    apply(JobUpdate { job, lines });
+                    if job.with_untracked(|known| *known != polled) {
+                        job.set(polled);
+                    }
+                    add_lines(new);
                 }
             })
         },
@@ -252,7 +257,12 @@ pub fn RunOnce(
 ) -> impl IntoView {
     let toasts = use_toasts();
     let run = Action::new(move |config: &ScraperConfig| {
-        run_once(handler.to_owned(), config.clone(), state.clone(), priority.get_untracked())
+        run_once(
+            handler.to_owned(),
+            config.clone(),
+            state.clone(),
+            priority.get_untracked(),
+        )
     });
     Effect::new(move |_| {
         if let Some(Err(error)) = run.value().get() {

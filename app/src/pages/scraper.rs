@@ -1,5 +1,7 @@
 //! The scraper page: its settings, "Run now" with a priority, and its jobs, updated live.
 
+use std::cell::RefCell;
+
 use engine::model::{Scraper, ScraperJob, ScraperJobPriority, ScraperSchedule};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -9,7 +11,7 @@ use leptos_router::{lazy_route, LazyRoute};
 use crate::api::{get_scraper, kill_job, run_scraper, scraper_jobs, UiError};
 use crate::components::{id_param, use_toasts, PriorityBadge, ReadOnlyHidden, StatusBadge};
 use crate::json::{self, Loaded};
-use crate::live::{self, Flow};
+use crate::live::{self, Flow, JobsUpdate};
 use crate::pages::loaded_page;
 use crate::time::{duration, use_now, Time};
 
@@ -47,11 +49,13 @@ impl LazyRoute for ScraperPage {
 fn ScraperView(scraper: Scraper, jobs: Vec<ScraperJob>) -> impl IntoView {
     let scraper_id = scraper.id;
     let jobs = RwSignal::new(jobs);
+    // The scraper snapshots the stream sent: it sends each once per connection.
+    let snapshots = RefCell::new(Vec::new());
     live::follow(
         live::scraper_jobs_url(scraper_id),
         "jobs",
-        move |update: Vec<ScraperJob>| {
-            jobs.set(update);
+        move |update: JobsUpdate| {
+            jobs.update(|jobs| update.apply(jobs, &mut snapshots.borrow_mut()));
             Flow::Continue
         },
         move || {

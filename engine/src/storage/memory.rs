@@ -13,7 +13,8 @@ use tokio::sync::{broadcast, watch, Notify};
 
 use super::text::{storable_completion, storable_lines, storable_option, storable_scraper};
 use super::{
-    ClaimedJob, Completion, EnqueueOrigin, LeaseStorage, ScraperJobsStorage, ScrapersStorage,
+    ClaimedJob, Completion, EnqueueOrigin, JobStamp, LeaseStorage, ScraperJobsStorage,
+    ScrapersStorage,
 };
 use crate::error::{Error, Result};
 use crate::model::{
@@ -605,6 +606,35 @@ impl ScraperJobsStorage for MemoryScraperJobsStorage {
         // Line ids are 1, 2, 3...: the line after `after` is at index `after`.
         let start = after.unwrap_or(0).clamp(0, lines.len() as i64) as usize;
         Ok(lines[start..].iter().take(max_lines).cloned().collect())
+    }
+
+    async fn get_job_stamps(
+        &self,
+        scrapers: &[ScraperId],
+        jobs: &[ScraperJobId],
+    ) -> Result<Vec<JobStamp>> {
+        let state = self.state();
+        let of_scrapers = scrapers
+            .iter()
+            .filter_map(|scraper_id| state.by_scraper.get(scraper_id))
+            .flatten();
+        let ids: BTreeSet<ScraperJobId> = of_scrapers.chain(jobs).copied().collect();
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| state.jobs.get(&id))
+            .map(|job| JobStamp {
+                id: job.id,
+                scraper_id: job.scraper.id,
+                status: job.status,
+                started_at: job.started_at,
+                last_active_at: job.last_active_at,
+                finished_at: job.finished_at,
+                last_log_line: jobs
+                    .contains(&job.id)
+                    .then(|| state.logs.get(&job.id)?.last().map(|line| line.id))
+                    .flatten(),
+            })
+            .collect())
     }
 
     fn enqueued(&self) -> Arc<Notify> {

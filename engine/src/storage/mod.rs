@@ -74,6 +74,22 @@ pub struct ScheduledFire {
     pub at: DateTime<Utc>,
 }
 
+/// What changes in a job once it is enqueued, without what never does (its scraper snapshot,
+/// priority, creation time) and without its result, which is set only when `finished_at` is:
+/// cheap to read for many jobs at once and compare with what was read before.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobStamp {
+    pub id: ScraperJobId,
+    pub scraper_id: ScraperId,
+    pub status: ScraperJobStatus,
+    pub started_at: Option<DateTime<Utc>>,
+    pub last_active_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The id of the last line of the job's log, for the jobs asked for by id (`None` for
+    /// the others, and while the log is empty).
+    pub last_log_line: Option<i64>,
+}
+
 /// How a job came to be enqueued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EnqueueOrigin {
@@ -224,6 +240,15 @@ pub trait ScraperJobsStorage: Send + Sync {
         after: Option<i64>,
         max_lines: usize,
     ) -> Result<Vec<JobLogLine>>;
+    /// The stamps of every job of the `scrapers` and of the `jobs` (ids of jobs that do not
+    /// exist are left out), each job once, in no particular order. One statement on
+    /// PostgreSQL however many scrapers and jobs are asked for: a replica's live streams look
+    /// at everything they follow with one call per interval.
+    async fn get_job_stamps(
+        &self,
+        scrapers: &[ScraperId],
+        jobs: &[ScraperJobId],
+    ) -> Result<Vec<JobStamp>>;
     /// Notified whenever a job is enqueued (in any replica, on PostgreSQL); workers wait on
     /// it when the queue is empty, with a polling fallback.
     fn enqueued(&self) -> Arc<Notify>;

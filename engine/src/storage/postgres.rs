@@ -22,8 +22,8 @@ use super::text::{
     storable, storable_completion, storable_lines, storable_option, storable_scraper,
 };
 use super::{
-    ClaimedJob, Completion, EnqueueOrigin, LeaseStorage, ScheduledFire, ScraperJobsStorage,
-    ScrapersStorage,
+    ClaimedJob, Completion, EnqueueOrigin, JobStamp, LeaseStorage, ScheduledFire,
+    ScraperJobsStorage, ScrapersStorage,
 };
 use crate::error::{Error, Result};
 use crate::model::{
@@ -814,6 +814,41 @@ impl ScraperJobsStorage for PostgresStorage {
                     level: LogLevel::parse(&level)
                         .ok_or_else(|| Error::internal("bad log level"))?,
                     message: row.try_get("message")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn get_job_stamps(
+        &self,
+        scrapers: &[ScraperId],
+        jobs: &[ScraperJobId],
+    ) -> Result<Vec<JobStamp>> {
+        // Two index scans (by scraper, by id); each last log line is one probe at the end of
+        // the job's lines in the log's primary key.
+        let rows = sqlx::query(
+            "SELECT id, scraper_id, status, started_at, last_active_at, finished_at,
+                CASE WHEN id = ANY($2) THEN
+                    (SELECT max(line_no) FROM scraper_job_logs WHERE job_id = scraper_jobs.id)
+                END AS last_log_line
+             FROM scraper_jobs WHERE scraper_id = ANY($1) OR id = ANY($2)",
+        )
+        .bind(scrapers)
+        .bind(jobs)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let status: String = row.try_get("status")?;
+                Ok(JobStamp {
+                    id: row.try_get("id")?,
+                    scraper_id: row.try_get("scraper_id")?,
+                    status: ScraperJobStatus::parse(&status)
+                        .ok_or_else(|| Error::internal("bad status"))?,
+                    started_at: row.try_get("started_at")?,
+                    last_active_at: row.try_get("last_active_at")?,
+                    finished_at: row.try_get("finished_at")?,
+                    last_log_line: row.try_get("last_log_line")?,
                 })
             })
             .collect()
