@@ -892,6 +892,20 @@ fn lease_of(
     }
 }
 
+/// Takes the lease's advisory lock on `connection` if nobody holds it.
+async fn try_lease_lock(connection: &mut PgConnection, name: &str) -> Result<bool> {
+    within(async {
+        Ok(
+            sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext($2))")
+                .bind(LEASE_LOCK_CLASS)
+                .bind(name)
+                .fetch_one(&mut *connection)
+                .await?,
+        )
+    })
+    .await
+}
+
 impl PostgresStorage {
     /// Takes the lease on `connection` if it is free, or if its holder let it expire: then
     /// the holder's backend is terminated, since a frozen process (or one cut off while its
@@ -902,15 +916,7 @@ impl PostgresStorage {
         owner_id: &str,
         duration_ms: i64,
     ) -> Result<Option<Lease>> {
-        let try_lock = "SELECT pg_try_advisory_lock($1, hashtext($2))";
-        let mut locked: bool = within(async {
-            Ok(sqlx::query_scalar(try_lock)
-                .bind(LEASE_LOCK_CLASS)
-                .bind(name)
-                .fetch_one(&mut *connection)
-                .await?)
-        })
-        .await?;
+        let mut locked = try_lease_lock(connection, name).await?;
         if !locked {
             // The row's expiry, by the database's clock, is the truth: a holder renews it
             // every second or so, and one that could not for the whole lease period has
@@ -950,14 +956,7 @@ impl PostgresStorage {
             let deadline = tokio::time::Instant::now() + LEASE_TAKEOVER_WAIT;
             while !locked && tokio::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                locked = within(async {
-                    Ok(sqlx::query_scalar(try_lock)
-                        .bind(LEASE_LOCK_CLASS)
-                        .bind(name)
-                        .fetch_one(&mut *connection)
-                        .await?)
-                })
-                .await?;
+                locked = try_lease_lock(connection, name).await?;
             }
             if !locked {
                 return Ok(None);
