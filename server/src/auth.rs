@@ -158,9 +158,20 @@ fn is_api(path: &str) -> bool {
 /// a 401.
 pub async fn require_token(
     State(access): State<AccessControl>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
+    // The live streams count their clients by this address: behind a trusted proxy, the
+    // client's, not the proxy's (which would make every user share one allowance).
+    if let Some(client) = access
+        .0
+        .proxies
+        .client(request.extensions(), request.headers())
+    {
+        request
+            .extensions_mut()
+            .insert(app::live::ClientAddress(client));
+    }
     let path = request.uri().path();
     if access.0.token.is_none() || is_public(path) || access.bearer(request.headers()) {
         return next.run(request).await;

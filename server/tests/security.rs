@@ -872,3 +872,33 @@ async fn long_strings_get_clear_errors_and_are_not_echoed() {
     );
     assert_eq!(app.result("get_scrapers", json!({})).await, json!([]));
 }
+
+#[tokio::test]
+async fn live_streams_are_counted_per_client_behind_a_trusted_proxy() {
+    let app = TestApp::spawn(&["--trusted-proxies", "127.0.0.1"]).await;
+    let id = app
+        .result("create_scraper", json!({"scraper": scraper("followed")}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let url = app.url(&format!("/live/scrapers/{id}/jobs"));
+    let open = |client: &'static str| {
+        app.client
+            .get(&url)
+            .header("x-forwarded-for", client)
+            .send()
+    };
+    // Each stream stays open while its response is held.
+    let mut open_streams = Vec::new();
+    for _ in 0..8 {
+        let stream = open("10.0.0.1").await.unwrap();
+        assert_eq!(stream.status().as_u16(), 200);
+        open_streams.push(stream);
+    }
+    assert_eq!(open("10.0.0.1").await.unwrap().status().as_u16(), 429);
+    assert_eq!(
+        open("10.0.0.2").await.unwrap().status().as_u16(),
+        200,
+        "another client behind the same proxy has its own allowance"
+    );
+}
