@@ -1134,6 +1134,16 @@ async fn text_with_nul_is_stored_as_the_replacement_character(backend: Backend) 
     assert_eq!(stored.name, "binary\u{FFFD}page");
     let read = storages.scrapers.get_scraper(stored.id).await.unwrap();
     assert_eq!(read, stored);
+    // A filter holding NUL finds the name as stored, instead of failing the search.
+    let found = storages
+        .scrapers
+        .search_scrapers(Some("y\0p"), None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        found.iter().map(|scraper| scraper.id).collect::<Vec<_>>(),
+        [stored.id]
+    );
     assert_eq!(
         serde_json::to_value(&read.config.params).unwrap(),
         serde_json::json!({"url\u{FFFD}": "http://x/\u{FFFD}"})

@@ -11,7 +11,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, DurationRound, Utc};
 use tokio::sync::{broadcast, watch, Notify};
 
-use super::text::{storable_completion, storable_lines, storable_option, storable_scraper};
+use super::text::{
+    storable, storable_completion, storable_lines, storable_option, storable_scraper,
+};
 use super::{
     ClaimedJob, Completion, EnqueueOrigin, JobStamp, LeaseStorage, ScraperJobsStorage,
     ScrapersStorage,
@@ -102,7 +104,10 @@ impl ScrapersStorage for MemoryScrapersStorage {
             .by_id
             .range(after..)
             .map(|(_, scraper)| scraper)
-            .filter(|scraper| name_filter.is_none_or(|filter| scraper.name.contains(filter)))
+            // Names are stored without NUL (see `text`): a filter is matched the same way.
+            .filter(|scraper| {
+                name_filter.is_none_or(|filter| scraper.name.contains(&*storable(filter)))
+            })
             .take(limit)
             .cloned()
             .collect())

@@ -270,7 +270,8 @@ impl ScrapersStorage for PostgresStorage {
              WHERE ($1::text IS NULL OR strpos(name, $1) > 0) AND ($2::bigint IS NULL OR id > $2)
              ORDER BY id LIMIT $3"
         ))
-        .bind(name_filter)
+        // Names are stored without NUL (see `text`): a filter is matched the same way.
+        .bind(name_filter.map(storable))
         .bind(last_id)
         .bind(max_items.filter(|max| *max > 0))
         .fetch_all(&self.pool)
