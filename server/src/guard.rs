@@ -171,6 +171,16 @@ impl Guard {
 
 /// Middleware: refuses what [`Guard`] finds, lets the rest through.
 pub async fn protect(State(guard): State<Guard>, request: Request, next: Next) -> Response {
+    // A request line without a path (`CONNECT host:port`, the authority form) is meant for
+    // a proxy; nothing here can route it, and the UI's renderer would panic on it.
+    if request.uri().path_and_query().is_none() {
+        return (
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "This server is not a proxy: the request needs a path.",
+        )
+            .into_response();
+    }
     let authority = request
         .uri()
         .authority()

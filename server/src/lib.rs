@@ -13,6 +13,7 @@
 #![recursion_limit = "256"]
 
 pub mod auth;
+pub mod body_limit;
 pub mod docs;
 pub mod guard;
 pub mod jsonrpc;
@@ -253,6 +254,7 @@ pub fn router(
         // One body limit, the configured one: axum's extractors would stop at 2 MiB otherwise.
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(settings.max_body_bytes, body_limit::refuse_oversized))
         .layer(cors(&settings.cors_allow_origin))
         // Outermost: requests for other host names or from other sites go no further.
         .layer(axum::middleware::from_fn_with_state(

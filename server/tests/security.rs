@@ -902,3 +902,46 @@ async fn live_streams_are_counted_per_client_behind_a_trusted_proxy() {
         "another client behind the same proxy has its own allowance"
     );
 }
+
+#[tokio::test]
+async fn a_request_without_a_path_is_refused_and_the_server_goes_on() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn(&[]).await;
+    let authority = app.address.trim_start_matches("http://").to_owned();
+    // The authority form is for proxies (`CONNECT host:port`); it has no path to route.
+    let mut connection = tokio::net::TcpStream::connect(&authority).await.unwrap();
+    connection
+        .write_all(
+            format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    connection.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let healthz = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(healthz.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_gets_its_413_however_fast_it_is_sent() {
+    let app = TestApp::spawn(&[]).await;
+    let padding = "x".repeat(4 * 1024 * 1024);
+    let body = call("is_read_only", json!({ "pad": padding }));
+    // Without `Expect: 100-continue` the client sends the whole body before it reads; the
+    // server must not reset the connection under it.
+    for _ in 0..10 {
+        let response = app
+            .client
+            .post(app.url("/api/v1/jsonrpc"))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .expect("the answer arrives, not a reset connection");
+        assert_eq!(response.status().as_u16(), 413);
+        assert!(response.text().await.unwrap().contains("--max-body-bytes"));
+    }
+}
