@@ -176,7 +176,11 @@ impl Engine {
         scraper_id: ScraperId,
         job_id: ScraperJobId,
     ) -> Result<ScraperJob> {
-        let killed = self.storages.jobs.kill_scraper_job(scraper_id, job_id).await?;
+        let killed = self
+            .storages
+            .jobs
+            .kill_scraper_job(scraper_id, job_id)
+            .await?;
         metrics::counter!("sneakpeek_scraper_jobs_total", "type" => "killed").increment(1);
         Ok(killed)
     }
@@ -188,7 +192,13 @@ impl Engine {
     ///
     /// It runs arbitrary scripts and requests, so a read-only server refuses it, and at most
     /// [`MAX_ACTIVE_EPHEMERAL_RUNS`] are pending or running at once.
-    pub async fn run_ephemeral(&self, handler: String, config: ScraperConfig, state: Option<String>, priority: ScraperJobPriority) -> Result<ScraperJob> {
+    pub async fn run_ephemeral(
+        &self,
+        handler: String,
+        config: ScraperConfig,
+        state: Option<String>,
+        priority: ScraperJobPriority,
+    ) -> Result<ScraperJob> {
         self.writable()?;
         if self.storages.jobs.count_active_ephemeral_jobs().await? >= MAX_ACTIVE_EPHEMERAL_RUNS {
             return Err(Error::TooManyEphemeralRuns(MAX_ACTIVE_EPHEMERAL_RUNS));
@@ -205,7 +215,10 @@ impl Engine {
             timeout_seconds: Some(EPHEMERAL_TIMEOUT_SECONDS),
         };
         validate_scraper(&scraper, self.handlers.names())?;
-        self.storages.jobs.add_scraper_job(&scraper, priority, EnqueueOrigin::Manual).await
+        self.storages
+            .jobs
+            .add_scraper_job(&scraper, priority, EnqueueOrigin::Manual)
+            .await
     }
 
     /// The newest job of each scraper, by scraper id.

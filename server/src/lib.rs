@@ -85,34 +85,60 @@ impl ServerBuilder {
             None => Vec::new(),
         };
         for scraper in &listed {
-            engine::schedule::validate_scraper(scraper, self.handlers.names())
-                .map_err(|error| format!("--scrapers-file: scraper {:?}: {}", scraper.name, error.describe()))?;
+            engine::schedule::validate_scraper(scraper, self.handlers.names()).map_err(
+                |error| {
+                    format!(
+                        "--scrapers-file: scraper {:?}: {}",
+                        scraper.name,
+                        error.describe()
+                    )
+                },
+            )?;
         }
         let runtime_settings = self.settings.runtime();
         let (storages, runtime) = match &self.settings.database_url {
             Some(url) => {
-                let database = PostgresStorage::connect(url.expose(), self.settings.read_only).await.map_err(|error| format!("{error:?}"))?;
+                let database = PostgresStorage::connect(url.expose(), self.settings.read_only)
+                    .await
+                    .map_err(|error| format!("{error:?}"))?;
                 // Rate limits hold across every replica sharing the database.
                 let rate_limits = Arc::new(PostgresRateLimitStore::new(database.pool().clone()));
-                let runtime = Runtime::with_rate_limit_store(runtime_settings, rate_limits).map_err(|error| error.to_string())?;
+                let runtime = Runtime::with_rate_limit_store(runtime_settings, rate_limits)
+                    .map_err(|error| error.to_string())?;
                 let storages = Storages::from_postgres(database);
                 seed_scrapers(&storages, listed).await?;
                 (storages, runtime)
             }
-            None => (Storages::in_memory(listed, self.settings.read_only), Runtime::from_settings(runtime_settings).map_err(|error| error.to_string())?),
+            None => (
+                Storages::in_memory(listed, self.settings.read_only),
+                Runtime::from_settings(runtime_settings).map_err(|error| error.to_string())?,
+            ),
         };
-        Ok(Server { engine: Engine::new(storages, self.handlers, runtime), settings: self.settings })
+        Ok(Server {
+            engine: Engine::new(storages, self.handlers, runtime),
+            settings: self.settings,
+        })
     }
 }
 
 /// Creates the listed scrapers whose names are not stored yet. Seeding bypasses read-only
 /// mode on purpose: the file is the operator's, not an API client's.
-async fn seed_scrapers(storages: &Storages, listed: Vec<engine::model::Scraper>) -> Result<(), String> {
+async fn seed_scrapers(
+    storages: &Storages,
+    listed: Vec<engine::model::Scraper>,
+) -> Result<(), String> {
     if listed.is_empty() {
         return Ok(());
     }
-    let stored = storages.scrapers.get_scrapers().await.map_err(|error| format!("{error:?}"))?;
-    for scraper in listed.into_iter().filter(|scraper| !stored.iter().any(|existing| existing.name == scraper.name)) {
+    let stored = storages
+        .scrapers
+        .get_scrapers()
+        .await
+        .map_err(|error| format!("{error:?}"))?;
+    for scraper in listed
+        .into_iter()
+        .filter(|scraper| !stored.iter().any(|existing| existing.name == scraper.name))
+    {
         let name = scraper.name.clone();
         match storages.scrapers.create_scraper(scraper).await {
             Ok(created) => tracing::info!(id = created.id, name = %created.name, "created scraper from the scrapers file"),
@@ -132,7 +158,10 @@ pub struct Server {
 impl Server {
     /// A builder with the default settings and the built-in handlers (`extract`, `script`).
     pub fn builder() -> ServerBuilder {
-        ServerBuilder { settings: Settings::defaults(), handlers: builtin_handlers() }
+        ServerBuilder {
+            settings: Settings::defaults(),
+            handlers: builtin_handlers(),
+        }
     }
 
     pub fn engine(&self) -> &Engine {
@@ -227,7 +256,10 @@ pub fn router(
     closing: tokio::sync::watch::Receiver<bool>,
 ) -> Router {
     metrics::recorder();
-    let state = AppState { leptos_options, engine };
+    let state = AppState {
+        leptos_options,
+        engine,
+    };
     let routes = generate_route_list(app::App);
     let context_engine = state.engine.clone();
     let shell_options = state.leptos_options.clone();
@@ -236,7 +268,10 @@ pub fn router(
     let api = Router::new()
         .route("/api/v1/jsonrpc", post(jsonrpc::endpoint))
         .route("/api/v1/jsonrpc/{method}", post(jsonrpc::endpoint))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(settings.request_timeout_seconds)));
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(settings.request_timeout_seconds),
+        ));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -247,14 +282,27 @@ pub fn router(
         .merge(openapi::router())
         .merge(docs::router())
         .merge(app::live::router(state.engine.clone(), closing))
-        .leptos_routes_with_context(&state, routes, move || provide_context(context_engine.clone()), move || app::shell(shell_options.clone()))
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || provide_context(context_engine.clone()),
+            move || app::shell(shell_options.clone()),
+        )
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
+            app::shell,
+        ))
         .with_state(state)
-        .layer(axum::middleware::from_fn_with_state(access, auth::require_token))
+        .layer(axum::middleware::from_fn_with_state(
+            access,
+            auth::require_token,
+        ))
         // One body limit, the configured one: axum's extractors would stop at 2 MiB otherwise.
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(settings.max_body_bytes, body_limit::refuse_oversized))
+        .layer(axum::middleware::from_fn_with_state(
+            settings.max_body_bytes,
+            body_limit::refuse_oversized,
+        ))
         .layer(cors(&settings.cors_allow_origin))
         // Outermost: requests for other host names or from other sites go no further.
         .layer(axum::middleware::from_fn_with_state(
@@ -265,7 +313,10 @@ pub fn router(
 
 /// Same-origin only unless origins are listed (the original allowed every origin).
 fn cors(origins: &[String]) -> CorsLayer {
-    let origins: Vec<HeaderValue> = origins.iter().filter_map(|origin| origin.parse().ok()).collect();
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|origin| origin.parse().ok())
+        .collect();
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
         .allow_methods([Method::GET, Method::POST])
@@ -305,13 +356,22 @@ async fn readyz(
 /// Leptos' settings: `cargo leptos` passes them in `LEPTOS_*` variables; a plain run uses
 /// the build layout (`target/site`, output name `sneakpeek`).
 fn leptos_options(address: std::net::SocketAddr) -> LeptosOptions {
-    let variable = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
+    let variable =
+        |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
     LeptosOptions::builder()
         .output_name(variable("LEPTOS_OUTPUT_NAME", "sneakpeek"))
         .site_root(variable("LEPTOS_SITE_ROOT", "target/site"))
         .site_pkg_dir(variable("LEPTOS_SITE_PKG_DIR", "pkg"))
-        .env(if variable("LEPTOS_ENV", "PROD") == "DEV" { leptos::config::Env::DEV } else { leptos::config::Env::PROD })
-        .reload_port(variable("LEPTOS_RELOAD_PORT", "3001").parse().unwrap_or(3001))
+        .env(if variable("LEPTOS_ENV", "PROD") == "DEV" {
+            leptos::config::Env::DEV
+        } else {
+            leptos::config::Env::PROD
+        })
+        .reload_port(
+            variable("LEPTOS_RELOAD_PORT", "3001")
+                .parse()
+                .unwrap_or(3001),
+        )
         .site_addr(address)
         .build()
 }

@@ -912,8 +912,10 @@ async fn a_request_without_a_path_is_refused_and_the_server_goes_on() {
     let mut connection = tokio::net::TcpStream::connect(&authority).await.unwrap();
     connection
         .write_all(
-            format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
+            format!(
+                "CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
         )
         .await
         .unwrap();

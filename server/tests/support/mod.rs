@@ -40,15 +40,27 @@ impl TestApp {
         }
         arguments.extend(flags.iter().map(|flag| (*flag).to_owned()));
         let settings = Settings::try_parse_from(arguments).expect("valid test flags");
-        let server = Server::builder().settings(settings).build().await.expect("the server builds");
+        let server = Server::builder()
+            .settings(settings)
+            .build()
+            .await
+            .expect("the server builds");
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(server.serve(listener, async move {
             let _ = stopped.await;
         }));
-        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        TestApp { address, client, _stop: stop, _database: database }
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        TestApp {
+            address,
+            client,
+            _stop: stop,
+            _database: database,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -57,13 +69,24 @@ impl TestApp {
 
     /// Posts a raw body to the JsonRPC endpoint; returns the status and the body text.
     pub async fn post_raw(&self, body: &str) -> (u16, String) {
-        let response = self.client.post(self.url("/api/v1/jsonrpc")).header("content-type", "application/json").body(body.to_owned()).send().await.unwrap();
+        let response = self
+            .client
+            .post(self.url("/api/v1/jsonrpc"))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
         (response.status().as_u16(), response.text().await.unwrap())
     }
 
     /// Calls a method and returns the whole reply envelope.
     pub async fn call(&self, method: &str, params: Value) -> Value {
-        let (status, body) = self.post_raw(&json!({"jsonrpc": "2.0", "id": 0, "method": method, "params": params}).to_string()).await;
+        let (status, body) = self
+            .post_raw(
+                &json!({"jsonrpc": "2.0", "id": 0, "method": method, "params": params}).to_string(),
+            )
+            .await;
         assert_eq!(status, 200, "{body}");
         serde_json::from_str(&body).unwrap_or_else(|error| panic!("not JSON ({error}): {body}"))
     }
@@ -78,7 +101,10 @@ impl TestApp {
     /// Calls a method that must fail and returns its error object.
     pub async fn error(&self, method: &str, params: Value) -> Value {
         let reply = self.call(method, params).await;
-        assert!(reply.get("result").is_none(), "{method} should have failed: {reply}");
+        assert!(
+            reply.get("result").is_none(),
+            "{method} should have failed: {reply}"
+        );
         reply["error"].clone()
     }
 }
