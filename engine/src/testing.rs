@@ -100,6 +100,8 @@ pub struct Outage {
     inner: Arc<dyn ScraperJobsStorage>,
     down: AtomicBool,
     refused: AtomicU32,
+    /// A job whose completion the storage refuses outright, as a database refuses a row.
+    refused_job: std::sync::Mutex<Option<ScraperJobId>>,
     calls: AtomicU32,
 }
 
@@ -110,6 +112,7 @@ impl Outage {
             inner: storages.jobs.clone(),
             down: AtomicBool::new(false),
             refused: AtomicU32::new(0),
+            refused_job: std::sync::Mutex::new(None),
             calls: AtomicU32::new(0),
         });
         let wrapped = Storages {
@@ -126,6 +129,13 @@ impl Outage {
 
     pub fn end(&self) {
         self.down.store(false, Ordering::SeqCst);
+    }
+
+    /// From now on, a batch of completions holding `job_id`'s is refused with
+    /// [`Error::Internal`] (not retried), and so is that completion alone, unless it fails
+    /// the job.
+    pub fn refuse_completion_of(&self, job_id: ScraperJobId) {
+        *crate::sync::lock(&self.refused_job) = Some(job_id);
     }
 
     /// Calls refused since the outage began.
@@ -208,6 +218,14 @@ impl ScraperJobsStorage for Outage {
     }
     async fn finish_scraper_jobs(&self, completions: &[Completion]) -> Result<Vec<bool>> {
         self.check()?;
+        let refused_job = *crate::sync::lock(&self.refused_job);
+        if completions.iter().any(|completion| {
+            Some(completion.job_id) == refused_job && completion.status != ScraperJobStatus::Failed
+        }) {
+            return Err(Error::Internal(
+                "the test refuses this completion".to_owned(),
+            ));
+        }
         self.inner.finish_scraper_jobs(completions).await
     }
     async fn kill_scraper_job(

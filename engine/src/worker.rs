@@ -645,7 +645,7 @@ async fn record_completions(
             .drain(..)
             .map(|finished| (finished.completion, finished.started))
             .unzip();
-        let applied = record(&storages, completions.clone(), &stop).await;
+        let applied = record(&storages, &completions, &stop).await;
         for ((completion, started), applied) in completions.iter().zip(started).zip(applied) {
             let job_id = completion.job_id;
             match applied {
@@ -688,7 +688,7 @@ enum Recorded {
 /// it; a completion refused on its own fails its job with the reason instead.
 async fn record(
     storages: &Storages,
-    completions: Vec<Completion>,
+    completions: &[Completion],
     stop: &watch::Receiver<bool>,
 ) -> Vec<Recorded> {
     let finished = |applied: Vec<bool>| {
@@ -703,7 +703,7 @@ async fn record(
             })
             .collect()
     };
-    match write_with_retries(storages, &completions, stop).await {
+    match write_with_retries(storages, completions, stop).await {
         Ok(applied) => return finished(applied),
         Err(Some(error)) if completions.len() > 1 => {
             tracing::error!(error = %error.describe(), jobs = completions.len(), "the storage refused a batch of finished jobs; writing them one by one");
@@ -713,7 +713,7 @@ async fn record(
     }
     let mut outcomes = Vec::with_capacity(completions.len());
     for completion in completions {
-        let single = std::slice::from_ref(&completion);
+        let single = std::slice::from_ref(completion);
         let refusal = match write_with_retries(storages, single, stop).await {
             Ok(applied) => {
                 outcomes.extend(finished(applied));

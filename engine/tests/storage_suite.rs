@@ -1282,7 +1282,9 @@ async fn only_jobs_still_started_are_marked_running(backend: Backend) {
     assert_eq!(jobs.start_scraper_jobs(&ids).await.unwrap(), [ids[0]]);
     // Asking again (a lost reply) gives the same answer.
     assert_eq!(jobs.start_scraper_jobs(&ids).await.unwrap(), [ids[0]]);
-    jobs.heartbeat_jobs(&[ids[0]]).await.unwrap();
+    // Only the started job is alive; the killed and the handed-back ones are not this
+    // worker's any more.
+    assert_eq!(jobs.heartbeat_jobs(&ids).await.unwrap(), [ids[1], ids[2]]);
 }
 
 async fn job_stamps_cover_the_jobs_of_the_scrapers_and_the_jobs_asked_for(backend: Backend) {

@@ -1310,3 +1310,49 @@ async fn a_job_without_its_own_timeout_stops_at_the_operators_default() {
     assert_eq!(cancelled.recv().await, Some(forever.id));
     background.stop().await;
 }
+
+#[tokio::test]
+async fn a_completion_the_storage_refuses_fails_its_job_and_spares_the_others() {
+    let (storages, outage) = engine::testing::Outage::wrap(Storages::in_memory(Vec::new(), false));
+    let harness = harness(storages);
+    let engine = &harness.engine;
+    let refused = create(
+        engine,
+        "refused",
+        ScraperSchedule::Inactive,
+        None,
+        json!({"sleep_ms": 200}),
+    )
+    .await;
+    let spared = create(
+        engine,
+        "spared",
+        ScraperSchedule::Inactive,
+        None,
+        json!({"sleep_ms": 200}),
+    )
+    .await;
+    let refused_job = engine
+        .enqueue_scraper(refused.id, ScraperJobPriority::Normal)
+        .await
+        .unwrap();
+    let spared_job = engine
+        .enqueue_scraper(spared.id, ScraperJobPriority::Normal)
+        .await
+        .unwrap();
+    outage.refuse_completion_of(refused_job.id);
+    let background = engine.start(None, Some(quick_worker()));
+    let spared_done = finished(engine, &spared_job).await;
+    assert_eq!(spared_done.status, ScraperJobStatus::Succeeded);
+    let refused_done = finished(engine, &refused_job).await;
+    assert_eq!(refused_done.status, ScraperJobStatus::Failed);
+    assert!(
+        refused_done
+            .result
+            .as_deref()
+            .is_some_and(|result| result.starts_with("The job's outcome could not be stored")),
+        "{:?}",
+        refused_done.result
+    );
+    background.stop().await;
+}

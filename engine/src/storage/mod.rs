@@ -164,14 +164,18 @@ pub trait ScraperJobsStorage: Send + Sync {
     /// worker should then stop the handler.
     async fn heartbeat(&self, job_id: ScraperJobId) -> Result<()>;
     /// [`Self::heartbeat`] for all the jobs a worker runs, in one statement on PostgreSQL.
-    /// Returns the jobs among them that are no longer started (killed, declared dead or
-    /// gone): their handlers should stop.
+    /// Returns the jobs among them that are no longer started (killed, declared dead, back in
+    /// the queue, or gone): their handlers should stop.
     async fn heartbeat_jobs(&self, job_ids: &[ScraperJobId]) -> Result<Vec<ScraperJobId>> {
         let mut lost = Vec::new();
         for &job_id in job_ids {
             match self.heartbeat(job_id).await {
-                Ok(()) | Err(Error::PingNotStarted) => {}
-                Err(Error::PingFinished | Error::ScraperJobNotFound(_)) => lost.push(job_id),
+                Ok(()) => {}
+                // Handed back to the queue (or declared lost before its handler started):
+                // no longer this worker's, as on PostgreSQL.
+                Err(Error::PingNotStarted | Error::PingFinished | Error::ScraperJobNotFound(_)) => {
+                    lost.push(job_id)
+                }
                 Err(error) => return Err(error),
             }
         }
