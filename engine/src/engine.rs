@@ -1,5 +1,6 @@
 //! The engine facade: every operation on scrapers and jobs, implemented once. The JsonRPC API
-//! and the UI's server functions both call these methods, so they cannot disagree.
+//! and the UI's server functions both call these methods, so they cannot disagree. The jobs
+//! they return carry their scraper snapshot without credentials ([`crate::redact`]).
 
 use std::sync::Arc;
 
@@ -136,11 +137,13 @@ impl Engine {
             .jobs
             .add_scraper_job(&scraper, priority, EnqueueOrigin::Manual)
             .await
+            .map(ScraperJob::redacted)
     }
 
     /// The scraper's jobs, newest first (empty for an unknown scraper, as the original).
     pub async fn get_scraper_jobs(&self, scraper_id: ScraperId) -> Result<Vec<ScraperJob>> {
-        self.storages.jobs.get_scraper_jobs(scraper_id).await
+        let jobs = self.storages.jobs.get_scraper_jobs(scraper_id).await?;
+        Ok(jobs.into_iter().map(ScraperJob::redacted).collect())
     }
 
     pub async fn get_scraper_job(
@@ -148,7 +151,11 @@ impl Engine {
         scraper_id: ScraperId,
         job_id: ScraperJobId,
     ) -> Result<ScraperJob> {
-        self.storages.jobs.get_scraper_job(scraper_id, job_id).await
+        self.storages
+            .jobs
+            .get_scraper_job(scraper_id, job_id)
+            .await
+            .map(ScraperJob::redacted)
     }
 
     /// Lines of a job's log after line `after`, at most `max_lines` (capped at 10,000).
@@ -182,7 +189,7 @@ impl Engine {
             .kill_scraper_job(scraper_id, job_id)
             .await?;
         metrics::counter!("sneakpeek_scraper_jobs_total", "type" => "killed").increment(1);
-        Ok(killed)
+        Ok(killed.redacted())
     }
 
     /// Runs `handler` once with `config` (and `state`) without saving a scraper: to try a
@@ -219,12 +226,16 @@ impl Engine {
             .jobs
             .add_scraper_job(&scraper, priority, EnqueueOrigin::Manual)
             .await
+            .map(ScraperJob::redacted)
     }
 
     /// The newest job of each scraper, by scraper id.
     pub async fn get_last_jobs(&self) -> Result<std::collections::HashMap<ScraperId, ScraperJob>> {
         let jobs = self.storages.jobs.get_last_jobs().await?;
-        Ok(jobs.into_iter().map(|job| (job.scraper.id, job)).collect())
+        Ok(jobs
+            .into_iter()
+            .map(|job| (job.scraper.id, job.redacted()))
+            .collect())
     }
 
     /// Pending jobs per priority, highest priority first.

@@ -69,7 +69,8 @@ impl FeedJob {
         } = job;
         FeedJob {
             id,
-            scraper: share(scraper),
+            // Streams hand the snapshot to browsers: without credentials.
+            scraper: share(scraper.redacted()),
             status,
             priority,
             created_at,

@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod model;
+pub mod redact;
 pub mod schedule;
 
 #[cfg(feature = "runtime")]

@@ -117,6 +117,15 @@ pub const MAX_TIMEOUT_SECONDS: u64 = 7 * 24 * 3600;
 /// JSON numbers hold exactly (and far from exhausting the id sequence).
 pub const MAX_SCRAPER_ID: i64 = (1 << 53) - 1;
 
+/// What creating a scraper without an id answers once the ids to assign are used up (a
+/// client chose an id at or near [`MAX_SCRAPER_ID`]): explicit ids below it still work.
+pub fn no_ids_left() -> Error {
+    Error::InvalidScraper(vec![FieldError::new(
+        &["scraper", "id"],
+        format!("every id up to {MAX_SCRAPER_ID} has been given out: give a free id below it"),
+    )])
+}
+
 /// Longest scraper name and crontab expression, in characters.
 pub const MAX_NAME_CHARS: usize = 256;
 

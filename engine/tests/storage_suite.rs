@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use engine::model::{Scraper, ScraperJob, ScraperJobPriority, ScraperJobStatus, ScraperSchedule};
+use engine::schedule::MAX_SCRAPER_ID;
 use engine::storage::{Completion, EnqueueOrigin, ScheduledFire, ScraperJobsStorage, Storages};
 use engine::testing::TestDatabase;
 use engine::Error;
@@ -51,6 +52,7 @@ macro_rules! storage_suite {
 storage_suite!(
     scrapers_read_after_write,
     get_scrapers_lists_by_id,
+    assigned_ids_stop_at_the_largest_id_a_client_may_choose,
     search_scrapers_filters_by_name_and_last_id,
     unknown_scrapers_are_not_found,
     deleted_scraper_ids_are_never_reused,
@@ -151,6 +153,34 @@ async fn get_scrapers_lists_by_id(backend: Backend) {
         .unwrap();
     assert_eq!(explicit.id, 100);
     assert!(scrapers.create_scraper(scraper("after")).await.unwrap().id > 100);
+}
+
+/// Once a client has taken the largest id (2^53 - 1), assigning one is refused with an error
+/// naming the field, instead of handing out ids a browser cannot read exactly; explicit
+/// ids below it still work.
+async fn assigned_ids_stop_at_the_largest_id_a_client_may_choose(backend: Backend) {
+    let scrapers = &backend.storages.scrapers;
+    let largest = scrapers
+        .create_scraper(Scraper {
+            id: MAX_SCRAPER_ID,
+            ..scraper("largest")
+        })
+        .await
+        .unwrap();
+    assert_eq!(largest.id, MAX_SCRAPER_ID);
+    match scrapers.create_scraper(scraper("assigned")).await {
+        Err(Error::InvalidScraper(errors)) => assert_eq!(errors[0].loc, ["scraper", "id"]),
+        other => panic!("expected the id to be refused, got {other:?}"),
+    }
+    let explicit = scrapers
+        .create_scraper(Scraper {
+            id: 7,
+            ..scraper("explicit")
+        })
+        .await
+        .unwrap();
+    assert_eq!(explicit.id, 7);
+    assert_eq!(scrapers.get_scrapers().await.unwrap().len(), 2);
 }
 
 async fn search_scrapers_filters_by_name_and_last_id(backend: Backend) {

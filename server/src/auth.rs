@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
@@ -231,16 +231,6 @@ pub async fn login(State(access): State<AccessControl>, request: Request) -> Res
         .0
         .proxies
         .client(request.extensions(), request.headers());
-    if let Err(wait) = access.0.attempts.attempt(client) {
-        let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
-        tracing::warn!(?client, "sign-in attempts limited");
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            [(header::RETRY_AFTER, seconds.to_string())],
-            format!("Too many sign-in attempts from your address; try again in {seconds} seconds."),
-        )
-            .into_response();
-    }
     let secure = access.secure(&request);
     let Form(form) = match Form::<LoginForm>::from_request(request, &()).await {
         Ok(form) => form,
@@ -250,6 +240,10 @@ pub async fn login(State(access): State<AccessControl>, request: Request) -> Res
         .next
         .filter(|next| is_local_path(next))
         .unwrap_or_else(|| "/".to_owned());
+    if let Err(wait) = access.0.attempts.attempt(client) {
+        tracing::warn!(?client, "sign-in attempts limited");
+        return too_many_attempts(wait, &next);
+    }
     if !bool::from(form.token.as_bytes().ct_eq(token.as_bytes())) {
         return Redirect::to(&format!("/login?error=invalid&next={}", urlencode(&next)))
             .into_response();
@@ -267,6 +261,29 @@ pub async fn login(State(access): State<AccessControl>, request: Request) -> Res
     };
     let cookie = session_cookie(secure, &id, sessions::ABSOLUTE_LIFETIME);
     ([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response()
+}
+
+/// The answer to a sign-in over the limit: 429 with `Retry-After`, and a page for the person
+/// that says how long to wait and leads back to the form.
+fn too_many_attempts(wait: Duration, next: &str) -> Response {
+    let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+    let page = format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>Too many sign-in attempts · Sneakpeek</title>\
+         <link rel=\"stylesheet\" href=\"/pkg/sneakpeek.css\"></head><body><main id=\"content\">\
+         <h1>Too many sign-in attempts</h1>\
+         <p>Too many sign-in attempts from your address; try again in {seconds} seconds.</p>\
+         <p><a class=\"button\" href=\"/login?next={}\">Back to sign-in</a></p>\
+         </main></body></html>",
+        urlencode(next)
+    );
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, seconds.to_string())],
+        Html(page),
+    )
+        .into_response()
 }
 
 /// `POST /logout`: ends the session on the server and has the browser forget its cookie.

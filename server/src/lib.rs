@@ -24,7 +24,7 @@ pub mod sessions;
 pub mod settings;
 
 use std::future::{Future, IntoFuture};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, FromRef};
@@ -37,7 +37,7 @@ use engine::storage::postgres::PostgresStorage;
 use engine::storage::Storages;
 use engine::Engine;
 use leptos::prelude::*;
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
@@ -248,6 +248,15 @@ impl Server {
     }
 }
 
+/// The UI's routes, generated once per process. Generating them runs the app with resource
+/// loading suspended by a process-wide flag, so a page another server of the same process
+/// started rendering meanwhile would wait forever for its data (leptos_server's
+/// `SuppressResourceLoad`): a second router, as tests and embedders build, must not do it again.
+fn ui_routes() -> Vec<AxumRouteListing> {
+    static ROUTES: OnceLock<Vec<AxumRouteListing>> = OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(app::App)).clone()
+}
+
 /// The whole HTTP surface. The live streams end once `closing` turns true.
 pub fn router(
     engine: Engine,
@@ -260,7 +269,7 @@ pub fn router(
         leptos_options,
         engine,
     };
-    let routes = generate_route_list(app::App);
+    let routes = ui_routes();
     let context_engine = state.engine.clone();
     let shell_options = state.leptos_options.clone();
     let access = auth::AccessControl::new(settings);

@@ -613,6 +613,17 @@ async fn sign_in_attempts_are_limited_per_client() {
         .parse()
         .unwrap();
     assert!((1..=60).contains(&retry_after), "{retry_after}");
+    // A person sees a page that says how long to wait, with the way back to the form.
+    assert!(limited.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let page = limited.text().await.unwrap();
+    assert!(
+        page.contains(&format!("try again in {retry_after} seconds")),
+        "{page}"
+    );
+    assert!(page.contains("href=\"/login?next=/\""), "{page}");
     // Another client is not held up, and X-Forwarded-For from an untrusted client is ignored.
     let neighbour = client_from(Ipv4Addr::new(127, 0, 0, 2));
     assert_eq!(
@@ -946,4 +957,82 @@ async fn a_body_over_the_limit_gets_its_413_however_fast_it_is_sent() {
         assert_eq!(response.status().as_u16(), 413);
         assert!(response.text().await.unwrap().contains("--max-body-bytes"));
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Credentials in job snapshots
+
+/// A job's snapshot of its scraper, as JsonRPC and the live streams hand it out, shows neither
+/// the proxy's password nor the user info of URLs; the scraper itself keeps them for editing.
+#[tokio::test]
+async fn job_snapshots_never_show_credentials() {
+    let app = TestApp::spawn(&[]).await;
+    let secrets = ["pw-in-url", "proxy-pw-in-url", "proxy-password"];
+    let with_credentials = json!({
+        "name": "behind a proxy", "schedule": "inactive", "handler": "script",
+        "config": {
+            "params": {"source": "\"ok\"", "start": "https://reader:pw-in-url@site.example/"},
+            "plugins": {"proxy": {
+                "proxy": "http://me:proxy-pw-in-url@127.0.0.1:9",
+                "proxy_auth": {"login": "me", "password": "proxy-password"}
+            }}
+        }
+    });
+    let scraper = app
+        .result("create_scraper", json!({"scraper": with_credentials}))
+        .await;
+    let id = scraper["id"].as_i64().unwrap();
+    let job = app
+        .result("enqueue_scraper", json!({"scraper_id": id, "priority": 1}))
+        .await;
+    let job_id = job["id"].as_i64().unwrap();
+    let mut shown = vec![
+        ("enqueue_scraper", job),
+        (
+            "get_scraper_jobs",
+            app.result("get_scraper_jobs", json!({"scraper_id": id}))
+                .await,
+        ),
+        (
+            "get_scraper_job",
+            app.result(
+                "get_scraper_job",
+                json!({"scraper_id": id, "job_id": job_id}),
+            )
+            .await,
+        ),
+    ];
+    let mut stream = app
+        .client
+        .get(app.url(&format!("/live/scrapers/{id}/jobs")))
+        .send()
+        .await
+        .unwrap();
+    let mut first_event = String::new();
+    while !first_event.contains("\n\n") {
+        let chunk = stream
+            .chunk()
+            .await
+            .unwrap()
+            .expect("the stream stays open");
+        first_event.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(first_event.contains("behind a proxy"), "{first_event}");
+    shown.push(("the live stream", Value::String(first_event)));
+    for (source, value) in shown {
+        let text = value.to_string();
+        assert!(text.contains("***"), "{source}: {text}");
+        for secret in secrets {
+            assert!(!text.contains(secret), "{source} shows {secret}: {text}");
+        }
+    }
+    // The stored scraper, which the edit form reads, is as it was written.
+    let stored = app
+        .result("get_scraper", json!({"id": id}))
+        .await
+        .to_string();
+    assert!(
+        secrets.iter().all(|secret| stored.contains(secret)),
+        "{stored}"
+    );
 }

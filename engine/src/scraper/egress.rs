@@ -27,7 +27,7 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::redirect;
 use reqwest::Url;
 
-use super::http::redact_url;
+use crate::redact::redact_url;
 
 /// One entry of the operator's allow list.
 #[derive(Debug, Clone, PartialEq, Eq)]

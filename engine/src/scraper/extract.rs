@@ -25,11 +25,11 @@ use scraper::{Html, Selector};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::http::redact_url;
 use super::limits;
 use super::params::{parse_params, parse_params_at, ParamsError};
 use super::parse::{compile_regex, element_text, parse_selector, to_match};
 use super::{HandlerError, Method, Request, Response, ScraperContext, ScraperHandler};
+use crate::redact::redact_url;
 
 /// The `extract` handler (see the module docs for its params).
 pub struct ExtractHandler;

@@ -1,7 +1,7 @@
 //! The HTTP vocabulary of handlers: a [`Request`] they build, the [`Response`] they get back,
 //! and the [`RequestError`] that says, for a person reading a job's result, which request
 //! failed and why. URLs in errors and log lines never show the credentials they may carry
-//! ([`redact_url`]).
+//! ([`redact_url`](crate::redact::redact_url)).
 
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use reqwest::{StatusCode, Url};
 use serde::de::DeserializeOwned;
 
 use super::egress::EgressDenied;
+use crate::redact::redact_url;
 
 pub use reqwest::Method;
 
@@ -150,26 +151,6 @@ impl Outgoing {
     /// The URL as errors and logs show it.
     pub fn shown_url(&self) -> String {
         redact_url(self.url.as_str())
-    }
-}
-
-/// `url` without the credentials it may carry: `http://user:secret@host/` is shown as
-/// `http://***@host/`. Works on any text, URL or not, so a malformed URL is hidden too.
-pub(crate) fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_owned();
-    };
-    let authority_start = scheme_end + 3;
-    let authority_end = url[authority_start..]
-        .find(['/', '?', '#'])
-        .map_or(url.len(), |end| authority_start + end);
-    match url[authority_start..authority_end].rfind('@') {
-        Some(at) => format!(
-            "{}***{}",
-            &url[..authority_start],
-            &url[authority_start + at..]
-        ),
-        None => url.to_owned(),
     }
 }
 

@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 
 use super::bounded::evict_oldest;
 use super::egress::{redirect_policy, EgressPolicy, PolicyResolver};
-use super::http::redact_url;
 use super::limits::LimitsConfig;
 use super::middleware::{
     MemoryRateLimitStore, MiddlewareConfigError, MiddlewareSettings, ProxyRoute, RateLimitStore,
     RobotsCache, GLOBAL_SCOPE, SCRAPER_SCOPE,
 };
 use crate::model::Scraper;
+use crate::redact::redact_url;
 
 /// The operator's settings of the scraping runtime.
 #[derive(Debug, Clone, PartialEq)]

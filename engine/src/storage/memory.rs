@@ -23,6 +23,7 @@ use crate::model::{
     JobCount, JobLogLine, Lease, Scraper, ScraperId, ScraperJob, ScraperJobId, ScraperJobPriority,
     ScraperJobStatus,
 };
+use crate::schedule::{no_ids_left, MAX_SCRAPER_ID};
 use crate::sync::lock;
 
 pub struct MemoryScrapersStorage {
@@ -46,7 +47,12 @@ impl MemoryScrapersStorage {
             next_id: 1,
         };
         for scraper in scrapers {
-            state.insert(scraper);
+            // Only a list that gives out the last id (2^53 - 1) before one without an id can
+            // be refused here; say so rather than fail the whole start.
+            let name = scraper.name.clone();
+            if let Err(error) = state.insert(scraper) {
+                tracing::error!(name, error = %error.describe(), "scraper not loaded");
+            }
         }
         MemoryScrapersStorage {
             read_only,
@@ -68,14 +74,17 @@ impl MemoryScrapersStorage {
 }
 
 impl ScrapersState {
-    fn insert(&mut self, scraper: Scraper) -> Scraper {
+    fn insert(&mut self, scraper: Scraper) -> Result<Scraper> {
         let mut scraper = storable_scraper(&scraper).into_owned();
         if scraper.id <= 0 {
+            if self.next_id > MAX_SCRAPER_ID {
+                return Err(no_ids_left());
+            }
             scraper.id = self.next_id;
         }
-        self.next_id = self.next_id.max(scraper.id + 1);
+        self.next_id = self.next_id.max(scraper.id.saturating_add(1));
         self.by_id.insert(scraper.id, scraper.clone());
-        scraper
+        Ok(scraper)
     }
 }
 
@@ -125,7 +134,7 @@ impl ScrapersStorage for MemoryScrapersStorage {
 
     async fn create_scraper(&self, scraper: Scraper) -> Result<Scraper> {
         self.writable()?;
-        let created = lock(&self.scrapers).insert(scraper);
+        let created = lock(&self.scrapers).insert(scraper)?;
         self.changed();
         Ok(created)
     }

@@ -30,6 +30,7 @@ use crate::model::{
     JobCount, JobLogLine, Lease, LogLevel, Scraper, ScraperConfig, ScraperId, ScraperJob,
     ScraperJobId, ScraperJobPriority, ScraperJobStatus,
 };
+use crate::schedule::no_ids_left;
 
 const SCRAPERS_CHANNEL: &str = "sneakpeek_scrapers";
 const JOBS_CHANNEL: &str = "sneakpeek_jobs";
@@ -328,7 +329,14 @@ impl ScrapersStorage for PostgresStorage {
         }
         let row = bind_scraper_columns(query, &scraper)
             .fetch_one(&self.pool)
-            .await?;
+            .await
+            .map_err(|error| match &error {
+                // The sequence reached its MAXVALUE, MAX_SCRAPER_ID (see the migrations).
+                sqlx::Error::Database(database) if database.code().as_deref() == Some("2200H") => {
+                    no_ids_left()
+                }
+                _ => Error::from(error),
+            })?;
         scraper_from_row(&row)
     }
 

@@ -9,7 +9,8 @@ use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
 use super::Middleware;
-use crate::scraper::http::{redact_url, Outgoing};
+use crate::redact::redact_url;
+use crate::scraper::http::Outgoing;
 use crate::scraper::{JobHooks, RequestError};
 
 /// Active when `proxy` is set; a scraper turns a global proxy off with `{"proxy": null}`.
