@@ -8,22 +8,24 @@
 //! is 200 for every JsonRPC outcome, so the errors are part of the 200 response: the error
 //! object's `code` lists them, and the operation's description and examples name them.
 //!
-//! The model types' schemas are derived in `engine::model` (feature `openapi`). Swagger UI's
-//! assets are compiled into the binary (`utoipa-swagger-ui`'s `vendored` feature).
+//! The document goes through the methods as `crate::jsonrpc::methods` declares them: the
+//! schemas of a method's params and result are derived from the types it declares (their
+//! `utoipa::ToSchema`, with their doc comments; the model types' are in `engine::model`, feature
+//! `openapi`). This module adds what types cannot tell, in each method's [`Documented`] impl:
+//! its tag, summary, examples and errors. Swagger UI's assets are compiled into the binary
+//! (`utoipa-swagger-ui`'s `vendored` feature).
 
 use axum::response::Redirect;
 use axum::routing::get;
 use axum::Router;
 use engine::error::FieldError;
 use engine::model::{
-    timestamp, JobLogLine, LogLevel, Priority, Scraper, ScraperConfig, ScraperJob,
-    ScraperJobPriority, ScraperJobStatus, ScraperSchedule,
+    JobLogLine, Priority, Scraper, ScraperJob, ScraperJobPriority, ScraperSchedule,
 };
 use engine::Error;
-use serde::Serialize;
 use serde_json::{json, Value};
-use utoipa::openapi::example::ExampleBuilder;
-use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem};
+use utoipa::openapi::example::{Example, ExampleBuilder};
+use utoipa::openapi::path::{HttpMethod, Operation, OperationBuilder, PathItem};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::{
     ArrayBuilder, ComponentsBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
@@ -33,8 +35,14 @@ use utoipa::openapi::{
     ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, RefOr, Required,
     ResponseBuilder, Tag,
 };
-use utoipa::{PartialSchema, ToSchema};
+use utoipa::ToSchema;
 use utoipa_swagger_ui::SwaggerUi;
+
+use crate::jsonrpc::methods::{
+    self, CreateScraper, DeleteScraper, EnqueueScraper, GetPriorities, GetSchedules, GetScraper,
+    GetScraperHandlers, GetScraperJob, GetScraperJobLogs, GetScraperJobs, GetScrapers, IsReadOnly,
+    KillScraperJob, Method, RunEphemeral, SearchScrapers, UpdateScraper,
+};
 
 /// Where the document is served; Swagger UI loads it from there.
 pub const DOCUMENT_PATH: &str = "/openapi.json";
@@ -52,31 +60,17 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
 
 /// The OpenAPI document: one path per JsonRPC method.
 pub fn document() -> OpenApi {
-    let mut components = Components::default();
-    let methods = methods(&mut components);
-    let paths = methods.iter().fold(PathsBuilder::new(), |paths, method| {
-        paths.path(
-            format!("{METHOD_PATH_PREFIX}{}", method.name),
-            PathItem::new(HttpMethod::Post, method.operation()),
-        )
-    });
-    let tags = [
-        (
-            "scrapers",
-            "Scrapers: what runs, with which config, on which schedule.",
-        ),
-        (
-            "jobs",
-            "Jobs: the runs of scrapers, their logs, and runs without a saved scraper.",
-        ),
-        (
-            "platform",
-            "What the server offers: handlers, schedules, priorities, read-only mode.",
-        ),
-    ]
-    .map(|(name, description)| {
-        let mut tag = Tag::new(name);
-        tag.description = Some(description.to_owned());
+    let mut operations = Operations::default();
+    methods::visit(&mut operations);
+    let paths = operations
+        .paths
+        .into_iter()
+        .fold(PathsBuilder::new(), |paths, (path, operation)| {
+            paths.path(path, PathItem::new(HttpMethod::Post, operation))
+        });
+    let tags = MethodTag::ALL.map(|method_tag| {
+        let mut tag = Tag::new(method_tag.name());
+        tag.description = Some(method_tag.description().to_owned());
         tag
     });
     OpenApiBuilder::new()
@@ -88,7 +82,8 @@ pub fn document() -> OpenApi {
         )
         .paths(paths)
         .components(Some(
-            components
+            operations
+                .components
                 .schemas
                 .into_iter()
                 .fold(ComponentsBuilder::new(), |built, (name, schema)| built.schema(name, schema))
@@ -119,7 +114,7 @@ priorities are integers (0 utmost, 1 high, 2 normal). The user documentation is 
 
 /// The schemas the methods refer to, collected while their operations are described.
 #[derive(Default)]
-struct Components {
+pub struct Components {
     schemas: Vec<(String, RefOr<Schema>)>,
 }
 
@@ -132,50 +127,100 @@ impl Components {
         Ref::from_schema_name(T::name()).into()
     }
 
-    fn list_of<T: ToSchema>(&mut self) -> RefOr<Schema> {
-        ArrayBuilder::new().items(self.reference::<T>()).into()
+    /// `T`'s schema written out where it is used, registering the schemas it refers to.
+    fn inline<T: ToSchema>(&mut self) -> RefOr<Schema> {
+        T::schemas(&mut self.schemas);
+        T::schema()
     }
 }
 
-/// One named param of a method.
-struct Param {
-    name: &'static str,
-    required: bool,
-    description: &'static str,
-    schema: RefOr<Schema>,
+/// How a result appears in the document: a model type as a reference to its schema among the
+/// components, a list as an array, a plain value written out.
+pub trait ResultSchema {
+    fn schema(components: &mut Components) -> RefOr<Schema>;
 }
 
-fn required(name: &'static str, description: &'static str, schema: RefOr<Schema>) -> Param {
-    Param {
-        name,
-        required: true,
-        description,
-        schema,
+// Every type a method returns is listed here, by how it appears; a method returning another
+// does not compile until it is.
+macro_rules! result_schema {
+    ($how:ident: $($type:ty),+) => {$(
+        impl ResultSchema for $type {
+            fn schema(components: &mut Components) -> RefOr<Schema> {
+                components.$how::<$type>()
+            }
+        }
+    )+};
+}
+
+result_schema!(reference: Scraper, ScraperJob, JobLogLine, ScraperSchedule, Priority);
+result_schema!(inline: bool, String);
+
+impl<T: ResultSchema> ResultSchema for Vec<T> {
+    fn schema(components: &mut Components) -> RefOr<Schema> {
+        ArrayBuilder::new().items(T::schema(components)).into()
     }
 }
 
-fn optional(name: &'static str, description: &'static str, schema: RefOr<Schema>) -> Param {
-    Param {
-        name,
-        required: false,
-        description,
-        schema,
+/// The groups of methods in the document.
+#[derive(Clone, Copy)]
+pub enum MethodTag {
+    Scrapers,
+    Jobs,
+    Platform,
+}
+
+impl MethodTag {
+    const ALL: [MethodTag; 3] = [Self::Scrapers, Self::Jobs, Self::Platform];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Scrapers => "scrapers",
+            Self::Jobs => "jobs",
+            Self::Platform => "platform",
+        }
+    }
+
+    fn description(self) -> &'static str {
+        match self {
+            Self::Scrapers => "Scrapers: what runs, with which config, on which schedule.",
+            Self::Jobs => {
+                "Jobs: the runs of scrapers, their logs, and runs without a saved scraper."
+            }
+            Self::Platform => {
+                "What the server offers: handlers, schedules, priorities, read-only mode."
+            }
+        }
     }
 }
 
-/// One JsonRPC method as the document describes it.
-struct Method {
-    name: &'static str,
-    tag: &'static str,
-    summary: &'static str,
-    params: Vec<Param>,
+/// What the document says of a method beyond what its types tell. Every method has it: the
+/// list of methods takes only documented ones.
+pub trait Documented: Method<Params: ToSchema, Result: ResultSchema> {
+    const TAG: MethodTag;
+    const SUMMARY: &'static str;
     /// Params of the request example: what Swagger UI's "Try it out" sends.
-    example: Value,
-    result: RefOr<Schema>,
+    fn example() -> Value;
     /// A result, shown as the first example of the reply.
-    result_example: Value,
+    fn result_example() -> Self::Result;
     /// The engine errors the method can return, besides the JSON-RPC ones every method can.
-    errors: Vec<Error>,
+    fn errors() -> Vec<Error> {
+        Vec::new()
+    }
+}
+
+/// The operation of every method, by path, and the schemas they refer to.
+#[derive(Default)]
+struct Operations {
+    paths: Vec<(String, Operation)>,
+    components: Components,
+}
+
+impl methods::Visitor for Operations {
+    fn visit<M: Documented>(&mut self) {
+        let operation = operation::<M>(&mut self.components);
+        self.paths
+            .push((format!("{METHOD_PATH_PREFIX}{}", M::NAME), operation));
+    }
 }
 
 /// The errors of the JSON-RPC 2.0 specification, which any call can get.
@@ -189,149 +234,141 @@ const PROTOCOL_ERRORS: [(i64, &str, &str); 7] = [
     (-32002, "Batch reply too large", "in a batch, the replies before this call reached 16 MiB (`data.limit`), so it was not run; send it again"),
 ];
 
-impl Method {
-    fn operation(&self) -> utoipa::openapi::path::Operation {
-        OperationBuilder::new()
-            .operation_id(Some(self.name))
-            .tag(self.tag)
-            .summary(Some(self.summary))
-            .description(Some(self.errors_table()))
-            .request_body(Some(
-                RequestBodyBuilder::new()
-                    .required(Some(Required::True))
-                    .content(
-                        "application/json",
-                        ContentBuilder::new()
-                            .schema(Some(self.request_schema()))
-                            .example(Some(json!({"jsonrpc": "2.0", "id": 0, "method": self.name, "params": self.example})))
-                            .build(),
-                    )
-                    .build(),
-            ))
-            .response(
-                "200",
-                ResponseBuilder::new()
-                    .description("The reply: `result` on success, `error` otherwise (see the codes above).")
-                    .content("application/json", ContentBuilder::new().schema(Some(self.reply_schema())).examples_from_iter(self.examples()).build())
-                    .build(),
-            )
-            .build()
-    }
+/// The operation at a method's own path.
+fn operation<M: Documented>(components: &mut Components) -> Operation {
+    let errors = M::errors();
+    let result_example =
+        serde_json::to_value(M::result_example()).expect("results serialise to JSON");
+    OperationBuilder::new()
+        .operation_id(Some(M::NAME))
+        .tag(M::TAG.name())
+        .summary(Some(M::SUMMARY))
+        .description(Some(errors_table(&errors)))
+        .request_body(Some(
+            RequestBodyBuilder::new()
+                .required(Some(Required::True))
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(request_schema::<M>(components)))
+                        .example(Some(json!({"jsonrpc": "2.0", "id": 0, "method": M::NAME, "params": M::example()})))
+                        .build(),
+                )
+                .build(),
+        ))
+        .response(
+            "200",
+            ResponseBuilder::new()
+                .description("The reply: `result` on success, `error` otherwise (see the codes above).")
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(reply_schema(M::Result::schema(components), &errors)))
+                        .examples_from_iter(reply_examples(result_example, &errors))
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
+}
 
-    /// `{"jsonrpc": "2.0", "id": …, "method": "<name>", "params": {…}}`.
-    fn request_schema(&self) -> Schema {
-        let params = self.params.iter().fold(
-            ObjectBuilder::new().schema_type(Type::Object),
-            |object, param| {
-                let object = object.property(
-                    param.name,
-                    with_description(param.schema.clone(), param.description),
-                );
-                if param.required {
-                    object.required(param.name)
-                } else {
-                    object
-                }
-            },
-        );
-        let params = if self.params.is_empty() {
-            params.description(Some(
-                "This method takes no params: omit them, or send `{}` or `[]`.",
-            ))
-        } else {
-            params
-        };
-        let mut envelope = ObjectBuilder::new()
+/// `{"jsonrpc": "2.0", "id": …, "method": "<name>", "params": {…}}`, the params as `M`
+/// declares them.
+fn request_schema<M: Documented>(components: &mut Components) -> Schema {
+    let params = components.inline::<M::Params>();
+    let requires_params =
+        matches!(&params, RefOr::T(Schema::Object(object)) if !object.required.is_empty());
+    let envelope = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property("jsonrpc", constant("2.0"))
+        .required("jsonrpc")
+        .property("id", id_schema())
+        .property("method", constant(M::NAME))
+        .required("method")
+        .property("params", params);
+    if requires_params {
+        envelope.required("params").into()
+    } else {
+        envelope.into()
+    }
+}
+
+/// Either `{"jsonrpc", "result", "id"}` or `{"jsonrpc", "error", "id"}`.
+fn reply_schema(result: RefOr<Schema>, errors: &[Error]) -> Schema {
+    let reply = |member: &str, schema: RefOr<Schema>| {
+        ObjectBuilder::new()
             .schema_type(Type::Object)
             .property("jsonrpc", constant("2.0"))
             .required("jsonrpc")
+            .property(member, schema)
+            .required(member)
             .property("id", id_schema())
-            .property("method", constant(self.name))
-            .required("method")
-            .property("params", params);
-        if self.params.iter().any(|param| param.required) {
-            envelope = envelope.required("params");
-        }
-        envelope.into()
-    }
-
-    /// Either `{"jsonrpc", "result", "id"}` or `{"jsonrpc", "error", "id"}`.
-    fn reply_schema(&self) -> Schema {
-        let reply = |member: &str, schema: RefOr<Schema>| {
+            .required("id")
+    };
+    let codes: Vec<i64> = PROTOCOL_ERRORS
+        .iter()
+        .map(|(code, ..)| *code)
+        .chain(errors.iter().map(Error::code))
+        .collect();
+    let error = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property(
+            "code",
             ObjectBuilder::new()
-                .schema_type(Type::Object)
-                .property("jsonrpc", constant("2.0"))
-                .required("jsonrpc")
-                .property(member, schema)
-                .required(member)
-                .property("id", id_schema())
-                .required("id")
-        };
-        let codes: Vec<i64> = PROTOCOL_ERRORS
-            .iter()
-            .map(|(code, ..)| *code)
-            .chain(self.errors.iter().map(Error::code))
-            .collect();
-        let error = ObjectBuilder::new()
-            .schema_type(Type::Object)
-            .property(
-                "code",
-                ObjectBuilder::new()
-                    .schema_type(Type::Integer)
-                    .enum_values(Some(codes)),
-            )
-            .required("code")
-            .property("message", ObjectBuilder::new().schema_type(Type::String))
-            .required("message")
-            .property(
-                "data",
-                ObjectBuilder::new()
-                    .schema_type(SchemaType::AnyValue)
-                    .description(Some("Details: the id not found, the invalid fields...")),
-            );
-        OneOfBuilder::new()
-            .item(reply("result", self.result.clone()))
-            .item(reply("error", error.into()))
-            .into()
-    }
+                .schema_type(Type::Integer)
+                .enum_values(Some(codes)),
+        )
+        .required("code")
+        .property("message", ObjectBuilder::new().schema_type(Type::String))
+        .required("message")
+        .property(
+            "data",
+            ObjectBuilder::new()
+                .schema_type(SchemaType::AnyValue)
+                .description(Some("Details: the id not found, the invalid fields...")),
+        );
+    OneOfBuilder::new()
+        .item(reply("result", result))
+        .item(reply("error", error.into()))
+        .into()
+}
 
-    /// The operation's description: a Markdown table of the error codes the method can return.
-    fn errors_table(&self) -> String {
-        let mut table =
-            String::from("Error codes:\n\n| code | message | when |\n| --- | --- | --- |\n");
-        for error in &self.errors {
-            table.push_str(&format!(
-                "| {} | {} | {} |\n",
-                error.code(),
-                error,
-                when(error)
-            ));
-        }
-        for (code, message, when) in PROTOCOL_ERRORS {
-            table.push_str(&format!("| {code} | {message} | {when} |\n"));
-        }
-        table
-    }
-
-    /// A successful reply, then one per error of the method, as the server writes them.
-    fn examples(&self) -> Vec<(String, utoipa::openapi::example::Example)> {
-        let success = ExampleBuilder::new().summary("result").value(Some(
-            json!({"jsonrpc": "2.0", "result": self.result_example, "id": 0}),
+/// The operation's description: a Markdown table of the error codes the method can return.
+fn errors_table(errors: &[Error]) -> String {
+    let mut table =
+        String::from("Error codes:\n\n| code | message | when |\n| --- | --- | --- |\n");
+    for error in errors {
+        table.push_str(&format!(
+            "| {} | {} | {} |\n",
+            error.code(),
+            error,
+            when(error)
         ));
-        let errors = self.errors.iter().map(|error| {
-            let mut object = json!({"code": error.code(), "message": error.to_string()});
-            if let Some(data) = error.data() {
-                object["data"] = data;
-            }
-            let example = ExampleBuilder::new()
-                .summary(format!("{} {}", error.code(), error))
-                .value(Some(json!({"jsonrpc": "2.0", "error": object, "id": 0})));
-            (error.code().to_string(), example.build())
-        });
-        std::iter::once(("result".to_owned(), success.build()))
-            .chain(errors)
-            .collect()
     }
+    for (code, message, when) in PROTOCOL_ERRORS {
+        table.push_str(&format!("| {code} | {message} | {when} |\n"));
+    }
+    table
+}
+
+/// A successful reply, then one per error of the method, as the server writes them.
+fn reply_examples(result: Value, errors: &[Error]) -> Vec<(String, Example)> {
+    let success = ExampleBuilder::new()
+        .summary("result")
+        .value(Some(json!({"jsonrpc": "2.0", "result": result, "id": 0})));
+    let errors = errors.iter().map(|error| {
+        let mut object = json!({"code": error.code(), "message": error.to_string()});
+        if let Some(data) = error.data() {
+            object["data"] = data;
+        }
+        let example = ExampleBuilder::new()
+            .summary(format!("{} {}", error.code(), error))
+            .value(Some(json!({"jsonrpc": "2.0", "error": object, "id": 0})));
+        (error.code().to_string(), example.build())
+    });
+    std::iter::once(("result".to_owned(), success.build()))
+        .chain(errors)
+        .collect()
 }
 
 /// When an engine error happens, for the operation descriptions.
@@ -348,16 +385,6 @@ fn when(error: &Error) -> &'static str {
         Error::Internal(_) | Error::Unavailable(_) => "any method (see the protocol errors)",
         Error::PingNotStarted | Error::PingFinished | Error::JobTimedOut => "between workers and the queue only; the API does not return it",
     }
-}
-
-/// `schema` with a description; a reference gets it on the reference itself.
-fn with_description(mut schema: RefOr<Schema>, description: &str) -> RefOr<Schema> {
-    match &mut schema {
-        RefOr::Ref(reference) => reference.description = description.to_owned(),
-        RefOr::T(Schema::Object(object)) => object.description = Some(description.to_owned()),
-        RefOr::T(_) => {}
-    }
-    schema
 }
 
 /// A string that can only be `value`.
@@ -381,249 +408,298 @@ fn id_schema() -> ObjectBuilder {
         .examples([0])
 }
 
-/// An example scraper: the built-in `extract` handler reading a page's title every hour.
-fn example_scraper(id: i64) -> Value {
-    json!({
-        "id": id,
-        "name": "Example titles",
-        "schedule": "every_hour",
-        "schedule_crontab": null,
-        "handler": "extract",
-        "config": {
-            "params": {"url": "https://example.com/", "fields": {"title": {"css": "h1"}}},
-            "plugins": {"rate_limiter": {"max_requests": 10, "time_window": 60}}
-        },
-        "schedule_priority": 2,
-        "state": null,
-        "timeout_seconds": 60
-    })
-}
+/// Examples of the model types, as the document's examples show them.
+mod sample {
+    use engine::model::{
+        timestamp, JobLogLine, LogLevel, Scraper, ScraperJob, ScraperJobPriority, ScraperJobStatus,
+    };
+    use serde_json::{json, Value};
 
-/// Example results, written by the model types themselves so that they have the wire shape.
-struct Samples {
-    scraper: Value,
-    pending_job: Value,
-    killed_job: Value,
-    log_line: Value,
-}
+    const VALID: &str = "the example timestamps are valid";
 
-impl Samples {
-    fn new() -> Samples {
-        let at = |text| timestamp::parse(text).expect("a valid timestamp");
-        let scraper: Scraper =
-            serde_json::from_value(example_scraper(1)).expect("the example scraper is a scraper");
-        let pending = ScraperJob {
+    /// A scraper as a client sends it: the built-in `extract` handler reading a page's title
+    /// every hour.
+    pub fn scraper_json(id: i64) -> Value {
+        json!({
+            "id": id,
+            "name": "Example titles",
+            "schedule": "every_hour",
+            "schedule_crontab": null,
+            "handler": "extract",
+            "config": {
+                "params": {"url": "https://example.com/", "fields": {"title": {"css": "h1"}}},
+                "plugins": {"rate_limiter": {"max_requests": 10, "time_window": 60}}
+            },
+            "schedule_priority": 2,
+            "state": null,
+            "timeout_seconds": 60
+        })
+    }
+
+    pub fn scraper() -> Scraper {
+        serde_json::from_value(scraper_json(1)).expect("the example scraper is a scraper")
+    }
+
+    pub fn pending_job() -> ScraperJob {
+        ScraperJob {
             id: 1,
-            scraper,
+            scraper: scraper(),
             status: ScraperJobStatus::Pending,
             priority: ScraperJobPriority::High,
-            created_at: at("2026-11-29T00:48:18.229944"),
+            created_at: timestamp::parse("2026-11-29T00:48:18.229944").expect(VALID),
             started_at: None,
             last_active_at: None,
             finished_at: None,
             result: None,
-        };
-        let killed = ScraperJob {
+        }
+    }
+
+    pub fn killed_job() -> ScraperJob {
+        let at = |text| timestamp::parse(text).expect(VALID);
+        ScraperJob {
             status: ScraperJobStatus::Killed,
             started_at: Some(at("2026-11-29T00:48:18.527432")),
             last_active_at: Some(at("2026-11-29T00:48:23.528595")),
             finished_at: Some(at("2026-11-29T00:48:25.529531")),
-            ..pending.clone()
-        };
-        let line = JobLogLine {
+            ..pending_job()
+        }
+    }
+
+    pub fn log_line() -> JobLogLine {
+        JobLogLine {
             id: 1,
-            at: at("2026-11-29T00:48:18.601245"),
+            at: timestamp::parse("2026-11-29T00:48:18.601245").expect(VALID),
             level: LogLevel::Info,
             message: "GET https://example.com/ - 200".to_owned(),
-        };
-        Samples {
-            scraper: sample(&pending.scraper),
-            pending_job: sample(&pending),
-            killed_job: sample(killed),
-            log_line: sample(line),
         }
     }
 }
 
-fn sample(value: impl Serialize) -> Value {
-    serde_json::to_value(value).expect("the model types serialise to JSON")
+/// The errors `create_scraper` and `update_scraper` share: a read-only server, an unknown
+/// handler, invalid settings.
+fn scraper_validation_errors() -> Vec<Error> {
+    vec![
+        Error::ReadOnly,
+        Error::UnknownHandler("no_such_handler".into()),
+        Error::InvalidScraper(vec![FieldError::new(
+            &["scraper", "schedule_crontab"],
+            "required when the schedule is crontab",
+        )]),
+    ]
 }
 
-/// Every JsonRPC method, in the order of `engine::Engine`'s operations.
-fn methods(components: &mut Components) -> Vec<Method> {
-    let scraper_id = || <i64 as PartialSchema>::schema();
-    let job_id = || <i64 as PartialSchema>::schema();
-    let nullable_integer = || <Option<i64> as PartialSchema>::schema();
-    let scraper = components.reference::<Scraper>();
-    let scrapers = components.list_of::<Scraper>();
-    let job = components.reference::<ScraperJob>();
-    let priority = components.reference::<ScraperJobPriority>();
-    let samples = Samples::new();
-    let scraper_validation = || {
+// What each method's types cannot tell, in the order the document lists the methods.
+
+impl Documented for SearchScrapers {
+    const TAG: MethodTag = MethodTag::Scrapers;
+    const SUMMARY: &'static str = "Scrapers whose name contains a text, by id, a page at a time";
+    fn example() -> Value {
+        json!({"name_filter": "Example", "max_items": 10, "last_id": 0})
+    }
+    fn result_example() -> Vec<Scraper> {
+        vec![sample::scraper()]
+    }
+}
+
+impl Documented for GetScrapers {
+    const TAG: MethodTag = MethodTag::Scrapers;
+    const SUMMARY: &'static str = "Every scraper";
+    fn example() -> Value {
+        json!({})
+    }
+    fn result_example() -> Vec<Scraper> {
+        vec![sample::scraper()]
+    }
+}
+
+impl Documented for GetScraper {
+    const TAG: MethodTag = MethodTag::Scrapers;
+    const SUMMARY: &'static str = "One scraper";
+    fn example() -> Value {
+        json!({"id": 1})
+    }
+    fn result_example() -> Scraper {
+        sample::scraper()
+    }
+    fn errors() -> Vec<Error> {
+        vec![Error::ScraperNotFound(1)]
+    }
+}
+
+impl Documented for CreateScraper {
+    const TAG: MethodTag = MethodTag::Scrapers;
+    const SUMMARY: &'static str = "Creates a scraper (id -1 or absent: the server assigns one)";
+    fn example() -> Value {
+        json!({"scraper": sample::scraper_json(-1)})
+    }
+    fn result_example() -> Scraper {
+        sample::scraper()
+    }
+    fn errors() -> Vec<Error> {
+        scraper_validation_errors()
+    }
+}
+
+impl Documented for UpdateScraper {
+    const TAG: MethodTag = MethodTag::Scrapers;
+    const SUMMARY: &'static str = "Replaces a scraper (omitted optional fields are reset); the scheduler applies the change at once";
+    fn example() -> Value {
+        json!({"scraper": sample::scraper_json(1)})
+    }
+    fn result_example() -> Scraper {
+        sample::scraper()
+    }
+    fn errors() -> Vec<Error> {
+        [Error::ScraperNotFound(1)]
+            .into_iter()
+            .chain(scraper_validation_errors())
+            .collect()
+    }
+}
+
+impl Documented for DeleteScraper {
+    const TAG: MethodTag = MethodTag::Scrapers;
+    const SUMMARY: &'static str =
+        "Deletes a scraper and returns it; its jobs stay readable, a pending one is killed";
+    fn example() -> Value {
+        json!({"id": 1})
+    }
+    fn result_example() -> Scraper {
+        sample::scraper()
+    }
+    fn errors() -> Vec<Error> {
+        vec![Error::ScraperNotFound(1), Error::ReadOnly]
+    }
+}
+
+impl Documented for EnqueueScraper {
+    const TAG: MethodTag = MethodTag::Jobs;
+    const SUMMARY: &'static str = "Queues a run of a scraper now and returns the pending job";
+    fn example() -> Value {
+        json!({"scraper_id": 1, "priority": 1})
+    }
+    fn result_example() -> ScraperJob {
+        sample::pending_job()
+    }
+    fn errors() -> Vec<Error> {
+        vec![Error::ScraperNotFound(1), Error::ScraperHasActiveRun]
+    }
+}
+
+impl Documented for GetScraperJobs {
+    const TAG: MethodTag = MethodTag::Jobs;
+    const SUMMARY: &'static str = "A scraper's jobs, newest first (empty for an unknown scraper)";
+    fn example() -> Value {
+        json!({"scraper_id": 1})
+    }
+    fn result_example() -> Vec<ScraperJob> {
+        vec![sample::killed_job()]
+    }
+}
+
+impl Documented for GetScraperJob {
+    const TAG: MethodTag = MethodTag::Jobs;
+    const SUMMARY: &'static str = "One job of a scraper";
+    fn example() -> Value {
+        json!({"scraper_id": 1, "job_id": 1})
+    }
+    fn result_example() -> ScraperJob {
+        sample::pending_job()
+    }
+    fn errors() -> Vec<Error> {
+        vec![Error::ScraperJobNotFound(1)]
+    }
+}
+
+impl Documented for KillScraperJob {
+    const TAG: MethodTag = MethodTag::Jobs;
+    const SUMMARY: &'static str =
+        "Kills a pending or running job (a running handler is cancelled) and returns it";
+    fn example() -> Value {
+        json!({"scraper_id": 1, "job_id": 1})
+    }
+    fn result_example() -> ScraperJob {
+        sample::killed_job()
+    }
+    fn errors() -> Vec<Error> {
+        vec![Error::ScraperJobNotFound(1), Error::JobNotActive(1)]
+    }
+}
+
+impl Documented for GetScraperJobLogs {
+    const TAG: MethodTag = MethodTag::Jobs;
+    const SUMMARY: &'static str =
+        "Lines of a job's log, oldest first; poll with `after` set to the last line id you have";
+    fn example() -> Value {
+        json!({"scraper_id": 1, "job_id": 1, "after": 0, "max_lines": 100})
+    }
+    fn result_example() -> Vec<JobLogLine> {
+        vec![sample::log_line()]
+    }
+    fn errors() -> Vec<Error> {
+        vec![Error::ScraperJobNotFound(1)]
+    }
+}
+
+impl Documented for RunEphemeral {
+    const TAG: MethodTag = MethodTag::Jobs;
+    const SUMMARY: &'static str = "Runs a handler once with a config, without saving a scraper; returns the job to poll with `get_scraper_job` (using `job.scraper.id`)";
+    fn example() -> Value {
+        json!({"handler": "extract", "config": sample::scraper_json(-1)["config"], "state": null, "priority": 0})
+    }
+    fn result_example() -> ScraperJob {
+        sample::pending_job()
+    }
+    fn errors() -> Vec<Error> {
         vec![
             Error::ReadOnly,
             Error::UnknownHandler("no_such_handler".into()),
-            Error::InvalidScraper(vec![FieldError::new(
-                &["scraper", "schedule_crontab"],
-                "required when the schedule is crontab",
-            )]),
+            Error::TooManyEphemeralRuns(engine::MAX_ACTIVE_EPHEMERAL_RUNS),
         ]
-    };
-    vec![
-        Method {
-            name: "search_scrapers",
-            tag: "scrapers",
-            summary: "Scrapers whose name contains a text, by id, a page at a time",
-            params: vec![
-                optional("name_filter", "Case-sensitive substring of the name; null: any name.", <Option<String> as PartialSchema>::schema()),
-                optional("max_items", "At most this many scrapers; null or 0 or less: no limit.", nullable_integer()),
-                optional("last_id", "Only scrapers with an id greater than this (the last id of the previous page).", nullable_integer()),
-            ],
-            example: json!({"name_filter": "Example", "max_items": 10, "last_id": 0}),
-            result: scrapers.clone(),
-            result_example: json!([samples.scraper]),
-            errors: vec![],
-        },
-        Method { name: "get_scrapers", tag: "scrapers", summary: "Every scraper", params: vec![], example: json!({}), result: scrapers, result_example: json!([samples.scraper]), errors: vec![] },
-        Method {
-            name: "get_scraper",
-            tag: "scrapers",
-            summary: "One scraper",
-            params: vec![required("id", "The scraper's id.", scraper_id())],
-            example: json!({"id": 1}),
-            result: scraper.clone(),
-            result_example: samples.scraper.clone(),
-            errors: vec![Error::ScraperNotFound(1)],
-        },
-        Method {
-            name: "create_scraper",
-            tag: "scrapers",
-            summary: "Creates a scraper (id -1 or absent: the server assigns one)",
-            params: vec![required("scraper", "The new scraper.", scraper.clone())],
-            example: json!({"scraper": example_scraper(-1)}),
-            result: scraper.clone(),
-            result_example: samples.scraper.clone(),
-            errors: scraper_validation(),
-        },
-        Method {
-            name: "update_scraper",
-            tag: "scrapers",
-            summary: "Replaces a scraper (omitted optional fields are reset); the scheduler applies the change at once",
-            params: vec![required("scraper", "The scraper with its id and every field.", scraper.clone())],
-            example: json!({"scraper": example_scraper(1)}),
-            result: scraper.clone(),
-            result_example: samples.scraper.clone(),
-            errors: [Error::ScraperNotFound(1)].into_iter().chain(scraper_validation()).collect(),
-        },
-        Method {
-            name: "delete_scraper",
-            tag: "scrapers",
-            summary: "Deletes a scraper and returns it; its jobs stay readable, a pending one is killed",
-            params: vec![required("id", "The scraper's id.", scraper_id())],
-            example: json!({"id": 1}),
-            result: scraper,
-            result_example: samples.scraper.clone(),
-            errors: vec![Error::ScraperNotFound(1), Error::ReadOnly],
-        },
-        Method {
-            name: "enqueue_scraper",
-            tag: "jobs",
-            summary: "Queues a run of a scraper now and returns the pending job",
-            params: vec![required("scraper_id", "The scraper's id.", scraper_id()), required("priority", "Priority of the job: 0 utmost, 1 high, 2 normal.", priority.clone())],
-            example: json!({"scraper_id": 1, "priority": 1}),
-            result: job.clone(),
-            result_example: samples.pending_job.clone(),
-            errors: vec![Error::ScraperNotFound(1), Error::ScraperHasActiveRun],
-        },
-        Method {
-            name: "get_scraper_jobs",
-            tag: "jobs",
-            summary: "A scraper's jobs, newest first (empty for an unknown scraper)",
-            params: vec![required("scraper_id", "The scraper's id.", scraper_id())],
-            example: json!({"scraper_id": 1}),
-            result: components.list_of::<ScraperJob>(),
-            result_example: json!([samples.killed_job]),
-            errors: vec![],
-        },
-        Method {
-            name: "get_scraper_job",
-            tag: "jobs",
-            summary: "One job of a scraper",
-            params: vec![required("scraper_id", "The scraper's id.", scraper_id()), required("job_id", "The job's id.", job_id())],
-            example: json!({"scraper_id": 1, "job_id": 1}),
-            result: job.clone(),
-            result_example: samples.pending_job.clone(),
-            errors: vec![Error::ScraperJobNotFound(1)],
-        },
-        Method {
-            name: "kill_scraper_job",
-            tag: "jobs",
-            summary: "Kills a pending or running job (a running handler is cancelled) and returns it",
-            params: vec![required("scraper_id", "The scraper's id.", scraper_id()), required("job_id", "The job's id.", job_id())],
-            example: json!({"scraper_id": 1, "job_id": 1}),
-            result: job.clone(),
-            result_example: samples.killed_job.clone(),
-            errors: vec![Error::ScraperJobNotFound(1), Error::JobNotActive(1)],
-        },
-        Method {
-            name: "get_scraper_job_logs",
-            tag: "jobs",
-            summary: "Lines of a job's log, oldest first; poll with `after` set to the last line id you have",
-            params: vec![
-                required("scraper_id", "The scraper's id.", scraper_id()),
-                required("job_id", "The job's id.", job_id()),
-                optional("after", "Only lines with an id greater than this; absent or null: from the first line.", nullable_integer()),
-                optional(
-                    "max_lines",
-                    "At most this many lines (absent or null: 1000; capped at 10000).",
-                    ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::Integer, Type::Null])).minimum(Some(0)).into(),
-                ),
-            ],
-            example: json!({"scraper_id": 1, "job_id": 1, "after": 0, "max_lines": 100}),
-            result: components.list_of::<JobLogLine>(),
-            result_example: json!([samples.log_line]),
-            errors: vec![Error::ScraperJobNotFound(1)],
-        },
-        Method {
-            name: "run_ephemeral",
-            tag: "jobs",
-            summary: "Runs a handler once with a config, without saving a scraper; returns the job to poll with `get_scraper_job` (using `job.scraper.id`)",
-            params: vec![
-                required("handler", "Name of a registered handler.", <String as PartialSchema>::schema()),
-                optional("config", "The handler's params and middleware settings, as in a scraper.", components.reference::<ScraperConfig>()),
-                optional("state", "The state the handler starts from; what it saves is kept for this run only.", <Option<String> as PartialSchema>::schema()),
-                optional("priority", "Priority of the job (default 2, normal).", priority),
-            ],
-            example: json!({"handler": "extract", "config": example_scraper(-1)["config"], "state": null, "priority": 0}),
-            result: job,
-            result_example: samples.pending_job.clone(),
-            errors: vec![
-                Error::ReadOnly,
-                Error::UnknownHandler("no_such_handler".into()),
-                Error::TooManyEphemeralRuns(engine::MAX_ACTIVE_EPHEMERAL_RUNS),
-            ],
-        },
-        Method {
-            name: "get_scraper_handlers",
-            tag: "platform",
-            summary: "Names of the registered handlers, in registration order",
-            params: vec![],
-            example: json!({}),
-            result: <Vec<String> as PartialSchema>::schema(),
-            result_example: json!(["extract", "script"]),
-            errors: vec![],
-        },
-        Method { name: "get_schedules", tag: "platform", summary: "The schedules a scraper can have", params: vec![], example: json!({}), result: components.list_of::<ScraperSchedule>(), result_example: sample(ScraperSchedule::ALL), errors: vec![] },
-        Method { name: "get_priorities", tag: "platform", summary: "The job priorities, with their names", params: vec![], example: json!({}), result: components.list_of::<Priority>(), result_example: sample(ScraperJobPriority::ALL.map(Priority::from)), errors: vec![] },
-        Method {
-            name: "is_read_only",
-            tag: "platform",
-            summary: "Whether the scrapers list is read-only (create, update and delete are refused)",
-            params: vec![],
-            example: json!({}),
-            result: <bool as PartialSchema>::schema(),
-            result_example: json!(false),
-            errors: vec![],
-        },
-    ]
+    }
+}
+
+impl Documented for GetScraperHandlers {
+    const TAG: MethodTag = MethodTag::Platform;
+    const SUMMARY: &'static str = "Names of the registered handlers, in registration order";
+    fn example() -> Value {
+        json!({})
+    }
+    fn result_example() -> Vec<String> {
+        vec!["extract".to_owned(), "script".to_owned()]
+    }
+}
+
+impl Documented for GetSchedules {
+    const TAG: MethodTag = MethodTag::Platform;
+    const SUMMARY: &'static str = "The schedules a scraper can have";
+    fn example() -> Value {
+        json!({})
+    }
+    fn result_example() -> Vec<ScraperSchedule> {
+        ScraperSchedule::ALL.to_vec()
+    }
+}
+
+impl Documented for GetPriorities {
+    const TAG: MethodTag = MethodTag::Platform;
+    const SUMMARY: &'static str = "The job priorities, with their names";
+    fn example() -> Value {
+        json!({})
+    }
+    fn result_example() -> Vec<Priority> {
+        ScraperJobPriority::ALL.map(Priority::from).to_vec()
+    }
+}
+
+impl Documented for IsReadOnly {
+    const TAG: MethodTag = MethodTag::Platform;
+    const SUMMARY: &'static str =
+        "Whether the scrapers list is read-only (create, update and delete are refused)";
+    fn example() -> Value {
+        json!({})
+    }
+    fn result_example() -> bool {
+        false
+    }
 }

@@ -1,27 +1,31 @@
 //! The JsonRPC 2.0 API at `POST /api/v1/jsonrpc`, compatible with Sneakpeek v0.1.7 clients.
 //!
 //! Named params, HTTP 200 for every JsonRPC outcome, batches, notifications (no `id`: no
-//! response). Each method is also served at `POST /api/v1/jsonrpc/<method>`. Methods are thin:
-//! they parse params and call the [`Engine`]; errors map to the codes in `engine::error`.
+//! response). Each method is also served at `POST /api/v1/jsonrpc/<method>`. This module is
+//! the envelope: it reads calls, decodes their params and writes replies. The methods are in
+//! [`methods`], each declared once; they are thin: they call the [`Engine`], and its errors
+//! map to the codes in `engine::error`.
 //!
 //! What one request can cost is bounded: the body by `--max-body-bytes`, a batch to
 //! [`MAX_BATCH_CALLS`] calls, the replies of a batch to about [`MAX_BATCH_REPLY_BYTES`] (each
 //! reply is written out as soon as its call is done, and once they reach the limit the calls
 //! left are not run), and the strings a client sends and gets back to fixed lengths.
 
+pub mod methods;
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use engine::error::FieldError;
-use engine::model::{Scraper, ScraperConfig, ScraperId, ScraperJobId, ScraperJobPriority};
-use engine::schedule::MAX_NAME_CHARS;
 use engine::Engine;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value};
 
+pub use methods::METHOD_NAMES;
+
 use crate::AppState;
+use methods::Method;
 
 /// The most calls one batch may hold; a larger batch gets one -32600 error.
 pub const MAX_BATCH_CALLS: usize = 100;
@@ -84,29 +88,6 @@ impl RpcError {
             ..Self::new(-32002, "Batch reply too large")
         }
     }
-}
-
-/// A string param longer than `max` characters is refused like pydantic refuses one.
-fn bounded(name: &str, value: Option<&str>, max: usize) -> Result<(), RpcError> {
-    match value {
-        Some(value) if value.chars().count() > max => Err(RpcError::invalid_params(vec![
-            json!({ "loc": [name], "msg": format!("ensure this value has at most {max} characters"), "type": "value_error.any_str.max_length", "ctx": { "limit_value": max } }),
-        ])),
-        _ => Ok(()),
-    }
-}
-
-/// A handler name longer than any name can be is an invalid scraper field (10005), rather
-/// than an unknown handler whose name the reply would echo.
-fn bounded_handler(handler: &str, loc: &[&str]) -> Result<(), RpcError> {
-    if handler.chars().count() > MAX_NAME_CHARS {
-        return Err(engine::Error::InvalidScraper(vec![FieldError::new(
-            loc,
-            format!("must be at most {MAX_NAME_CHARS} characters"),
-        )])
-        .into());
-    }
-    Ok(())
 }
 
 impl From<engine::Error> for RpcError {
@@ -256,7 +237,7 @@ async fn handle_call(engine: &Engine, call: Value) -> Option<String> {
         ));
     }
     let started = std::time::Instant::now();
-    let outcome = dispatch(engine, &method, call.remove("params")).await;
+    let outcome = methods::dispatch(engine, &method, call.remove("params")).await;
     // Unknown method names come from clients: keep them out of the metric labels.
     let label = if matches!(&outcome, Err(error) if error.code == -32601) {
         "unknown"
@@ -267,69 +248,8 @@ async fn handle_call(engine: &Engine, call: Value) -> Option<String> {
     id.map(|_| respond(&reply_id, outcome))
 }
 
-/// Params of a method with none: absent, `{}` and `[]` are all fine.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NoParams {}
-
-#[derive(Deserialize)]
-struct IdParams {
-    id: ScraperId,
-}
-
-#[derive(Deserialize)]
-struct ScraperParams {
-    scraper: Scraper,
-}
-
-#[derive(Deserialize)]
-struct SearchParams {
-    name_filter: Option<String>,
-    max_items: Option<i64>,
-    last_id: Option<i64>,
-}
-
-#[derive(Deserialize)]
-struct EnqueueParams {
-    scraper_id: ScraperId,
-    priority: ScraperJobPriority,
-}
-
-#[derive(Deserialize)]
-struct ScraperJobsParams {
-    scraper_id: ScraperId,
-}
-
-#[derive(Deserialize)]
-struct ScraperJobParams {
-    scraper_id: ScraperId,
-    job_id: ScraperJobId,
-}
-
-#[derive(Deserialize)]
-struct LogParams {
-    scraper_id: ScraperId,
-    job_id: ScraperJobId,
-    /// Only lines after this line id (the last one the caller has).
-    #[serde(default)]
-    after: Option<i64>,
-    #[serde(default)]
-    max_lines: Option<usize>,
-}
-
-#[derive(Deserialize)]
-struct EphemeralParams {
-    handler: String,
-    #[serde(default)]
-    config: ScraperConfig,
-    #[serde(default)]
-    state: Option<String>,
-    #[serde(default)]
-    priority: ScraperJobPriority,
-}
-
 /// Parses named params, reporting each problem with its path like the original does.
-fn params<T: DeserializeOwned>(params: Option<Value>) -> Result<T, RpcError> {
+fn decode_params<T: DeserializeOwned>(params: Option<Value>) -> Result<T, RpcError> {
     let params = match params {
         None | Some(Value::Null) => json!({}),
         Some(Value::Array(list)) if list.is_empty() => json!({}),
@@ -366,111 +286,9 @@ fn params<T: DeserializeOwned>(params: Option<Value>) -> Result<T, RpcError> {
     })
 }
 
-/// A result as JSON text.
-fn to_json(value: impl Serialize) -> Result<String, RpcError> {
-    serde_json::to_string(&value).map_err(|error| engine::Error::internal(error).into())
-}
-
-/// Every method by name.
-async fn dispatch(engine: &Engine, method: &str, raw: Option<Value>) -> Result<String, RpcError> {
-    match method {
-        "get_schedules" => {
-            params::<NoParams>(raw)?;
-            to_json(engine.get_schedules())
-        }
-        "get_priorities" => {
-            params::<NoParams>(raw)?;
-            to_json(engine.get_priorities())
-        }
-        "get_scraper_handlers" => {
-            params::<NoParams>(raw)?;
-            to_json(engine.get_scraper_handlers())
-        }
-        "is_read_only" => {
-            params::<NoParams>(raw)?;
-            to_json(engine.is_read_only())
-        }
-        "get_scrapers" => {
-            params::<NoParams>(raw)?;
-            to_json(engine.get_scrapers().await?)
-        }
-        "search_scrapers" => {
-            let SearchParams {
-                name_filter,
-                max_items,
-                last_id,
-            } = params(raw)?;
-            bounded("name_filter", name_filter.as_deref(), MAX_NAME_CHARS)?;
-            to_json(
-                engine
-                    .search_scrapers(name_filter.as_deref(), max_items, last_id)
-                    .await?,
-            )
-        }
-        "get_scraper" => {
-            let IdParams { id } = params(raw)?;
-            to_json(engine.get_scraper(id).await?)
-        }
-        "create_scraper" => {
-            let ScraperParams { scraper } = params(raw)?;
-            bounded_handler(&scraper.handler, &["scraper", "handler"])?;
-            to_json(engine.create_scraper(scraper).await?)
-        }
-        "update_scraper" => {
-            let ScraperParams { scraper } = params(raw)?;
-            bounded_handler(&scraper.handler, &["scraper", "handler"])?;
-            to_json(engine.update_scraper(scraper).await?)
-        }
-        "delete_scraper" => {
-            let IdParams { id } = params(raw)?;
-            to_json(engine.delete_scraper(id).await?)
-        }
-        "enqueue_scraper" => {
-            let EnqueueParams {
-                scraper_id,
-                priority,
-            } = params(raw)?;
-            to_json(engine.enqueue_scraper(scraper_id, priority).await?)
-        }
-        "get_scraper_jobs" => {
-            let ScraperJobsParams { scraper_id } = params(raw)?;
-            to_json(engine.get_scraper_jobs(scraper_id).await?)
-        }
-        "get_scraper_job" => {
-            let ScraperJobParams { scraper_id, job_id } = params(raw)?;
-            to_json(engine.get_scraper_job(scraper_id, job_id).await?)
-        }
-        "kill_scraper_job" => {
-            let ScraperJobParams { scraper_id, job_id } = params(raw)?;
-            to_json(engine.kill_scraper_job(scraper_id, job_id).await?)
-        }
-        "get_scraper_job_logs" => {
-            let LogParams {
-                scraper_id,
-                job_id,
-                after,
-                max_lines,
-            } = params(raw)?;
-            to_json(
-                engine
-                    .get_scraper_job_logs(scraper_id, job_id, after, max_lines)
-                    .await?,
-            )
-        }
-        "run_ephemeral" => {
-            let EphemeralParams {
-                handler,
-                config,
-                state,
-                priority,
-            } = params(raw)?;
-            bounded_handler(&handler, &["handler"])?;
-            to_json(
-                engine
-                    .run_ephemeral(handler, config, state, priority)
-                    .await?,
-            )
-        }
-        _ => Err(RpcError::method_not_found(method)),
-    }
+/// Calls `M` with the params of a call, and writes its result as JSON text.
+async fn run<M: Method>(engine: &Engine, params: Option<Value>) -> Result<String, RpcError> {
+    let params = decode_params::<M::Params>(params)?;
+    let result = M::call(engine, params).await?;
+    serde_json::to_string(&result).map_err(|error| engine::Error::internal(error).into())
 }
