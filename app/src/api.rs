@@ -72,12 +72,12 @@ impl From<engine::Error> for UiError {
             Error::ReadOnly => UiError::new("Sneakpeek runs in read-only mode: scrapers cannot be created, changed or deleted."),
             Error::JobNotActive(_) => UiError::new("The job has already finished."),
             Error::TooManyEphemeralRuns(limit) => UiError::new(format!("{limit} runs are already being tried out: wait for one to finish.")),
-            Error::Internal(detail) => {
-                leptos::logging::error!("engine error: {detail}");
+            Error::Internal(_) => {
+                leptos::logging::error!("a server function failed: {}", error.report());
                 UiError::new("Internal error: the server log has the details.")
             }
-            Error::Unavailable(detail) => {
-                leptos::logging::error!("storage unavailable: {detail}");
+            Error::Unavailable(_) => {
+                leptos::logging::error!("a server function failed: {}", error.report());
                 UiError::new("The storage cannot be reached right now; try again in a moment.")
             }
             other => UiError::new(other.describe()),

@@ -3,6 +3,14 @@
 //! Codes 5000, 5001 and 10000-10003 are Sneakpeek v0.1.7's, with its messages. The original
 //! used 10002 twice; unknown handler has its own code here. Codes we added never reuse one of
 //! the original's.
+//!
+//! Failures of the storage or another dependency keep the error underneath as their
+//! [`Cause`], with what was being done: clients see only the stable message ("Internal
+//! error"), and the boundaries (the API, the UI, the worker) log the whole chain once, with
+//! [`report`].
+
+use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -22,7 +30,56 @@ impl FieldError {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
+/// The error underneath an [`Error::Internal`] or [`Error::Unavailable`], with what was
+/// being done when it happened. Its text is for logs: it may name tables or hosts.
+#[derive(Debug, Clone)]
+pub struct Cause {
+    doing: Option<Cow<'static, str>>,
+    error: Arc<dyn std::error::Error + Send + Sync>,
+}
+
+impl Cause {
+    pub fn new(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Cause {
+            doing: None,
+            error: Arc::from(error.into()),
+        }
+    }
+
+    /// Says what was being done, outside what was said before: `"claiming jobs: database: …"`.
+    fn while_doing(mut self, doing: impl Into<Cow<'static, str>>) -> Self {
+        let doing = doing.into();
+        self.doing = Some(match self.doing.take() {
+            Some(inner) => format!("{doing}: {inner}").into(),
+            None => doing,
+        });
+        self
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.doing {
+            Some(doing) => write!(formatter, "{doing}: {}", self.error),
+            None => write!(formatter, "{}", self.error),
+        }
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
+}
+
+/// Causes are equal when they read the same: what tests compare.
+impl PartialEq for Cause {
+    fn eq(&self, other: &Cause) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Error {
     #[error("Scraper not found")]
     ScraperNotFound(i64),
@@ -47,14 +104,14 @@ pub enum Error {
     /// As many ephemeral runs as allowed are pending or running; the limit is the data.
     #[error("Too many ephemeral runs")]
     TooManyEphemeralRuns(u64),
-    /// A failure of the storage or another dependency; the detail is for the log, not the user.
+    /// A failure of the storage or another dependency; the cause is for the log, not the user.
     #[error("Internal error")]
-    Internal(String),
+    Internal(#[source] Cause),
     /// The storage cannot be reached right now (connection refused or lost, database
     /// restarting). Retrying later may succeed, unlike [`Error::Internal`]; the worker keeps
     /// what it has to write and retries until the storage is back.
     #[error("Storage unavailable")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
 }
 
 impl Error {
@@ -92,8 +149,32 @@ impl Error {
         }
     }
 
-    pub fn internal(error: impl std::fmt::Display) -> Self {
-        Error::Internal(error.to_string())
+    /// An [`Error::Internal`] caused by `error` (an error, or a message saying what is wrong).
+    pub fn internal(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Error::Internal(Cause::new(error))
+    }
+
+    /// An [`Error::Unavailable`] caused by `error`.
+    pub fn unavailable(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Error::Unavailable(Cause::new(error))
+    }
+
+    /// The error, saying what was being done if it is a failure with a [`Cause`]; any other
+    /// error already says all a client needs and is returned as it is.
+    pub fn context(self, doing: impl Into<Cow<'static, str>>) -> Self {
+        match self {
+            Error::Internal(cause) => Error::Internal(cause.while_doing(doing)),
+            Error::Unavailable(cause) => Error::Unavailable(cause.while_doing(doing)),
+            other => other,
+        }
+    }
+
+    /// [`Error::describe`] and the causes underneath on one line, for the log (see
+    /// [`report`]).
+    pub fn report(&self) -> String {
+        let mut text = self.describe();
+        append_causes(&mut text, std::error::Error::source(self));
+        text
     }
 
     /// Whether the operation may succeed if retried unchanged once the storage is back.
@@ -120,9 +201,46 @@ impl Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// `error` and its causes on one line, outermost first: what a log line or an operator
+/// reads. A cause whose text its parent already shows (as many libraries repeat their
+/// source's message) is not repeated.
+pub fn report(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    append_causes(&mut text, error.source());
+    text
+}
+
+fn append_causes(text: &mut String, mut cause: Option<&(dyn std::error::Error + 'static)>) {
+    while let Some(inner) = cause {
+        let inner_text = inner.to_string();
+        if !text.contains(&inner_text) {
+            text.push_str(": ");
+            text.push_str(&inner_text);
+        }
+        cause = inner.source();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_report_names_each_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot read the settings")]
+        struct Outer(#[source] std::io::Error);
+        let inner = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        assert_eq!(
+            report(&Outer(inner)),
+            "cannot read the settings: no such file"
+        );
+        #[derive(Debug, thiserror::Error)]
+        #[error("database: {0}")]
+        struct Repeating(#[source] std::io::Error);
+        let inner = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert_eq!(report(&Repeating(inner)), "database: refused");
+    }
 
     #[test]
     fn every_error_has_its_own_code() {
@@ -138,8 +256,8 @@ mod tests {
             Error::ReadOnly,
             Error::JobNotActive(1),
             Error::TooManyEphemeralRuns(1),
-            Error::Internal("x".into()),
-            Error::Unavailable("x".into()),
+            Error::internal("x"),
+            Error::unavailable("x"),
         ];
         let mut codes: Vec<i64> = errors.iter().map(Error::code).collect();
         codes.sort();

@@ -264,7 +264,7 @@ impl Shared {
             return false;
         }
         if let Err(error) = self.read(look).await {
-            tracing::warn!(error = %error.describe(), "live updates: could not read the jobs");
+            tracing::warn!(error = %error.report(), "live updates: could not read the jobs");
         }
         true
     }

@@ -161,7 +161,7 @@ impl Scheduler {
             .release_lease(&self.settings.lease_name, &self.owner_id)
             .await
         {
-            tracing::warn!(error = %error.describe(), "could not release the scheduler lease");
+            tracing::warn!(error = %error.report(), "could not release the scheduler lease");
         }
     }
 
@@ -181,7 +181,7 @@ impl Scheduler {
         match acquired {
             Ok(Ok(lease)) => lease.map(|_| asked + self.settings.lease_duration),
             Ok(Err(error)) => {
-                tracing::warn!(error = %error.describe(), ?error, "could not reach the lease storage");
+                tracing::warn!(error = %error.report(), "could not reach the lease storage");
                 None
             }
             Err(_) => {
@@ -279,7 +279,7 @@ impl Scheduler {
             Ok(scrapers) => scrapers,
             Err(error) => {
                 // Keep scheduling with what we know; the next change or reload retries.
-                tracing::warn!(error = %error.describe(), ?error, "could not load scrapers");
+                tracing::warn!(error = %error.report(), "could not load scrapers");
                 return;
             }
         };
@@ -351,7 +351,7 @@ impl Scheduler {
                         }
                         Err(error) => {
                             metrics::counter!("sneakpeek_scheduler_fires_total", "outcome" => "failed").increment(1);
-                            tracing::warn!(scraper_id, error = %error.describe(), ?error, "could not enqueue a scheduled run")
+                            tracing::warn!(scraper_id, error = %error.report(), "could not enqueue a scheduled run")
                         }
                     }
                 }
@@ -359,7 +359,7 @@ impl Scheduler {
             Err(error) => {
                 metrics::counter!("sneakpeek_scheduler_fires_total", "outcome" => "failed")
                     .increment(fires.len() as u64);
-                tracing::warn!(fires = fires.len(), error = %error.describe(), ?error, "could not enqueue scheduled runs");
+                tracing::warn!(fires = fires.len(), error = %error.report(), "could not enqueue scheduled runs");
             }
         }
         for id in due {
@@ -402,7 +402,7 @@ impl Scheduler {
                 }
             }
             Err(error) => {
-                tracing::warn!(error = %error.describe(), "could not check for dead jobs")
+                tracing::warn!(error = %error.report(), "could not check for dead jobs")
             }
         }
     }
@@ -416,7 +416,7 @@ impl Scheduler {
         {
             Ok(0) => {}
             Ok(deleted) => tracing::info!(deleted, "pruned old finished jobs"),
-            Err(error) => tracing::warn!(error = %error.describe(), "could not prune old jobs"),
+            Err(error) => tracing::warn!(error = %error.report(), "could not prune old jobs"),
         }
     }
 }

@@ -152,9 +152,7 @@ impl Outage {
         self.calls.fetch_add(1, Ordering::SeqCst);
         if self.down.load(Ordering::SeqCst) {
             self.refused.fetch_add(1, Ordering::SeqCst);
-            return Err(Error::Unavailable(
-                "the test cut the storage off".to_owned(),
-            ));
+            return Err(Error::unavailable("the test cut the storage off"));
         }
         Ok(())
     }
@@ -222,9 +220,7 @@ impl ScraperJobsStorage for Outage {
         if completions.iter().any(|completion| {
             Some(completion.job_id) == refused_job && completion.status != ScraperJobStatus::Failed
         }) {
-            return Err(Error::Internal(
-                "the test refuses this completion".to_owned(),
-            ));
+            return Err(Error::internal("the test refuses this completion"));
         }
         self.inner.finish_scraper_jobs(completions).await
     }

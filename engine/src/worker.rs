@@ -44,7 +44,7 @@ use crate::error::Error;
 use crate::model::{
     JobLogLine, LogLevel, Scraper, ScraperId, ScraperJob, ScraperJobId, ScraperJobStatus,
 };
-use crate::scraper::{self, Handlers, JobHooks, Runtime, ScraperContext};
+use crate::scraper::{self, run_scraper, Handlers, JobHooks, Runtime};
 use crate::storage::{Completion, Storages};
 use crate::sync::lock;
 
@@ -292,7 +292,7 @@ impl Worker {
                     claimed
                 }
                 Err(error) => {
-                    tracing::error!(error = %error.describe(), ?error, "could not claim jobs; retrying");
+                    tracing::error!(error = %error.report(), "could not claim jobs; retrying");
                     Vec::new()
                 }
             };
@@ -442,15 +442,10 @@ impl Shared {
         scraper: Scraper,
         hooks: Arc<WorkerHooks>,
     ) -> Result<String, String> {
-        let handler = self
-            .handlers
-            .get(&scraper.handler)
-            .ok_or_else(|| format!("Unknown scraper handler '{}'", scraper.handler))?;
         let seconds = self.runtime.job_timeout_seconds(&scraper);
-        let context = ScraperContext::new(scraper, hooks, &self.runtime)
-            .map_err(|invalid_config| invalid_config.to_string())?;
+        let run = run_scraper(&self.handlers, &self.runtime, scraper, hooks);
         // A timeout too long to be an instant is no timeout: tokio's sleeps then never end.
-        match tokio::time::timeout(Duration::from_secs(seconds), handler.run(&context)).await {
+        match tokio::time::timeout(Duration::from_secs(seconds), run).await {
             Ok(outcome) => outcome.map_err(|error| error.to_string()),
             Err(_) => Err(timed_out(seconds)),
         }
@@ -562,7 +557,7 @@ impl Shared {
             // The database may be briefly unreachable: keep running; the dead timeout is
             // several heartbeats long, and the leader waits that long after an outage.
             Err(error) => {
-                tracing::warn!(error = %error.describe(), jobs = job_ids.len(), "heartbeat failed")
+                tracing::warn!(error = %error.report(), jobs = job_ids.len(), "heartbeat failed")
             }
         }
         for (_, hooks) in &alive {
@@ -586,7 +581,7 @@ impl Shared {
             Ok(released) => tracing::info!(released, "jobs claimed ahead went back to the queue"),
             // They stay `started` without heartbeats: the scheduler declares them dead.
             Err(error) => {
-                tracing::error!(error = %error.describe(), jobs = waiting.len(), "could not hand claimed jobs back to the queue")
+                tracing::error!(error = %error.report(), jobs = waiting.len(), "could not hand claimed jobs back to the queue")
             }
         }
     }
@@ -706,7 +701,7 @@ async fn record(
     match write_with_retries(storages, completions, stop).await {
         Ok(applied) => return finished(applied),
         Err(Some(error)) if completions.len() > 1 => {
-            tracing::error!(error = %error.describe(), jobs = completions.len(), "the storage refused a batch of finished jobs; writing them one by one");
+            tracing::error!(error = %error.report(), jobs = completions.len(), "the storage refused a batch of finished jobs; writing them one by one");
         }
         Err(Some(_)) => {}
         Err(None) => return vec![Recorded::GivenUp; completions.len()],
@@ -725,7 +720,7 @@ async fn record(
             }
             Err(Some(refusal)) => refusal,
         };
-        tracing::error!(job_id = completion.job_id, error = %refusal.describe(), ?refusal, "the storage refused a finished job; failing it with the reason");
+        tracing::error!(job_id = completion.job_id, error = %refusal.report(), "the storage refused a finished job; failing it with the reason");
         let failure = Completion {
             job_id: completion.job_id,
             status: ScraperJobStatus::Failed,
@@ -760,7 +755,7 @@ async fn write_with_retries(
                     .wait(&error, "could not record finished jobs", completions.len())
                     .await
                 {
-                    tracing::error!(error = %error.describe(), jobs = completions.len(), "shutting down with the storage unreachable: finished jobs are given up");
+                    tracing::error!(error = %error.report(), jobs = completions.len(), "shutting down with the storage unreachable: finished jobs are given up");
                     return Err(None);
                 }
             }
@@ -794,7 +789,7 @@ impl Retry {
         self.tries += 1;
         // The first failure and then one in ten: an outage of minutes must not flood the log.
         if self.tries % 10 == 1 {
-            tracing::warn!(error = %error.describe(), tries = self.tries, jobs, "{what}; retrying until the storage is back");
+            tracing::warn!(error = %error.report(), tries = self.tries, jobs, "{what}; retrying until the storage is back");
         }
         let now = Instant::now();
         if *self.stop.borrow() {
@@ -841,7 +836,7 @@ async fn mark_running(
                 Err(error) => {
                     // Unanswered, the jobs stay claimed without heartbeat and go back to
                     // the queue after the dead timeout.
-                    tracing::error!(error = %error.describe(), ?error, jobs = job_ids.len(), "could not mark jobs running");
+                    tracing::error!(error = %error.report(), jobs = job_ids.len(), "could not mark jobs running");
                     break Vec::new();
                 }
             }
@@ -958,7 +953,7 @@ impl WorkerHooks {
             // Pruned meanwhile: nobody can read these lines any more.
             Err(Error::ScraperJobNotFound(_)) => {}
             Err(error) => {
-                tracing::warn!(error = %error.describe(), lines = lines.len(), "could not write the job log; keeping the lines for the next try");
+                tracing::warn!(error = %error.report(), lines = lines.len(), "could not write the job log; keeping the lines for the next try");
                 let mut log = lock(&self.log);
                 let newer = std::mem::replace(&mut log.pending, lines);
                 log.pending.extend(newer);

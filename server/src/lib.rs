@@ -22,6 +22,7 @@ pub mod openapi;
 pub mod proxy;
 pub mod sessions;
 pub mod settings;
+pub mod startup;
 
 use std::future::{Future, IntoFuture};
 use std::sync::{Arc, OnceLock};
@@ -44,6 +45,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 pub use settings::Settings;
+pub use startup::StartupError;
 
 /// What every request handler can reach.
 #[derive(Clone)]
@@ -77,21 +79,20 @@ impl ServerBuilder {
     }
 
     /// Checks the settings and connects the storages (running the PostgreSQL migrations
-    /// when a database is set). The error is a message for the person starting the server.
-    pub async fn build(self) -> Result<Server, String> {
-        self.settings.validate()?;
+    /// when a database is set). The error names the setting or file at fault.
+    pub async fn build(self) -> Result<Server, StartupError> {
+        self.settings
+            .validate()
+            .map_err(StartupError::InvalidSettings)?;
         let listed = match &self.settings.scrapers_file {
             Some(path) => settings::read_scrapers_file(path)?,
             None => Vec::new(),
         };
         for scraper in &listed {
             engine::schedule::validate_scraper(scraper, self.handlers.names()).map_err(
-                |error| {
-                    format!(
-                        "--scrapers-file: scraper {:?}: {}",
-                        scraper.name,
-                        error.describe()
-                    )
+                |error| StartupError::InvalidListedScraper {
+                    name: scraper.name.clone(),
+                    error,
                 },
             )?;
         }
@@ -100,18 +101,17 @@ impl ServerBuilder {
             Some(url) => {
                 let database = PostgresStorage::connect(url.expose(), self.settings.read_only)
                     .await
-                    .map_err(|error| format!("{error:?}"))?;
+                    .map_err(StartupError::Database)?;
                 // Rate limits hold across every replica sharing the database.
                 let rate_limits = Arc::new(PostgresRateLimitStore::new(database.pool().clone()));
-                let runtime = Runtime::with_rate_limit_store(runtime_settings, rate_limits)
-                    .map_err(|error| error.to_string())?;
+                let runtime = Runtime::with_rate_limit_store(runtime_settings, rate_limits)?;
                 let storages = Storages::from_postgres(database);
                 seed_scrapers(&storages, listed).await?;
                 (storages, runtime)
             }
             None => (
                 Storages::in_memory(listed, self.settings.read_only),
-                Runtime::from_settings(runtime_settings).map_err(|error| error.to_string())?,
+                Runtime::from_settings(runtime_settings)?,
             ),
         };
         Ok(Server {
@@ -126,7 +126,7 @@ impl ServerBuilder {
 async fn seed_scrapers(
     storages: &Storages,
     listed: Vec<engine::model::Scraper>,
-) -> Result<(), String> {
+) -> Result<(), StartupError> {
     if listed.is_empty() {
         return Ok(());
     }
@@ -134,7 +134,7 @@ async fn seed_scrapers(
         .scrapers
         .get_scrapers()
         .await
-        .map_err(|error| format!("{error:?}"))?;
+        .map_err(StartupError::Database)?;
     for scraper in listed
         .into_iter()
         .filter(|scraper| !stored.iter().any(|existing| existing.name == scraper.name))
@@ -142,8 +142,8 @@ async fn seed_scrapers(
         let name = scraper.name.clone();
         match storages.scrapers.create_scraper(scraper).await {
             Ok(created) => tracing::info!(id = created.id, name = %created.name, "created scraper from the scrapers file"),
-            Err(engine::Error::ReadOnly) => return Err(format!("--scrapers-file: cannot create {name:?} in a read-only database; start once without --read-only to seed it")),
-            Err(error) => return Err(format!("--scrapers-file: could not create {name:?}: {error:?}")),
+            Err(engine::Error::ReadOnly) => return Err(StartupError::SeedReadOnly { name }),
+            Err(source) => return Err(StartupError::Seed { name, source }),
         }
     }
     Ok(())
@@ -174,7 +174,10 @@ impl Server {
             tracing::info!("running without the UI and the API");
             return self.run_components(None, shutdown_signal()).await;
         }
-        let listener = TcpListener::bind(self.settings.listen).await?;
+        let address = self.settings.listen;
+        let listener = TcpListener::bind(address).await.map_err(|error| {
+            std::io::Error::new(error.kind(), format!("--listen {address}: {error}"))
+        })?;
         tracing::info!("listening on http://{}", listener.local_addr()?);
         self.serve(listener, shutdown_signal()).await
     }
@@ -353,7 +356,7 @@ async fn readyz(
     {
         Ok(_) => (StatusCode::OK, "ready".to_owned()),
         Err(error) => {
-            tracing::warn!(error = %error.describe(), "not ready: the storage does not answer");
+            tracing::warn!(error = %error.report(), "not ready: the storage does not answer");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "storage unavailable".to_owned(),

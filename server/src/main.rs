@@ -50,7 +50,7 @@ async fn main() -> std::process::ExitCode {
     let server = match Server::builder().settings(settings).build().await {
         Ok(server) => server,
         Err(error) => {
-            tracing::error!("could not start: {error}");
+            tracing::error!("could not start: {}", engine::error::report(&error));
             return std::process::ExitCode::FAILURE;
         }
     };

@@ -50,7 +50,7 @@ pub async fn endpoint(State(state): State<AppState>) -> Response {
             }
         }
         Err(error) => {
-            tracing::warn!(error = %error.describe(), "metrics: could not read the queue length");
+            tracing::warn!(error = %error.report(), "metrics: could not read the queue length");
             return (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable\n").into_response();
         }
     }

@@ -9,6 +9,8 @@ use engine::scheduler::SchedulerSettings;
 use engine::scraper::{EgressRule, MiddlewareSettings, RuntimeSettings};
 use engine::worker::WorkerSettings;
 
+use crate::startup::StartupError;
+
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "sneakpeek",
@@ -252,9 +254,13 @@ impl Settings {
 }
 
 /// Reads a scrapers file: a JSON or YAML list of scrapers (YAML unless it ends in `.json`).
-pub fn read_scrapers_file(path: &std::path::Path) -> Result<Vec<engine::model::Scraper>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|error| format!("--scrapers-file {}: {error}", path.display()))?;
+pub fn read_scrapers_file(
+    path: &std::path::Path,
+) -> Result<Vec<engine::model::Scraper>, StartupError> {
+    let text = std::fs::read_to_string(path).map_err(|source| StartupError::ReadScrapersFile {
+        path: path.to_owned(),
+        source,
+    })?;
     let parsed = if path
         .extension()
         .is_some_and(|extension| extension == "json")
@@ -263,7 +269,10 @@ pub fn read_scrapers_file(path: &std::path::Path) -> Result<Vec<engine::model::S
     } else {
         serde_yaml_ng::from_str(&text).map_err(|error| error.to_string())
     };
-    parsed.map_err(|error| format!("--scrapers-file {}: {error}", path.display()))
+    parsed.map_err(|message| StartupError::ParseScrapersFile {
+        path: path.to_owned(),
+        message,
+    })
 }
 
 fn parse_middleware(text: &str) -> Result<MiddlewareSettings, String> {

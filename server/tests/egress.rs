@@ -139,7 +139,7 @@ async fn default_limits_over_the_operators_ceiling_stop_the_start() {
         panic!("the server must not start")
     };
     assert_eq!(
-        error,
+        error.to_string(),
         "invalid middleware settings limits.timeout: 20 s is over the operator's maximum of 10 s (--max-fetch-timeout-seconds)"
     );
 }

@@ -542,7 +542,8 @@ async fn a_scrapers_file_with_a_bad_scraper_stops_the_start_with_its_name() {
         .build()
         .await
         .err()
-        .expect("refused");
+        .expect("refused")
+        .to_string();
     assert!(
         error.contains("\"Broken\"") && error.contains("schedule_crontab"),
         "{error}"

@@ -1,5 +1,6 @@
-//! A replica's life over real HTTP: shutting down while a browser keeps a live stream open,
-//! and readiness once a background component has stopped.
+//! A replica's life over real HTTP: starting (or refusing to, saying why), shutting down
+//! while a browser keeps a live stream open, and readiness once a background component has
+//! stopped.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -226,4 +227,63 @@ async fn readyz_names_a_component_whose_task_has_stopped() {
         .await
         .expect("readyz reports the stopped scheduler");
     assert_eq!(answer, (503, "scheduler stopped".to_owned()));
+}
+
+/// What `sneakpeek` prints when it cannot start: `engine::error::report` of the build error.
+async fn startup_error(arguments: &[&str]) -> String {
+    let mut all = vec!["sneakpeek"];
+    all.extend_from_slice(arguments);
+    let settings = Settings::try_parse_from(all).unwrap();
+    match Server::builder().settings(settings).build().await {
+        Ok(_) => panic!("the server must not start with {arguments:?}"),
+        Err(error) => engine::error::report(&error),
+    }
+}
+
+#[tokio::test]
+async fn a_server_that_cannot_start_names_the_setting_or_file_at_fault_and_why() {
+    let missing = std::env::temp_dir().join("sneakpeek-no-such-scrapers-file.yaml");
+    let report = startup_error(&["--scrapers-file", missing.to_str().unwrap()]).await;
+    assert!(
+        report.starts_with(&format!(
+            "--scrapers-file {}: cannot read it: ",
+            missing.display()
+        )),
+        "{report}"
+    );
+    assert!(report.contains("No such file"), "{report}");
+
+    let broken = tempfile_with("broken.yaml", "- name: [unclosed");
+    let report = startup_error(&["--scrapers-file", broken.to_str().unwrap()]).await;
+    assert!(
+        report.starts_with(&format!("--scrapers-file {}: ", broken.display())),
+        "{report}"
+    );
+    assert!(report.contains("line 1"), "{report}");
+
+    // Nothing listens on port 9 of the loopback: the cause is the refused connection.
+    let report = startup_error(&[
+        "--database-url",
+        "postgres://postgres@127.0.0.1:9/sneakpeek",
+    ])
+    .await;
+    assert!(
+        report.starts_with("--database-url: cannot use the database"),
+        "{report}"
+    );
+    assert!(
+        report.to_lowercase().contains("connection refused"),
+        "{report}"
+    );
+
+    let report =
+        startup_error(&["--heartbeat-seconds", "30", "--dead-timeout-seconds", "10"]).await;
+    assert!(report.contains("--dead-timeout-seconds (10)"), "{report}");
+}
+
+/// A file of the test's own in the temporary directory.
+fn tempfile_with(name: &str, content: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("sneakpeek-{}-{name}", std::process::id()));
+    std::fs::write(&path, content).unwrap();
+    path
 }

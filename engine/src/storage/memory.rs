@@ -51,7 +51,7 @@ impl MemoryScrapersStorage {
             // be refused here; say so rather than fail the whole start.
             let name = scraper.name.clone();
             if let Err(error) = state.insert(scraper) {
-                tracing::error!(name, error = %error.describe(), "scraper not loaded");
+                tracing::error!(name, error = %error.report(), "scraper not loaded");
             }
         }
         MemoryScrapersStorage {

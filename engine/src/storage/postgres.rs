@@ -58,11 +58,12 @@ impl From<sqlx::Error> for Error {
             }),
             _ => false,
         };
-        if transient {
-            Error::Unavailable(format!("database: {error}"))
+        let error = if transient {
+            Error::unavailable(error)
         } else {
-            Error::Internal(format!("database: {error}"))
-        }
+            Error::internal(error)
+        };
+        error.context("database")
     }
 }
 
@@ -91,8 +92,16 @@ impl PostgresStorage {
     pub async fn connect(database_url: &str, read_only: bool) -> Result<Self> {
         let connect_options: PgConnectOptions = database_url
             .parse()
-            .map_err(|error| Error::Internal(format!("invalid database URL: {error}")))?;
+            .map_err(|error| Error::internal(error).context("invalid database URL"))?;
         let connect_options = connect_options.disable_statement_logging();
+        // One connection first: when the database cannot be used, its error says why
+        // (refused, authentication, no such database), where the pool's says only that it
+        // timed out.
+        PgConnection::connect_with(&connect_options)
+            .await
+            .map_err(|error| Error::from(error).context("connecting"))?
+            .close()
+            .await?;
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
@@ -101,7 +110,7 @@ impl PostgresStorage {
         MIGRATOR
             .run(&pool)
             .await
-            .map_err(|error| Error::Internal(format!("migrations: {error}")))?;
+            .map_err(|error| Error::internal(error).context("migrations"))?;
         let (listening, stopped) = tokio::sync::oneshot::channel();
         let storage = PostgresStorage {
             pool,
@@ -885,7 +894,7 @@ const LEASE_TAKEOVER_WAIT: Duration = Duration::from_secs(2);
 async fn within<T>(future: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     tokio::time::timeout(LEASE_STATEMENT_TIMEOUT, future)
         .await
-        .map_err(|_| Error::Unavailable("lease statement timed out".to_owned()))?
+        .map_err(|_| Error::unavailable("lease statement timed out"))?
 }
 
 fn lease_of(

@@ -50,7 +50,7 @@ async fn main() -> std::process::ExitCode {
     let server = match server::Server::builder().handler(PageTitle).build().await {
         Ok(server) => server,
         Err(error) => {
-            eprintln!("could not start: {error}");
+            eprintln!("could not start: {}", engine::error::report(&error));
             return std::process::ExitCode::FAILURE;
         }
     };

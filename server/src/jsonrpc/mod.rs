@@ -92,9 +92,9 @@ impl RpcError {
 
 impl From<engine::Error> for RpcError {
     fn from(error: engine::Error) -> Self {
-        if let engine::Error::Internal(detail) | engine::Error::Unavailable(detail) = &error {
-            // The detail may name tables or hosts: it goes to the log, not to the client.
-            tracing::error!(%detail, "internal error in a JsonRPC method");
+        if let engine::Error::Internal(_) | engine::Error::Unavailable(_) = &error {
+            // The cause may name tables or hosts: it goes to the log, not to the client.
+            tracing::error!(error = %error.report(), "a JsonRPC method failed");
         }
         RpcError {
             code: error.code(),
