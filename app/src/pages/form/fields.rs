@@ -1,5 +1,6 @@
-//! The form's fields but the config's: each edits its part of the [`Draft`] and shows what is
-//! wrong with it, as checked while typing or by the server on save.
+//! The scraper's settings in the form (the handler's config has [`super::config`]): each
+//! field edits its part of the [`Draft`] and shows what is wrong with it, as checked while
+//! typing or by the server on save.
 
 use engine::error::FieldError;
 use engine::model::{ScraperJobPriority, ScraperSchedule};
@@ -10,7 +11,7 @@ use crate::api::{check_crontab, CrontabCheck};
 use crate::components::PrioritySelect;
 use crate::time::{use_now, Time};
 
-/// The server's errors of a save, by field; a field's goes as the person edits that field.
+/// The field errors the server gave on save; each goes once the person edits its field.
 #[derive(Clone, Copy)]
 pub struct ServerErrors(RwSignal<Vec<FieldError>>);
 
