@@ -253,11 +253,12 @@ pub async fn delete_scraper(id: ScraperId) -> Result<Scraper, UiError> {
     Ok(engine()?.delete_scraper(id).await?)
 }
 
-/// Queues a run now; `priority` is the wire value (0 utmost, 1 high, 2 normal).
+/// Queues a run now.
 #[server(input = Json)]
-pub async fn run_scraper(id: ScraperId, priority: i16) -> Result<ScraperJob, UiError> {
-    let priority = ScraperJobPriority::from_value(priority.into())
-        .ok_or_else(|| UiError::new(engine::model::INVALID_PRIORITY_MESSAGE))?;
+pub async fn run_scraper(
+    id: ScraperId,
+    priority: ScraperJobPriority,
+) -> Result<ScraperJob, UiError> {
     Ok(engine()?.enqueue_scraper(id, priority).await?)
 }
 

@@ -7,7 +7,6 @@
 
 pub mod api;
 mod components;
-mod editor;
 mod json;
 pub mod live;
 mod pages;
@@ -18,7 +17,7 @@ use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::{path, Lazy};
 
-use crate::components::{provide_settings, ReadOnlyHidden, Toasts};
+use crate::components::{provide_settings, NotFound, ReadOnlyHidden, Toasts};
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -72,7 +71,7 @@ pub fn App() -> impl IntoView {
                 </nav>
             </header>
             <main id="content">
-                <Routes fallback=pages::NotFound>
+                <Routes fallback=NotFound>
                     <Route path=path!("/") view=pages::scrapers::ScrapersPage/>
                     <Route path=path!("/new") view={Lazy::<pages::form::NewScraperPage>::new()}/>
                     <Route path=path!("/scrapers/:id") view={Lazy::<pages::scraper::ScraperPage>::new()}/>

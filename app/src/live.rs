@@ -1,14 +1,17 @@
 //! Live updates: server-sent event streams of a scraper's jobs and of one job with its log.
 //!
 //! The server side ([`router`], `ssr` only) serves:
-//! - `GET /live/scrapers/{scraper_id}/jobs`: event `jobs`, a [`JobsUpdate`]. The first event of
+//! - `GET /live/scrapers/{scraper_id}/jobs`: events `jobs`, [`JobsUpdate`]s. The first event of
 //!   a connection is the scraper's whole list (newest first); the next ones carry only the jobs
 //!   that changed (the fields that did) and those that are gone. A scraper snapshot is sent
 //!   once per connection, and jobs refer to it by index.
-//! - `GET /live/scrapers/{scraper_id}/jobs/{job_id}?after=N`: event `job`, a [`JobUpdate`]
+//! - `GET /live/scrapers/{scraper_id}/jobs/{job_id}?after=N`: events `job`, [`JobUpdate`]s
 //!   with what changed in the job and its log lines after line `N`. Each event's id is the last
 //!   log line sent, so a reconnecting browser (which sends it back as `Last-Event-ID`) resumes
 //!   where it stopped.
+//!
+//! Each kind of event is named once, by its data type ([`LiveEvent`]): the server sends it
+//! under that name and the browser listens for that name, so the two ends cannot differ.
 //!
 //! No stream reads the storage by itself: all of a replica's streams follow one
 //! [`engine::feed::Feed`], which looks for changes every [`CHECK_EVERY`] with one read
@@ -46,6 +49,19 @@ pub const MAX_STREAMS_PER_CLIENT: usize = 8;
 /// Live streams a replica holds open at once, from all clients. More get HTTP 429.
 #[cfg(feature = "ssr")]
 pub const MAX_STREAMS: usize = 1_000;
+
+/// The data of one kind of event, and the name it is sent under (the `event:` field).
+pub trait LiveEvent: Serialize + DeserializeOwned + 'static {
+    const NAME: &'static str;
+}
+
+impl LiveEvent for JobsUpdate {
+    const NAME: &'static str = "jobs";
+}
+
+impl LiveEvent for JobUpdate {
+    const NAME: &'static str = "job";
+}
 
 /// An event of a scraper's jobs stream.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -265,7 +281,7 @@ mod server {
     use tokio::sync::watch;
 
     use super::{
-        JobPatch, JobUpdate, JobsUpdate, CHECK_EVERY, LOG_CHUNK, MAX_STREAMS,
+        JobPatch, JobUpdate, JobsUpdate, LiveEvent, CHECK_EVERY, LOG_CHUNK, MAX_STREAMS,
         MAX_STREAMS_PER_CLIENT,
     };
 
@@ -400,6 +416,16 @@ mod server {
         fn next_event(&mut self) -> impl std::future::Future<Output = Option<Event>> + Send;
     }
 
+    /// `update` as an event of its kind, with `id` when the stream numbers its events.
+    fn event<T: LiveEvent>(update: &T, id: Option<i64>) -> Option<Event> {
+        let event = Event::default().event(T::NAME);
+        let event = match id {
+            Some(id) => event.id(id.to_string()),
+            None => event,
+        };
+        event.json_data(update).ok()
+    }
+
     /// The events of `updates`, as a response that ends when the server starts closing.
     fn respond(updates: impl Updates, closing: watch::Receiver<bool>) -> Response {
         let events = stream::unfold(updates, |mut updates| async move {
@@ -444,7 +470,7 @@ mod server {
             loop {
                 let jobs = self.followed.borrow_and_update().clone();
                 if let Some(update) = jobs.and_then(|jobs| self.update(&jobs)) {
-                    return Event::default().event("jobs").json_data(&update).ok();
+                    return event(&update, None);
                 }
                 self.followed.changed().await.ok()?;
             }
@@ -585,11 +611,7 @@ mod server {
                             job: changed,
                             lines,
                         };
-                        return Event::default()
-                            .event("job")
-                            .id(self.after.to_string())
-                            .json_data(&update)
-                            .ok();
+                        return event(&update, Some(self.after));
                     }
                 }
                 self.followed.changed().await.ok()?;
@@ -629,20 +651,19 @@ pub enum Flow {
     Stop,
 }
 
-/// Follows the event stream at `url` while the calling component lives, handing each
-/// `event`'s data to `on_update`. When the stream cannot be opened or the server refuses it
-/// (the browser then gives up reconnecting), calls `poll` at once and every second instead.
-/// On the server this does nothing: streams belong to the hydrated page.
-pub fn follow<T: DeserializeOwned + 'static>(
+/// Follows the event stream at `url` while the calling component lives, handing the data of
+/// each of its `T` events to `on_update`. When the stream cannot be opened or the server
+/// refuses it (the browser then gives up reconnecting), calls `poll` at once and every second
+/// instead. On the server this does nothing: streams belong to the hydrated page.
+pub fn follow<T: LiveEvent>(
     url: String,
-    event: &'static str,
     on_update: impl Fn(T) -> Flow + 'static,
     poll: impl Fn() + 'static,
 ) {
     #[cfg(feature = "hydrate")]
-    browser::follow(url, event, on_update, poll);
+    browser::follow(url, on_update, poll);
     #[cfg(not(feature = "hydrate"))]
-    let _ = (url, event, on_update, poll);
+    let _ = (url, on_update, poll);
 }
 
 #[cfg(feature = "hydrate")]
@@ -653,18 +674,16 @@ mod browser {
 
     use leptos::prelude::*;
     use send_wrapper::SendWrapper;
-    use serde::de::DeserializeOwned;
     use wasm_bindgen::closure::Closure;
     use wasm_bindgen::JsCast;
     use web_sys::{EventSource, MessageEvent};
 
-    use super::Flow;
+    use super::{Flow, LiveEvent};
 
     const POLL_EVERY: Duration = Duration::from_secs(1);
 
-    pub fn follow<T: DeserializeOwned + 'static>(
+    pub fn follow<T: LiveEvent>(
         url: String,
-        event: &'static str,
         on_update: impl Fn(T) -> Flow + 'static,
         poll: impl Fn() + 'static,
     ) {
@@ -716,7 +735,8 @@ mod browser {
                 }
             })
         };
-        let _ = source.add_event_listener_with_callback(event, on_message.as_ref().unchecked_ref());
+        let _ =
+            source.add_event_listener_with_callback(T::NAME, on_message.as_ref().unchecked_ref());
         source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
         let held = SendWrapper::new((source, on_message, on_error, polling));
         on_cleanup(move || {

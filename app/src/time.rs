@@ -3,6 +3,11 @@
 //! The server does not know the browser's zone, and the browser's "now" differs from the
 //! server's, so the server renders times in UTC and the browser switches to local, relative
 //! times once hydrated. Both sides render the same text first, so hydration agrees.
+//!
+//! The browser's clock ticks with [`every`], the page's repeating timer, which stops with the
+//! component that started it.
+
+use std::time::Duration;
 
 use chrono::{DateTime, Datelike, Local, TimeZone, Timelike, Utc};
 use leptos::prelude::*;
@@ -12,16 +17,31 @@ use leptos::prelude::*;
 pub struct Clock(ReadSignal<Option<DateTime<Utc>>>);
 
 /// How often relative times ("12 seconds ago") are refreshed.
-const TICK: std::time::Duration = std::time::Duration::from_secs(1);
+const TICK: Duration = Duration::from_secs(1);
 
 pub fn provide_clock() {
     let (now, set_now) = signal(None);
-    // Effects run only in the browser.
-    Effect::new(move |_| {
-        set_now.set(Some(Utc::now()));
-        set_interval(move || set_now.set(Some(Utc::now())), TICK);
-    });
+    let tick = move || set_now.set(Some(Utc::now()));
+    // Effects run only in the browser: the clock starts at hydration.
+    Effect::new(move |_| tick());
+    every(TICK, tick);
     provide_context(Clock(now));
+}
+
+/// Calls `tick` every `period` in the browser, from hydration until the calling component is
+/// cleaned up (a page that was left, say): its interval is cleared then rather than left
+/// running for good. Nothing happens on the server.
+pub fn every(period: Duration, tick: impl Fn() + Clone + 'static) {
+    // The interval belongs to this effect, which is cleaned up with the calling component;
+    // effects run only in the browser.
+    Effect::new(move |_| {
+        let interval = set_interval_with_handle(tick.clone(), period).ok();
+        on_cleanup(move || {
+            if let Some(interval) = interval {
+                interval.clear();
+            }
+        });
+    });
 }
 
 pub fn use_now() -> ReadSignal<Option<DateTime<Utc>>> {

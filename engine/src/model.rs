@@ -286,6 +286,26 @@ fn unset_id() -> i64 {
     UNSET_ID
 }
 
+/// The handlers every server registers (`scraper::builtin_handlers`), named as a scraper's
+/// `handler` names them. A server may register others, so `handler` stays a free name; these
+/// are the ones the UI knows more about than their name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuiltinHandler {
+    /// Reads fields out of pages with CSS selectors, regular expressions or JSON pointers.
+    Extract,
+    /// Runs a Rhai script, given in its params' `source`.
+    Script,
+}
+
+impl BuiltinHandler {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Extract => "extract",
+            Self::Script => "script",
+        }
+    }
+}
+
 /// One run of a scraper.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use engine::model::Scraper;
+use engine::model::{BuiltinHandler, Scraper};
 use engine::scraper::{
     async_trait, run_scraper, Handlers, JobHooks, LogLevel, Runtime, RuntimeSettings,
 };
@@ -116,7 +116,7 @@ fn prepare(
                 .ok_or("--config's params must be a JSON object")?;
             params.insert("source".to_owned(), Value::String(source));
             params.insert("args".to_owned(), args);
-            "script".to_owned()
+            BuiltinHandler::Script.name().to_owned()
         }
         None => arguments
             .handler

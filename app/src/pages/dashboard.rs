@@ -11,7 +11,7 @@ use leptos_router::{lazy_route, LazyRoute};
 use crate::api::{get_dashboard, Dashboard, ScraperRow, UiError};
 use crate::components::{LoadError, StatusBadge};
 use crate::json::{self, Loaded};
-use crate::time::Time;
+use crate::time::{every, Time};
 
 /// How often the figures are refreshed while the page is open.
 const REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
@@ -31,8 +31,8 @@ impl LazyRoute for DashboardPage {
 
     fn view(this: Self) -> AnyView {
         let data = this.data;
-        // Effects run only in the browser: the server renders the figures once.
-        Effect::new(move |_| set_interval(move || data.refetch(), REFRESH));
+        // In the browser only, and until the page is left: the server renders the figures once.
+        every(REFRESH, move || data.refetch());
         view! {
             <Title text="Dashboard"/>
             <h1>"Dashboard"</h1>

@@ -1,6 +1,7 @@
 //! The scrapers page: every scraper with its schedule, last job and next run, filtered by
 //! name with the search box (kept in the URL as `?q=`, so reload and back keep it).
 
+use engine::model::BuiltinHandler;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
@@ -151,7 +152,7 @@ fn EmptyState() -> impl IntoView {
                         }.into_any()
                     } else {
                         view! {
-                            <p>"A scraper runs a handler (such as " <code>"extract"</code> " or " <code>"script"</code>
+                            <p>"A scraper runs a handler (such as " <code>{BuiltinHandler::Extract.name()}</code> " or " <code>{BuiltinHandler::Script.name()}</code>
                             ") on a schedule. Create one with " <A href="/new">"New scraper"</A>
                             ", or through the JsonRPC API's " <code>"create_scraper"</code> "."</p>
                         }.into_any()

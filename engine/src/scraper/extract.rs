@@ -37,7 +37,7 @@ pub struct ExtractHandler;
 #[async_trait]
 impl ScraperHandler for ExtractHandler {
     fn name(&self) -> &str {
-        "extract"
+        crate::model::BuiltinHandler::Extract.name()
     }
 
     async fn run(&self, context: &ScraperContext) -> Result<String, HandlerError> {

@@ -88,7 +88,7 @@ enum ScriptError {
 #[async_trait]
 impl ScraperHandler for ScriptHandler {
     fn name(&self) -> &str {
-        "script"
+        crate::model::BuiltinHandler::Script.name()
     }
 
     async fn run(&self, context: &ScraperContext) -> Result<String, HandlerError> {

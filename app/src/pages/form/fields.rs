@@ -1,0 +1,195 @@
+//! The scraper's settings in the form (the handler's config has [`super::config`]): each
+//! field edits its part of the [`Draft`] and shows what is wrong with it, as checked while
+//! typing or by the server on save.
+
+use engine::error::FieldError;
+use engine::model::{ScraperJobPriority, ScraperSchedule};
+use leptos::prelude::*;
+
+use super::draft::Draft;
+use crate::api::{check_crontab, CrontabCheck};
+use crate::components::PrioritySelect;
+use crate::time::{use_now, Time};
+
+/// The field errors the server gave on save; each goes once the person edits its field.
+#[derive(Clone, Copy)]
+pub struct ServerErrors(RwSignal<Vec<FieldError>>);
+
+impl ServerErrors {
+    pub fn new() -> Self {
+        ServerErrors(RwSignal::new(Vec::new()))
+    }
+
+    /// The errors of the last save.
+    pub fn set(self, errors: Vec<FieldError>) {
+        self.0.set(errors);
+    }
+
+    /// The error of `field` (a scraper field's name), if any.
+    pub fn of(self, field: &'static str) -> Option<String> {
+        self.0.with(|errors| {
+            errors
+                .iter()
+                .find(|error| error.loc.last().map(String::as_str) == Some(field))
+                .map(|error| error.msg.clone())
+        })
+    }
+
+    fn clear(self, field: &'static str) {
+        self.0.update(|errors| {
+            errors.retain(|error| error.loc.last().map(String::as_str) != Some(field))
+        });
+    }
+}
+
+/// A labelled form field with the place for its error.
+#[component]
+pub fn Field(
+    id: &'static str,
+    label: &'static str,
+    error: Signal<Option<String>>,
+    children: Children,
+) -> impl IntoView {
+    view! {
+        <div class="field" class:invalid=move || error.with(Option::is_some)>
+            <label for=id>{label}</label>
+            {children()}
+            <p class="field-error" id=format!("{id}-error") data-testid=format!("{id}-error") role="alert">{move || error.get()}</p>
+        </div>
+    }
+}
+
+#[component]
+pub fn NameField(draft: Draft, errors: ServerErrors) -> impl IntoView {
+    let name = draft.name;
+    view! {
+        <Field id="scraper-name" label="Name" error=Signal::derive(move || errors.of("name"))>
+            <input id="scraper-name" type="text" required data-testid="scraper-name-input"
+                aria-describedby="scraper-name-error"
+                prop:value=move || name.get()
+                on:input=move |event| { name.set(event_target_value(&event)); errors.clear("name"); }/>
+        </Field>
+    }
+}
+
+/// The choice among the server's `handlers`.
+#[component]
+pub fn HandlerField(draft: Draft, errors: ServerErrors, handlers: Vec<String>) -> impl IntoView {
+    let handler = draft.handler;
+    let mut handlers = handlers;
+    // A scraper may name a handler this server does not have; show it rather than hide it.
+    let current = handler.get_untracked();
+    if !handlers.contains(&current) && !current.is_empty() {
+        handlers.push(current);
+    }
+    view! {
+        <Field id="scraper-handler" label="Handler" error=Signal::derive(move || errors.of("handler"))>
+            <select id="scraper-handler" data-testid="scraper-handler" aria-describedby="scraper-handler-error"
+                on:change=move |event| { handler.set(event_target_value(&event)); errors.clear("handler"); }>
+                {handlers.into_iter().map(|option| {
+                    let selected = { let option = option.clone(); move || handler.get() == option };
+                    view! { <option value=option.clone() selected=selected>{option.clone()}</option> }
+                }).collect_view()}
+            </select>
+        </Field>
+    }
+}
+
+/// The choice among the server's `schedules`.
+#[component]
+pub fn ScheduleField(
+    draft: Draft,
+    errors: ServerErrors,
+    schedules: Vec<ScraperSchedule>,
+) -> impl IntoView {
+    let schedule = draft.schedule;
+    view! {
+        <Field id="scraper-schedule" label="Schedule" error=Signal::derive(|| None)>
+            <select id="scraper-schedule" data-testid="scraper-schedule-input"
+                on:change=move |event| {
+                    let value = event_target_value(&event);
+                    if let Some(option) = ScraperSchedule::ALL.into_iter().find(|option| option.as_str() == value) {
+                        schedule.set(option);
+                        errors.clear("schedule_crontab");
+                    }
+                }>
+                {schedules.into_iter().map(|option| view! {
+                    <option value=option.as_str() selected=move || schedule.get() == option>{option.label()}</option>
+                }).collect_view()}
+            </select>
+        </Field>
+    }
+}
+
+/// The expression of a crontab schedule (the field is there only for one), checked by the
+/// server as it is typed, which also lists its next runs.
+#[component]
+pub fn CrontabField(draft: Draft, errors: ServerErrors) -> impl IntoView {
+    let crontab = draft.crontab;
+    let now = use_now();
+    let check = RwSignal::new(None::<CrontabCheck>);
+    // Asked again every minute too, as the listed runs pass. Effects run only in the browser.
+    let minute = Memo::new(move |_| now.get().map(|now| now.timestamp().div_euclid(60)));
+    Effect::new(move |_| {
+        minute.track();
+        let expression = crontab.get();
+        leptos::task::spawn_local(async move {
+            let answer = check_crontab(expression.clone()).await;
+            // A late answer about an earlier text must not replace the current one's.
+            if crontab.with_untracked(|text| *text == expression) {
+                check.set(answer.ok());
+            }
+        });
+    });
+    let error = move || {
+        errors
+            .of("schedule_crontab")
+            .or_else(|| check.get().and_then(Result::err))
+    };
+    view! {
+        <Field id="scraper-crontab" label="Crontab (UTC)" error=Signal::derive(error)>
+            <input id="scraper-crontab" type="text" class="mono" placeholder="*/15 * * * *" data-testid="scraper-crontab"
+                aria-describedby="scraper-crontab-error scraper-crontab-preview"
+                aria-invalid=move || error().is_some().to_string()
+                prop:value=move || crontab.get()
+                on:input=move |event| { crontab.set(event_target_value(&event)); errors.clear("schedule_crontab"); }/>
+            <div id="scraper-crontab-preview" class="hint" data-testid="crontab-preview" aria-live="polite">
+                {move || match check.get() {
+                    Some(Ok(runs)) => view! {
+                        <span>"Next runs:"</span>
+                        <ol>{runs.into_iter().map(|at| view! { <li><Time at/></li> }).collect_view()}</ol>
+                    }.into_any(),
+                    _ => view! { <span>"Minute, hour, day of month, month, day of week, e.g. " <code>"*/15 * * * *"</code></span> }.into_any(),
+                }}
+            </div>
+        </Field>
+    }
+}
+
+/// The choice among the server's `priorities`.
+#[component]
+pub fn PriorityField(draft: Draft, priorities: Vec<ScraperJobPriority>) -> impl IntoView {
+    view! {
+        <Field id="scraper-priority" label="Priority" error=Signal::derive(|| None)>
+            <PrioritySelect id="scraper-priority" test_id="scraper-priority" options=priorities value=draft.priority/>
+        </Field>
+    }
+}
+
+#[component]
+pub fn TimeoutField(draft: Draft, errors: ServerErrors) -> impl IntoView {
+    let (timeout, timeout_seconds) = (draft.timeout, draft.timeout_seconds);
+    let error = move || {
+        errors
+            .of("timeout_seconds")
+            .or_else(|| timeout_seconds.get().err())
+    };
+    view! {
+        <Field id="scraper-timeout" label="Timeout in seconds" error=Signal::derive(error)>
+            <input id="scraper-timeout" type="text" inputmode="numeric" placeholder="No limit" data-testid="scraper-timeout"
+                aria-describedby="scraper-timeout-error"
+                prop:value=move || timeout.get()
+                on:input=move |event| { timeout.set(event_target_value(&event)); errors.clear("timeout_seconds"); }/>
+        </Field>
+    }
+}
