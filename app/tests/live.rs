@@ -3,6 +3,8 @@
 //! only what changed (never the scraper snapshot again), and one client address, or the
 //! replica as a whole, can hold only so many streams open.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,6 +4,8 @@
 //! `cargo bench -p engine --features runtime --bench extract [-- PAGES CONCURRENCY]`
 //! (CONCURRENCY is at most 16, the most requests a job has in flight).
 
+#![allow(clippy::unwrap_used)] // a benchmark fails loudly on purpose
+
 use std::sync::Arc;
 use std::time::Instant;
 

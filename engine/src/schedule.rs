@@ -59,7 +59,8 @@ impl FromStr for Crontab {
 #[derive(Debug, Clone)]
 pub enum Trigger {
     Interval(chrono::Duration),
-    Cron(Crontab),
+    // Boxed: a parsed crontab is far larger than an interval.
+    Cron(Box<Crontab>),
 }
 
 impl Trigger {
@@ -71,7 +72,7 @@ impl Trigger {
                 match crontab.map(str::trim).filter(|text| !text.is_empty()) {
                     None => Err("required when the schedule is crontab".to_owned()),
                     Some(expression) => {
-                        Crontab::parse(expression).map(|cron| Some(Trigger::Cron(cron)))
+                        Crontab::parse(expression).map(|cron| Some(Trigger::Cron(Box::new(cron))))
                     }
                 }
             }
@@ -189,7 +190,7 @@ pub fn validate_scraper(scraper: &Scraper, handlers: &[String]) -> Result<(), Er
     if !errors.is_empty() {
         return Err(Error::InvalidScraper(errors));
     }
-    if !handlers.iter().any(|handler| *handler == scraper.handler) {
+    if !handlers.contains(&scraper.handler) {
         return Err(Error::UnknownHandler(scraper.handler.clone()));
     }
     Ok(())

@@ -3,6 +3,8 @@
 //! [`Outage`] cuts a jobs queue off like a database going down, and counts the calls made to
 //! it.
 
+#![allow(clippy::unwrap_used)] // helpers of tests, which fail loudly on purpose
+
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,5 +1,7 @@
 //! The schema in `migrations/` applies to a fresh PostgreSQL database, twice without harm.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
 use engine::storage::postgres::{PostgresStorage, MIGRATOR};
 use engine::testing::TestDatabase;
 

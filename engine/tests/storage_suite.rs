@@ -1,6 +1,8 @@
 //! One suite of storage checks, run against the in-memory and the PostgreSQL storages alike,
 //! so the two cannot drift. Includes the original Sneakpeek's storage, queue and lease tests.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;

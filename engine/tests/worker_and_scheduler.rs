@@ -1,6 +1,8 @@
 //! The worker and the scheduler at work on real storages: jobs run, fail, panic, time out and
 //! get killed; schedules fire when they should, and only once across replicas.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
 use std::time::Duration;
 
 use async_trait::async_trait;

@@ -2,6 +2,8 @@
 //! OpenAPI document at `/openapi.json` (valid OpenAPI 3.1, one path per JsonRPC method, and
 //! true to what the server answers), and the user documentation at `/docs/`.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
 mod support;
 
 use std::collections::BTreeSet;

@@ -2,6 +2,8 @@
 //! `SNEAKPEEK_EGRESS_ALLOW`) and the ceilings of request limits, as the server and
 //! `sneakpeek run-once` read them.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
 use std::process::Output;
 
 use axum::response::Html;

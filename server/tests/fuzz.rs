@@ -36,6 +36,8 @@
 //! what each driver sends (only the ids the server assigns, and so the ids later calls
 //! name, differ from run to run); the printed request of a failure reproduces it alone.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
 #[path = "fuzz/mod.rs"]
 mod fuzz;
 

@@ -1,6 +1,8 @@
 //! The JsonRPC API over real HTTP, method by method and error by error, on the in-memory
 //! store and on PostgreSQL alike, plus the original Sneakpeek's recorded exchanges.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
 mod support;
 
 use std::time::Duration;

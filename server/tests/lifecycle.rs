@@ -2,6 +2,8 @@
 //! while a browser keeps a live stream open, and readiness once a background component has
 //! stopped.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

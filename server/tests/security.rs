@@ -4,6 +4,8 @@
 //! do not open the JsonRPC API, sign-in attempts are limited, and batches, replies, bodies and
 //! strings have documented limits.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
 mod support;
 
 use std::net::{IpAddr, Ipv4Addr};

@@ -1,6 +1,8 @@
 //! A worker process killed with SIGKILL in the middle of a job: the job must not stay
 //! `started` forever. It becomes dead after the dead timeout, and the scraper runs again.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -19,8 +19,11 @@ const FIRST_LINES: usize = 1_000;
 /// The job route, loaded on first visit: the job and its first log lines start loading with
 /// its code.
 pub struct JobPage {
-    data: Loaded<Option<Result<(ScraperJob, Vec<JobLogLine>), UiError>>>,
+    data: Loaded<JobData>,
 }
+
+/// The job with its first log lines; `None` when the URL's ids are not valid.
+type JobData = Option<Result<(ScraperJob, Vec<JobLogLine>), UiError>>;
 
 #[lazy_route]
 impl LazyRoute for JobPage {

@@ -18,8 +18,11 @@ use crate::live::{self, Flow, JobsUpdate};
 /// The scraper route, loaded on first visit: the scraper and its jobs start loading with its
 /// code.
 pub struct ScraperPage {
-    data: Loaded<Option<Result<(Scraper, Vec<ScraperJob>), UiError>>>,
+    data: Loaded<ScraperData>,
 }
+
+/// The scraper with its jobs; `None` when the URL's id is not valid.
+type ScraperData = Option<Result<(Scraper, Vec<ScraperJob>), UiError>>;
 
 #[lazy_route]
 impl LazyRoute for ScraperPage {

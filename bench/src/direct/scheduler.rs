@@ -43,15 +43,25 @@ pub async fn precision(store: &Store<'_>, scrapers: usize, seconds: i64) -> BoxR
     let ids: Vec<ScraperId> = stream::iter(0..scrapers)
         .map(|_| {
             let scrapers = storages.scrapers.clone();
-            async move { scrapers.create_scraper(scraper(-1, ScraperSchedule::EverySecond)).await.map(|created| created.id) }
+            async move {
+                scrapers
+                    .create_scraper(scraper(-1, ScraperSchedule::EverySecond))
+                    .await
+                    .map(|created| created.id)
+            }
         })
         .buffer_unordered(16)
         .try_collect()
         .await?;
 
-    let background = engine.start(Some(SchedulerSettings::default()), Some(WorkerSettings::default()));
+    let background = engine.start(
+        Some(SchedulerSettings::default()),
+        Some(WorkerSettings::default()),
+    );
     // Two seconds to take the lease and plan; then the measured window of whole seconds.
-    let window_start = (Utc::now() + TimeDelta::seconds(2)).duration_trunc(TimeDelta::seconds(1))? + TimeDelta::seconds(1);
+    let window_start = (Utc::now() + TimeDelta::seconds(2))
+        .duration_trunc(TimeDelta::seconds(1))?
+        + TimeDelta::seconds(1);
     let window_end = window_start + TimeDelta::seconds(seconds);
     // A little past the end, so the last second's fires are in even when late.
     let stop_at = window_end + TimeDelta::milliseconds(1500);
@@ -85,18 +95,29 @@ pub async fn precision(store: &Store<'_>, scrapers: usize, seconds: i64) -> BoxR
 async fn fires_in_database(url: &str) -> BoxResult<Vec<Fire>> {
     use sqlx::Connection;
     let mut connection = sqlx::PgConnection::connect(url).await?;
-    let rows: Vec<(i64, DateTime<Utc>, DateTime<Utc>, Option<DateTime<Utc>>)> = sqlx::query_as(
+    type FireRow = (i64, DateTime<Utc>, DateTime<Utc>, Option<DateTime<Utc>>);
+    let rows: Vec<FireRow> = sqlx::query_as(
         "SELECT scraper_id, scheduled_for, created_at, finished_at FROM scraper_jobs WHERE scheduled_for IS NOT NULL",
     )
     .fetch_all(&mut connection)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(scraper_id, due, created_at, finished_at)| Fire { scraper_id, due, created_at, finished_at })
+        .map(|(scraper_id, due, created_at, finished_at)| Fire {
+            scraper_id,
+            due,
+            created_at,
+            finished_at,
+        })
         .collect())
 }
 
-fn analyse(ids: &[ScraperId], fires: &[Fire], window_start: DateTime<Utc>, window_end: DateTime<Utc>) -> Precision {
+fn analyse(
+    ids: &[ScraperId],
+    fires: &[Fire],
+    window_start: DateTime<Utc>,
+    window_end: DateTime<Utc>,
+) -> Precision {
     let mut by_scraper: HashMap<ScraperId, Vec<&Fire>> = HashMap::new();
     for fire in fires {
         by_scraper.entry(fire.scraper_id).or_default().push(fire);
@@ -127,9 +148,10 @@ fn analyse(ids: &[ScraperId], fires: &[Fire], window_start: DateTime<Utc>, windo
                     lateness.push(late.to_std().unwrap_or(Duration::ZERO));
                 }
                 None => {
-                    let running = jobs
-                        .iter()
-                        .any(|fire| fire.created_at <= due && fire.finished_at.is_none_or(|finished| finished > due));
+                    let running = jobs.iter().any(|fire| {
+                        fire.created_at <= due
+                            && fire.finished_at.is_none_or(|finished| finished > due)
+                    });
                     if running {
                         result.skipped_running += 1;
                     } else {
