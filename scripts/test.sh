@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test: Rust unit and integration tests (in memory and on PostgreSQL), the wasm
-# build check, a short chaos run (faults against 3 replicas on a private PostgreSQL cluster;
-# it fails when anything acknowledged is lost) and the browser tests (Playwright in Debian's
-# Chromium).
+# Runs every test: the style gates (rustfmt, clippy), Rust unit and integration tests (in
+# memory and on PostgreSQL), the wasm build check, a short chaos run (faults against 3
+# replicas on a private PostgreSQL cluster; it fails when anything acknowledged is lost) and
+# the browser tests (Playwright in Debian's Chromium).
 #
 # PostgreSQL: $DATABASE_URL if set, else postgres://postgres@127.0.0.1:5432/postgres, starting
 # the local cluster if it is down. Tests create (and drop) their own databases there.
@@ -36,6 +36,16 @@ ensure_chromium() {
 ensure_build_tools
 ensure_postgres
 ensure_chromium
+
+say "style: rustfmt, and clippy with warnings denied (each crate with each feature set it is built with)"
+{ cargo fmt --version && cargo clippy --version; } >/dev/null 2>&1 ||
+  die "rustfmt and clippy are required: rustup component add rustfmt clippy"
+cargo fmt --all --check
+cargo clippy -p engine -- -D warnings
+cargo clippy -p engine --features runtime,test-support,openapi --all-targets -- -D warnings
+cargo clippy -p app --features ssr --all-targets -- -D warnings
+cargo clippy -p server -p bench -p custom-handler --all-targets -- -D warnings
+cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 
 say "Rust tests: engine (in memory and PostgreSQL)"
 cargo test -p engine --features runtime

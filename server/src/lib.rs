@@ -43,6 +43,7 @@ use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultMakeSpan, TraceLayer};
 
 pub use settings::Settings;
 pub use startup::StartupError;
@@ -316,11 +317,17 @@ pub fn router(
             body_limit::refuse_oversized,
         ))
         .layer(cors(&settings.cors_allow_origin))
-        // Outermost: requests for other host names or from other sites go no further.
+        // Requests for other host names or from other sites go no further.
         .layer(axum::middleware::from_fn_with_state(
             guard::Guard::new(&settings.allowed_hosts, &settings.cors_allow_origin),
             guard::protect,
         ))
+        // Outermost: what is logged while a request is served names it (method and path),
+        // and `--log tower_http=debug` logs each request's start, status and latency.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO)),
+        )
 }
 
 /// Same-origin only unless origins are listed (the original allowed every origin).
