@@ -2,9 +2,11 @@
 //!
 //! Fire times are pure functions of the schedule and a point in time, so the scheduler, the UI
 //! ("next run", crontab preview) and the tests all agree. Interval schedules fire at whole
-//! multiples of their period since the Unix epoch in UTC (every minute at :00, every day at
-//! midnight UTC), as the original aligned them; crontab expressions are standard 5-field
-//! ones, evaluated in UTC.
+//! multiples of their period in UTC (every second, every minute at :00, every hour at :00:00,
+//! every day at midnight UTC), as the original aligned them. `every_week` fires on Mondays and
+//! `every_month` on the 1st, at midnight UTC: calendar weeks and months, not periods counted
+//! from an epoch (which would make weeks start on Thursdays and months drift). Crontab
+//! expressions are standard 5-field ones, evaluated in UTC.
 
 use std::str::FromStr;
 
@@ -63,6 +65,11 @@ pub enum Trigger {
     Cron(Box<Crontab>),
 }
 
+/// A calendar schedule, written as the crontab that says it.
+fn calendar(crontab: &str) -> Result<Option<Trigger>, String> {
+    Crontab::parse(crontab).map(|cron| Some(Trigger::Cron(Box::new(cron))))
+}
+
 impl Trigger {
     /// The trigger of a schedule; `Err` names what is wrong with the crontab.
     pub fn of(schedule: ScraperSchedule, crontab: Option<&str>) -> Result<Option<Trigger>, String> {
@@ -76,6 +83,8 @@ impl Trigger {
                     }
                 }
             }
+            ScraperSchedule::EveryWeek => calendar("0 0 * * MON"),
+            ScraperSchedule::EveryMonth => calendar("0 0 1 * *"),
             interval => Ok(interval.interval().map(Trigger::Interval)),
         }
     }
@@ -238,13 +247,28 @@ mod tests {
             every_day.next_after(at("2026-11-29T10:00:00")),
             Some(at("2026-11-30T00:00:00"))
         );
+    }
+
+    #[test]
+    fn weeks_start_on_monday_and_months_on_the_first_at_midnight_utc() {
+        let every_week = Trigger::of(ScraperSchedule::EveryWeek, None)
+            .unwrap()
+            .unwrap();
+        // 2026-11-29 is a Sunday.
+        assert_eq!(
+            every_week.upcoming(at("2026-11-29T10:00:00"), 2),
+            [at("2026-11-30T00:00:00"), at("2026-12-07T00:00:00")]
+        );
         let every_month = Trigger::of(ScraperSchedule::EveryMonth, None)
             .unwrap()
             .unwrap();
-        let next = every_month.next_after(at("2026-11-29T10:00:00")).unwrap();
         assert_eq!(
-            every_month.next_after(next).unwrap() - next,
-            chrono::Duration::days(30)
+            every_month.upcoming(at("2026-12-01T00:00:00"), 3),
+            [
+                at("2027-01-01T00:00:00"),
+                at("2027-02-01T00:00:00"),
+                at("2027-03-01T00:00:00")
+            ]
         );
     }
 
