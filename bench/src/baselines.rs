@@ -25,7 +25,12 @@ pub struct GraphilePickup {
 }
 
 /// Runs one mode of the graphile-worker script on a fresh database; it prints one JSON line.
-pub async fn graphile<T: serde::de::DeserializeOwned>(script: &Path, admin: &str, mode: &str, count: usize) -> BoxResult<T> {
+pub async fn graphile<T: serde::de::DeserializeOwned>(
+    script: &Path,
+    admin: &str,
+    mode: &str,
+    count: usize,
+) -> BoxResult<T> {
     let database = Database::create(admin, &format!("graphile_{mode}")).await?;
     let output = Command::new("node")
         .arg(script)
@@ -37,10 +42,17 @@ pub async fn graphile<T: serde::de::DeserializeOwned>(script: &Path, admin: &str
     database.drop().await?;
     let output = output?;
     if !output.status.success() {
-        return Err(format!("graphile-worker {mode} failed: {}", String::from_utf8_lossy(&output.stderr)).into());
+        return Err(format!(
+            "graphile-worker {mode} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+        .into());
     }
     let stdout = String::from_utf8(output.stdout)?;
-    let last = stdout.lines().last().ok_or("graphile-worker printed nothing")?;
+    let last = stdout
+        .lines()
+        .last()
+        .ok_or("graphile-worker printed nothing")?;
     Ok(serde_json::from_str(last)?)
 }
 
@@ -52,12 +64,21 @@ pub async fn pgbench(pgbench: &Path, admin: &str, clients: u32, seconds: u32) ->
         {
             use sqlx::Connection;
             let mut connection = sqlx::PgConnection::connect(&database.url).await?;
-            sqlx::query("CREATE TABLE commit_probe (id BIGSERIAL PRIMARY KEY, value INT)").execute(&mut connection).await?;
+            sqlx::query("CREATE TABLE commit_probe (id BIGSERIAL PRIMARY KEY, value INT)")
+                .execute(&mut connection)
+                .await?;
         }
-        let script = std::env::temp_dir().join(format!("sneakpeek-bench-commit-{}.sql", std::process::id()));
+        let script =
+            std::env::temp_dir().join(format!("sneakpeek-bench-commit-{}.sql", std::process::id()));
         std::fs::write(&script, "INSERT INTO commit_probe (value) VALUES (1);\n")?;
         let output = Command::new(pgbench)
-            .args(["--no-vacuum", "--client", &clients.to_string(), "--jobs", &clients.min(2).to_string()])
+            .args([
+                "--no-vacuum",
+                "--client",
+                &clients.to_string(),
+                "--jobs",
+                &clients.min(2).to_string(),
+            ])
             .args(["--time", &seconds.to_string(), "--file"])
             .arg(&script)
             .arg(&database.url)
@@ -66,9 +87,15 @@ pub async fn pgbench(pgbench: &Path, admin: &str, clients: u32, seconds: u32) ->
         let _ = std::fs::remove_file(&script);
         let stdout = String::from_utf8_lossy(&output.stdout);
         if !output.status.success() {
-            return Err(format!("pgbench failed: {}{}", stdout, String::from_utf8_lossy(&output.stderr)).into());
+            return Err(format!(
+                "pgbench failed: {}{}",
+                stdout,
+                String::from_utf8_lossy(&output.stderr)
+            )
+            .into());
         }
-        parse_pgbench_tps(&stdout).ok_or_else(|| format!("no tps in pgbench's output: {stdout}").into())
+        parse_pgbench_tps(&stdout)
+            .ok_or_else(|| format!("no tps in pgbench's output: {stdout}").into())
     }
     .await;
     database.drop().await?;
@@ -77,7 +104,13 @@ pub async fn pgbench(pgbench: &Path, admin: &str, clients: u32, seconds: u32) ->
 
 /// `tps = 812.345678 (without initial connection time)`
 fn parse_pgbench_tps(output: &str) -> Option<f64> {
-    output.lines().find_map(|line| line.strip_prefix("tps = ")?.split_whitespace().next()?.parse().ok())
+    output.lines().find_map(|line| {
+        line.strip_prefix("tps = ")?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    })
 }
 
 /// The figure `engine/benches/extract.rs` prints: `extract: … , 1234 pages/s`.
@@ -85,7 +118,14 @@ pub fn parse_extract(output: &str) -> Option<f64> {
     output
         .lines()
         .filter(|line| line.starts_with("extract:"))
-        .find_map(|line| line.trim_end().strip_suffix(" pages/s")?.rsplit(' ').next()?.parse().ok())
+        .find_map(|line| {
+            line.trim_end()
+                .strip_suffix(" pages/s")?
+                .rsplit(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
 }
 
 #[cfg(test)]
@@ -94,7 +134,8 @@ mod tests {
 
     #[test]
     fn reads_the_figures_other_programs_print() {
-        let pgbench = "latency average = 3.9 ms\ntps = 255.123456 (without initial connection time)\n";
+        let pgbench =
+            "latency average = 3.9 ms\ntps = 255.123456 (without initial connection time)\n";
         assert_eq!(parse_pgbench_tps(pgbench), Some(255.123456));
         let extract = "Running benches/extract.rs\nextract: 5000 pages of 20 KB, 5 fields, concurrency 16: 2.10 s, 2381 pages/s\n";
         assert_eq!(parse_extract(extract), Some(2381.0));

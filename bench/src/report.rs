@@ -52,7 +52,14 @@ pub struct RowBuilder<'a> {
 }
 
 impl Report {
-    pub fn add(&mut self, workload: &str, metric: &str, unit: &str, ours: f64, better: Better) -> RowBuilder<'_> {
+    pub fn add(
+        &mut self,
+        workload: &str,
+        metric: &str,
+        unit: &str,
+        ours: f64,
+        better: Better,
+    ) -> RowBuilder<'_> {
         let row = Row {
             workload: workload.to_owned(),
             metric: metric.to_owned(),
@@ -70,7 +77,9 @@ impl Report {
 
     /// A fixed-width text table.
     pub fn table(&self) -> String {
-        let header = ["workload", "metric", "ours", "baseline", "theirs", "ratio", "goal"];
+        let header = [
+            "workload", "metric", "ours", "baseline", "theirs", "ratio", "goal",
+        ];
         let cells: Vec<[String; 7]> = self
             .rows
             .iter()
@@ -79,9 +88,14 @@ impl Report {
                     row.workload.clone(),
                     row.metric.clone(),
                     format!("{} {}", number(row.ours), row.unit),
-                    row.baseline.as_ref().map_or(String::new(), |baseline| baseline.name.clone()),
-                    row.baseline.as_ref().map_or(String::new(), |baseline| format!("{} {}", number(baseline.value), row.unit)),
-                    row.ratio.map_or(String::new(), |ratio| format!("{ratio:.2}x")),
+                    row.baseline
+                        .as_ref()
+                        .map_or(String::new(), |baseline| baseline.name.clone()),
+                    row.baseline.as_ref().map_or(String::new(), |baseline| {
+                        format!("{} {}", number(baseline.value), row.unit)
+                    }),
+                    row.ratio
+                        .map_or(String::new(), |ratio| format!("{ratio:.2}x")),
                     goal_cell(row),
                 ]
             })
@@ -125,9 +139,18 @@ impl Report {
                 row.metric,
                 number(row.ours),
                 row.unit,
-                row.baseline.as_ref().map_or(String::new(), |baseline| baseline.name.clone()),
-                row.baseline.as_ref().map_or(String::new(), |baseline| format!("{} {}", number(baseline.value), row.unit)),
-                row.ratio.map_or(String::new(), |ratio| format!("{ratio:.2}x")),
+                row.baseline
+                    .as_ref()
+                    .map_or(String::new(), |baseline| baseline.name.clone()),
+                row.baseline
+                    .as_ref()
+                    .map_or(String::new(), |baseline| format!(
+                        "{} {}",
+                        number(baseline.value),
+                        row.unit
+                    )),
+                row.ratio
+                    .map_or(String::new(), |ratio| format!("{ratio:.2}x")),
                 goal_cell(row),
             );
         }
@@ -143,7 +166,10 @@ impl RowBuilder<'_> {
             Better::Lower if ours > 0.0 => Some(value / ours),
             _ => None,
         };
-        self.row.baseline = Some(Baseline { name: name.to_owned(), value });
+        self.row.baseline = Some(Baseline {
+            name: name.to_owned(),
+            value,
+        });
         self
     }
 
@@ -167,7 +193,13 @@ impl RowBuilder<'_> {
 impl Drop for RowBuilder<'_> {
     fn drop(&mut self) {
         let row = self.row.clone();
-        println!("  {}: {} = {} {}", row.workload, row.metric, number(row.ours), row.unit);
+        println!(
+            "  {}: {} = {} {}",
+            row.workload,
+            row.metric,
+            number(row.ours),
+            row.unit
+        );
         self.report.rows.push(row);
     }
 }
@@ -180,7 +212,11 @@ fn goal_cell(row: &Row) -> String {
                 Better::Lower => "<=",
                 Better::Exact => "=",
             };
-            format!("{relation} {} {}", number(goal), if met { "met" } else { "MISSED" })
+            format!(
+                "{relation} {} {}",
+                number(goal),
+                if met { "met" } else { "MISSED" }
+            )
         }
         _ => String::new(),
     }
@@ -232,8 +268,14 @@ mod tests {
     #[test]
     fn ratios_say_how_many_times_better_ours_is() {
         let mut report = Report::default();
-        report.add("queue", "rate", "jobs/s", 2000.0, Better::Higher).baseline("peer", 500.0).goal(1000.0);
-        report.add("pickup", "p50", "ms", 5.0, Better::Lower).baseline("peer", 20.0).goal(1.0);
+        report
+            .add("queue", "rate", "jobs/s", 2000.0, Better::Higher)
+            .baseline("peer", 500.0)
+            .goal(1000.0);
+        report
+            .add("pickup", "p50", "ms", 5.0, Better::Lower)
+            .baseline("peer", 20.0)
+            .goal(1.0);
         assert_eq!(report.rows[0].ratio, Some(4.0));
         assert_eq!(report.rows[0].goal_met, Some(true));
         assert_eq!(report.rows[1].ratio, Some(4.0));

@@ -17,8 +17,16 @@ pub fn of_process(process: &str) -> BoxResult<Memory> {
             .lines()
             .find(|line| line.starts_with(name))
             .ok_or_else(|| format!("no {name} in /proc/{process}/status"))?;
-        let kib: f64 = line.trim_start_matches(name).trim().trim_end_matches("kB").trim().parse()?;
+        let kib: f64 = line
+            .trim_start_matches(name)
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()?;
         Ok(kib / 1024.0)
     };
-    Ok(Memory { rss_mib: field("VmRSS:")?, peak_mib: field("VmHWM:")? })
+    Ok(Memory {
+        rss_mib: field("VmRSS:")?,
+        peak_mib: field("VmHWM:")?,
+    })
 }

@@ -27,7 +27,10 @@ impl std::ops::Add for Size {
     type Output = Size;
 
     fn add(self, other: Size) -> Size {
-        Size { raw: self.raw + other.raw, gzip: self.gzip + other.gzip }
+        Size {
+            raw: self.raw + other.raw,
+            gzip: self.gzip + other.gzip,
+        }
     }
 }
 
@@ -43,38 +46,66 @@ pub struct WasmWeight {
 /// Weighs the wasm under `pkg`, the site's package directory.
 pub fn wasm_weight(pkg: &Path) -> BoxResult<WasmWeight> {
     let built_by = "built by `cargo leptos build --release --split`";
-    let manifest = std::fs::read_to_string(pkg.join(SPLIT_MANIFEST))
-        .map_err(|error| format!("{}: {error} ({built_by})", pkg.join(SPLIT_MANIFEST).display()))?;
+    let manifest = std::fs::read_to_string(pkg.join(SPLIT_MANIFEST)).map_err(|error| {
+        format!(
+            "{}: {error} ({built_by})",
+            pkg.join(SPLIT_MANIFEST).display()
+        )
+    })?;
     // Route (split) name -> the modules it needs, named without `.wasm`.
     let routes: BTreeMap<String, BTreeSet<String>> = serde_json::from_str(&manifest)?;
     let mut sizes = BTreeMap::new();
-    let modules: BTreeSet<String> = routes.values().flatten().map(|module| format!("{module}.wasm")).collect();
+    let modules: BTreeSet<String> = routes
+        .values()
+        .flatten()
+        .map(|module| format!("{module}.wasm"))
+        .collect();
     for module in modules.iter().map(String::as_str).chain([MAIN]) {
-        let bytes = std::fs::read(pkg.join(module)).map_err(|error| format!("{module}: {error} ({built_by})"))?;
+        let bytes = std::fs::read(pkg.join(module))
+            .map_err(|error| format!("{module}: {error} ({built_by})"))?;
         sizes.insert(module.to_owned(), size_of(&bytes)?);
     }
     let main = sizes[MAIN];
     let heaviest_page = routes
         .iter()
         .map(|(split, modules)| {
-            let load = modules.iter().fold(main, |total, module| total + sizes[&format!("{module}.wasm")]);
+            let load = modules.iter().fold(main, |total, module| {
+                total + sizes[&format!("{module}.wasm")]
+            });
             (route_name(split), load)
         })
         .max_by(|(_, a), (_, b)| a.gzip.total_cmp(&b.gzip))
         .unwrap_or_else(|| ("(no lazy routes)".to_owned(), main));
-    let all = sizes.values().fold(Size::default(), |total, size| total + *size);
-    Ok(WasmWeight { main, heaviest_page, all })
+    let all = sizes
+        .values()
+        .fold(Size::default(), |total, size| total + *size);
+    Ok(WasmWeight {
+        main,
+        heaviest_page,
+        all,
+    })
 }
 
 /// A split's name without the hash that makes it unique: `__job_page_view_1234` -> `job_page`.
 fn route_name(split: &str) -> String {
-    let name = split.rsplit_once('_').map_or(split, |(name, hash)| if hash.bytes().all(|b| b.is_ascii_digit()) { name } else { split });
-    name.trim_start_matches('_').trim_end_matches("_view").to_owned()
+    let name = split.rsplit_once('_').map_or(split, |(name, hash)| {
+        if hash.bytes().all(|b| b.is_ascii_digit()) {
+            name
+        } else {
+            split
+        }
+    });
+    name.trim_start_matches('_')
+        .trim_end_matches("_view")
+        .to_owned()
 }
 
 fn size_of(bytes: &[u8]) -> BoxResult<Size> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     encoder.write_all(bytes)?;
     let compressed = encoder.finish()?;
-    Ok(Size { raw: bytes.len() as f64 / 1024.0, gzip: compressed.len() as f64 / 1024.0 })
+    Ok(Size {
+        raw: bytes.len() as f64 / 1024.0,
+        gzip: compressed.len() as f64 / 1024.0,
+    })
 }

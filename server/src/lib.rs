@@ -142,7 +142,9 @@ async fn seed_scrapers(
     {
         let name = scraper.name.clone();
         match storages.scrapers.create_scraper(scraper).await {
-            Ok(created) => tracing::info!(id = created.id, name = %created.name, "created scraper from the scrapers file"),
+            Ok(created) => {
+                tracing::info!(id = created.id, name = %created.name, "created scraper from the scrapers file")
+            }
             Err(engine::Error::ReadOnly) => return Err(StartupError::SeedReadOnly { name }),
             Err(source) => return Err(StartupError::Seed { name, source }),
         }

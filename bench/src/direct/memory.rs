@@ -26,11 +26,19 @@ pub struct Footprint {
 /// Runs the probe in a child process and returns what it measured.
 pub async fn measure(scrapers: usize, jobs_per_scraper: usize) -> BoxResult<Footprint> {
     let output = tokio::process::Command::new(std::env::current_exe()?)
-        .args(["memory-probe", &scrapers.to_string(), &jobs_per_scraper.to_string()])
+        .args([
+            "memory-probe",
+            &scrapers.to_string(),
+            &jobs_per_scraper.to_string(),
+        ])
         .output()
         .await?;
     if !output.status.success() {
-        return Err(format!("the memory probe failed: {}", String::from_utf8_lossy(&output.stderr)).into());
+        return Err(format!(
+            "the memory probe failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+        .into());
     }
     Ok(serde_json::from_slice(&output.stdout)?)
 }
@@ -39,14 +47,22 @@ pub async fn measure(scrapers: usize, jobs_per_scraper: usize) -> BoxResult<Foot
 /// the footprint as JSON.
 pub async fn probe(scrapers: usize, jobs_per_scraper: usize) -> BoxResult<()> {
     let (engine, runs) = engine(Storages::in_memory(Vec::new(), false))?;
-    let background = engine.start(Some(SchedulerSettings::default()), Some(WorkerSettings::default()));
+    let background = engine.start(
+        Some(SchedulerSettings::default()),
+        Some(WorkerSettings::default()),
+    );
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_mib = crate::rss::of_process("self")?.rss_mib;
 
     let ids: Vec<i64> = stream::iter(0..scrapers)
         .map(|_| {
             let engine = engine.clone();
-            async move { engine.create_scraper(scraper(-1, ScraperSchedule::Inactive)).await.map(|created| created.id) }
+            async move {
+                engine
+                    .create_scraper(scraper(-1, ScraperSchedule::Inactive))
+                    .await
+                    .map(|created| created.id)
+            }
         })
         .buffer_unordered(16)
         .try_collect()
@@ -54,10 +70,20 @@ pub async fn probe(scrapers: usize, jobs_per_scraper: usize) -> BoxResult<()> {
     // Each round runs every scraper once; a scraper may have only one active job.
     for round in 1..=jobs_per_scraper {
         for &id in &ids {
-            engine.enqueue_scraper(id, ScraperJobPriority::Normal).await?;
+            engine
+                .enqueue_scraper(id, ScraperJobPriority::Normal)
+                .await?;
         }
-        runs.wait_for(round * scrapers, Duration::from_secs(300)).await?;
-        while engine.storages().jobs.count_finished_jobs(chrono::DateTime::UNIX_EPOCH).await?.iter().map(|count| count.count).sum::<u64>()
+        runs.wait_for(round * scrapers, Duration::from_secs(300))
+            .await?;
+        while engine
+            .storages()
+            .jobs
+            .count_finished_jobs(chrono::DateTime::UNIX_EPOCH)
+            .await?
+            .iter()
+            .map(|count| count.count)
+            .sum::<u64>()
             < (round * scrapers) as u64
         {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -66,7 +92,12 @@ pub async fn probe(scrapers: usize, jobs_per_scraper: usize) -> BoxResult<()> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let loaded_mib = crate::rss::of_process("self")?.rss_mib;
     background.stop().await;
-    let footprint = Footprint { idle_mib, loaded_mib, scrapers, jobs: scrapers * jobs_per_scraper };
+    let footprint = Footprint {
+        idle_mib,
+        loaded_mib,
+        scrapers,
+        jobs: scrapers * jobs_per_scraper,
+    };
     println!("{}", serde_json::to_string(&footprint)?);
     Ok(())
 }

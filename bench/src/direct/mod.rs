@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use engine::model::{Scraper, ScraperSchedule};
-use engine::scraper::{HandlerError, Handlers, MiddlewareSettings, Runtime, ScraperContext, ScraperHandler};
+use engine::scraper::{
+    HandlerError, Handlers, MiddlewareSettings, Runtime, ScraperContext, ScraperHandler,
+};
 use engine::storage::Storages;
 use engine::Engine;
 use serde_json::json;
@@ -49,8 +51,17 @@ impl Runs {
             }
         })
         .await
-        .map_err(|_| format!("only {} of {target} runs started within {timeout:?}", self.count()))?;
-        Ok(self.last_start.lock().expect("not poisoned").expect("a run started"))
+        .map_err(|_| {
+            format!(
+                "only {} of {target} runs started within {timeout:?}",
+                self.count()
+            )
+        })?;
+        Ok(self
+            .last_start
+            .lock()
+            .expect("not poisoned")
+            .expect("a run started"))
     }
 }
 
@@ -79,7 +90,14 @@ pub fn engine(storages: Storages) -> BoxResult<(Engine, Arc<Runs>)> {
     let runs = Arc::new(Runs::default());
     let mut handlers = Handlers::default();
     handlers.register(Noop(runs.clone()));
-    Ok((Engine::new(storages, handlers, Runtime::new(MiddlewareSettings::default())?), runs))
+    Ok((
+        Engine::new(
+            storages,
+            handlers,
+            Runtime::new(MiddlewareSettings::default())?,
+        ),
+        runs,
+    ))
 }
 
 /// A scraper of the `noop` handler with this id (`-1`: to be assigned on create).

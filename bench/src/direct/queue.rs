@@ -35,8 +35,12 @@ pub async fn burn_down(store: &Store<'_>, jobs: usize) -> BoxResult<BurnDown> {
         .map(|id| {
             let jobs = storages.jobs.clone();
             async move {
-                jobs.add_scraper_job(&scraper(id, ScraperSchedule::Inactive), ScraperJobPriority::Normal, EnqueueOrigin::Manual)
-                    .await
+                jobs.add_scraper_job(
+                    &scraper(id, ScraperSchedule::Inactive),
+                    ScraperJobPriority::Normal,
+                    EnqueueOrigin::Manual,
+                )
+                .await
             }
         })
         .buffer_unordered(ENQUEUERS)
@@ -50,7 +54,13 @@ pub async fn burn_down(store: &Store<'_>, jobs: usize) -> BoxResult<BurnDown> {
     runs.wait_for(jobs, Duration::from_secs(600)).await?;
     // The last handlers have run; the drain ends when their jobs are recorded as finished.
     loop {
-        let finished: u64 = storages.jobs.count_finished_jobs(since).await?.iter().map(|count| count.count).sum();
+        let finished: u64 = storages
+            .jobs
+            .count_finished_jobs(since)
+            .await?
+            .iter()
+            .map(|count| count.count)
+            .sum();
         if finished >= jobs as u64 {
             break;
         }
@@ -83,13 +93,22 @@ pub async fn pickup(store: &Store<'_>, samples: usize) -> BoxResult<Vec<Duration
     for index in 0..WARM_UP + samples {
         let snapshot = scraper(index as i64 + 1, ScraperSchedule::Inactive);
         let enqueued = Instant::now();
-        let job = storages.jobs.add_scraper_job(&snapshot, ScraperJobPriority::Normal, EnqueueOrigin::Manual).await?;
+        let job = storages
+            .jobs
+            .add_scraper_job(&snapshot, ScraperJobPriority::Normal, EnqueueOrigin::Manual)
+            .await?;
         let started = runs.wait_for(index + 1, Duration::from_secs(30)).await?;
         if index >= WARM_UP {
             latencies.push(started.duration_since(enqueued));
         }
         // Idle again before the next sample: the job is finished and the worker waits.
-        while !storages.jobs.get_scraper_job(job.scraper.id, job.id).await?.status.is_finished() {
+        while !storages
+            .jobs
+            .get_scraper_job(job.scraper.id, job.id)
+            .await?
+            .status
+            .is_finished()
+        {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         tokio::time::sleep(Duration::from_millis(2)).await;

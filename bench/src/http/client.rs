@@ -25,7 +25,8 @@ impl Client {
     pub async fn connect(address: SocketAddr) -> BoxResult<Client> {
         let stream = tokio::net::TcpStream::connect(address).await?;
         stream.set_nodelay(true)?;
-        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
             // Ends when the server closes the connection or the client is dropped.
             let _ = connection.await;
@@ -34,7 +35,12 @@ impl Client {
     }
 
     /// Sends a request and returns the status and the whole body.
-    pub async fn send(&mut self, method: Method, path: &str, body: Bytes) -> BoxResult<(u16, Bytes)> {
+    pub async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> BoxResult<(u16, Bytes)> {
         self.sender.ready().await?;
         let request = Request::builder()
             .method(method)
@@ -50,9 +56,15 @@ impl Client {
 
     /// Calls a JsonRPC method.
     pub async fn call(&mut self, method: &str, params: Value) -> BoxResult<Outcome> {
-        let (status, body) = self.send(Method::POST, "/api/v1/jsonrpc", request(method, params)).await?;
+        let (status, body) = self
+            .send(Method::POST, "/api/v1/jsonrpc", request(method, params))
+            .await?;
         if status != 200 {
-            return Err(format!("{method}: HTTP {status}: {}", String::from_utf8_lossy(&body)).into());
+            return Err(format!(
+                "{method}: HTTP {status}: {}",
+                String::from_utf8_lossy(&body)
+            )
+            .into());
         }
         let mut response: Value = serde_json::from_slice(&body)?;
         Ok(match response.get_mut("result") {
@@ -63,7 +75,9 @@ impl Client {
 
     /// Calls a method that must succeed.
     pub async fn ok(&mut self, method: &str, params: Value) -> BoxResult<Value> {
-        self.call(method, params).await?.map_err(|error| format!("{method}: {error}").into())
+        self.call(method, params)
+            .await?
+            .map_err(|error| format!("{method}: {error}").into())
     }
 }
 

@@ -28,19 +28,30 @@ pub struct Trivial {
 impl Trivial {
     /// Ours has no do-nothing handler built in: a script whose value is an empty string.
     pub fn ours() -> Trivial {
-        Trivial { handler: "script", params: json!({"source": "\"\""}) }
+        Trivial {
+            handler: "script",
+            params: json!({"source": "\"\""}),
+        }
     }
 
     /// The original's start script registers `noop`.
     pub fn original() -> Trivial {
-        Trivial { handler: "noop", params: json!({}) }
+        Trivial {
+            handler: "noop",
+            params: json!({}),
+        }
     }
 }
 
 const FINISHED: [&str; 4] = ["succeeded", "failed", "killed", "dead"];
 
 /// Creates `count` inactive scrapers over the API, `clients` at a time; returns their ids.
-pub async fn create_scrapers(address: SocketAddr, count: usize, clients: usize, trivial: &Trivial) -> BoxResult<Vec<i64>> {
+pub async fn create_scrapers(
+    address: SocketAddr,
+    count: usize,
+    clients: usize,
+    trivial: &Trivial,
+) -> BoxResult<Vec<i64>> {
     let mut connections = Vec::with_capacity(clients);
     for _ in 0..clients {
         connections.push(Client::connect(address).await?);
@@ -73,8 +84,16 @@ pub struct Load {
 }
 
 /// `get_scraper` of the given scrapers in turn, from `clients` connections for `duration`.
-pub async fn get_scraper_load(address: SocketAddr, ids: &[i64], clients: usize, duration: Duration) -> BoxResult<Load> {
-    let bodies: Vec<bytes::Bytes> = ids.iter().map(|id| client::request("get_scraper", json!({"id": id}))).collect();
+pub async fn get_scraper_load(
+    address: SocketAddr,
+    ids: &[i64],
+    clients: usize,
+    duration: Duration,
+) -> BoxResult<Load> {
+    let bodies: Vec<bytes::Bytes> = ids
+        .iter()
+        .map(|id| client::request("get_scraper", json!({"id": id})))
+        .collect();
     let deadline = Instant::now() + duration;
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -87,7 +106,13 @@ pub async fn get_scraper_load(address: SocketAddr, ids: &[i64], clients: usize, 
             let mut next = index;
             while Instant::now() < deadline {
                 let sent = Instant::now();
-                let (status, body) = client.send(Method::POST, "/api/v1/jsonrpc", bodies[next % bodies.len()].clone()).await?;
+                let (status, body) = client
+                    .send(
+                        Method::POST,
+                        "/api/v1/jsonrpc",
+                        bodies[next % bodies.len()].clone(),
+                    )
+                    .await?;
                 latencies.push(sent.elapsed());
                 // A cheap check that the call succeeded: the answer has a result.
                 if status != 200 || !body.windows(9).any(|window| window == b"\"result\":") {
@@ -116,7 +141,11 @@ pub async fn get_scraper_load(address: SocketAddr, ids: &[i64], clients: usize, 
 /// Enqueue-and-wait cycles: each client enqueues its own scraper, polls `get_scraper_job`
 /// until the job is finished, and starts over. Returns cycles and requests per second, and
 /// the 99th percentile of a whole cycle.
-pub async fn enqueue_cycles(address: SocketAddr, ids: &[i64], duration: Duration) -> BoxResult<(f64, Load)> {
+pub async fn enqueue_cycles(
+    address: SocketAddr,
+    ids: &[i64],
+    duration: Duration,
+) -> BoxResult<(f64, Load)> {
     let deadline = Instant::now() + duration;
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -127,10 +156,17 @@ pub async fn enqueue_cycles(address: SocketAddr, ids: &[i64], duration: Duration
             let mut requests = 0usize;
             while Instant::now() < deadline {
                 let cycle = Instant::now();
-                let job = client.ok("enqueue_scraper", json!({"scraper_id": id, "priority": 0})).await?;
+                let job = client
+                    .ok("enqueue_scraper", json!({"scraper_id": id, "priority": 0}))
+                    .await?;
                 requests += 1;
                 loop {
-                    let current = client.ok("get_scraper_job", json!({"scraper_id": id, "job_id": job["id"]})).await?;
+                    let current = client
+                        .ok(
+                            "get_scraper_job",
+                            json!({"scraper_id": id, "job_id": job["id"]}),
+                        )
+                        .await?;
                     requests += 1;
                     if is_finished(&current) {
                         break;
@@ -153,19 +189,31 @@ pub async fn enqueue_cycles(address: SocketAddr, ids: &[i64], duration: Duration
     let cycles_per_second = cycles.len() as f64 / elapsed;
     Ok((
         cycles_per_second,
-        Load { requests_per_second: requests as f64 / elapsed, p99_ms: crate::direct::quantile_ms(&mut cycles, 0.99), errors: 0 },
+        Load {
+            requests_per_second: requests as f64 / elapsed,
+            p99_ms: crate::direct::quantile_ms(&mut cycles, 0.99),
+            errors: 0,
+        },
     ))
 }
 
 /// Enqueues one job at a time (cycling through the scrapers) and reads how long each waited
 /// in the queue by the server's clock. `poll` paces the client's status checks.
-pub async fn pickup(address: SocketAddr, ids: &[i64], samples: usize, poll: Duration) -> BoxResult<Vec<Duration>> {
+pub async fn pickup(
+    address: SocketAddr,
+    ids: &[i64],
+    samples: usize,
+    poll: Duration,
+) -> BoxResult<Vec<Duration>> {
     let mut client = Client::connect(address).await?;
     let mut latencies = Vec::with_capacity(samples);
     for sample in 0..samples {
         let id = ids[sample % ids.len()];
-        let job = client.ok("enqueue_scraper", json!({"scraper_id": id, "priority": 0})).await?;
-        let done = wait_finished(&mut client, id, job["id"].as_i64().ok_or("a job id")?, poll).await?;
+        let job = client
+            .ok("enqueue_scraper", json!({"scraper_id": id, "priority": 0}))
+            .await?;
+        let done =
+            wait_finished(&mut client, id, job["id"].as_i64().ok_or("a job id")?, poll).await?;
         let created = timestamp(&done["created_at"])?;
         let started = timestamp(&done["started_at"])?;
         latencies.push((started - created).to_std().unwrap_or(Duration::ZERO));
@@ -175,14 +223,24 @@ pub async fn pickup(address: SocketAddr, ids: &[i64], samples: usize, poll: Dura
 
 /// Enqueues one job for each scraper over `clients` connections and polls until all are
 /// finished; returns the time from the first enqueue to the last finish seen.
-pub async fn end_to_end(address: SocketAddr, ids: &[i64], clients: usize, poll: Duration) -> BoxResult<Duration> {
+pub async fn end_to_end(
+    address: SocketAddr,
+    ids: &[i64],
+    clients: usize,
+    poll: Duration,
+) -> BoxResult<Duration> {
     let started = Instant::now();
-    let chunks: Vec<Vec<i64>> = ids.chunks(ids.len().div_ceil(clients)).map(<[i64]>::to_vec).collect();
+    let chunks: Vec<Vec<i64>> = ids
+        .chunks(ids.len().div_ceil(clients))
+        .map(<[i64]>::to_vec)
+        .collect();
     let runs = chunks.into_iter().map(|chunk| async move {
         let mut client = Client::connect(address).await?;
         let mut jobs = Vec::new();
         for id in chunk {
-            let job = client.ok("enqueue_scraper", json!({"scraper_id": id, "priority": 0})).await?;
+            let job = client
+                .ok("enqueue_scraper", json!({"scraper_id": id, "priority": 0}))
+                .await?;
             jobs.push((id, job["id"].as_i64().ok_or("a job id")?));
         }
         for (id, job) in jobs {
@@ -201,8 +259,15 @@ pub async fn settle(address: SocketAddr, ids: &[i64], timeout: Duration) -> BoxR
     let mut client = Client::connect(address).await?;
     for &id in ids {
         loop {
-            let jobs = client.ok("get_scraper_jobs", json!({"scraper_id": id})).await?;
-            if jobs.as_array().ok_or("a list of jobs")?.iter().all(is_finished) {
+            let jobs = client
+                .ok("get_scraper_jobs", json!({"scraper_id": id}))
+                .await?;
+            if jobs
+                .as_array()
+                .ok_or("a list of jobs")?
+                .iter()
+                .all(is_finished)
+            {
                 break;
             }
             if Instant::now() > deadline {
@@ -232,30 +297,47 @@ pub async fn render(address: SocketAddr, samples: usize) -> BoxResult<(Vec<Durat
 }
 
 /// Polls the scraper's jobs (the one method both servers have) until `job` is finished.
-async fn wait_finished(client: &mut Client, scraper_id: i64, job: i64, poll: Duration) -> BoxResult<Value> {
+async fn wait_finished(
+    client: &mut Client,
+    scraper_id: i64,
+    job: i64,
+    poll: Duration,
+) -> BoxResult<Value> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let jobs = client.ok("get_scraper_jobs", json!({"scraper_id": scraper_id})).await?;
+        let jobs = client
+            .ok("get_scraper_jobs", json!({"scraper_id": scraper_id}))
+            .await?;
         let current = jobs
             .as_array()
-            .and_then(|jobs| jobs.iter().find(|candidate| candidate["id"].as_i64() == Some(job)))
+            .and_then(|jobs| {
+                jobs.iter()
+                    .find(|candidate| candidate["id"].as_i64() == Some(job))
+            })
             .ok_or_else(|| format!("job {job} of scraper {scraper_id} is missing"))?;
         if is_finished(current) {
             return Ok(current.clone());
         }
         if Instant::now() > deadline {
-            return Err(format!("job {job} of scraper {scraper_id} did not finish within two minutes").into());
+            return Err(format!(
+                "job {job} of scraper {scraper_id} did not finish within two minutes"
+            )
+            .into());
         }
         tokio::time::sleep(poll).await;
     }
 }
 
 fn is_finished(job: &Value) -> bool {
-    job["status"].as_str().is_some_and(|status| FINISHED.contains(&status))
+    job["status"]
+        .as_str()
+        .is_some_and(|status| FINISHED.contains(&status))
 }
 
 /// The wire's timestamps: ISO 8601 without a zone, UTC.
 fn timestamp(value: &Value) -> BoxResult<NaiveDateTime> {
-    let text = value.as_str().ok_or_else(|| format!("a timestamp, not {value}"))?;
+    let text = value
+        .as_str()
+        .ok_or_else(|| format!("a timestamp, not {value}"))?;
     Ok(NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")?)
 }

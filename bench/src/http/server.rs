@@ -41,13 +41,20 @@ impl Launchers {
         if let Some(url) = database_url {
             command.args(["--database-url", url]);
         }
-        let name = if database_url.is_some() { "ours-postgres" } else { "ours-memory" };
+        let name = if database_url.is_some() {
+            "ours-postgres"
+        } else {
+            "ours-memory"
+        };
         Server::start(command, port, &self.logs.join(format!("{name}.log"))).await
     }
 
     pub async fn original(&self, port: u16) -> BoxResult<Server> {
         let mut command = Command::new(&self.python);
-        command.arg(&self.original).arg(port.to_string()).arg((port + 1).to_string());
+        command
+            .arg(&self.original)
+            .arg(port.to_string())
+            .arg((port + 1).to_string());
         Server::start(command, port, &self.logs.join("original.log")).await
     }
 }
@@ -61,11 +68,18 @@ impl Server {
             .stderr(output)
             .kill_on_drop(true)
             .spawn()?;
-        let mut server = Server { child, address: SocketAddr::from(([127, 0, 0, 1], port)) };
+        let mut server = Server {
+            child,
+            address: SocketAddr::from(([127, 0, 0, 1], port)),
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = server.child.try_wait()? {
-                return Err(format!("the server exited at start ({status}); see {}", log.display()).into());
+                return Err(format!(
+                    "the server exited at start ({status}); see {}",
+                    log.display()
+                )
+                .into());
             }
             if let Ok(mut client) = Client::connect(server.address).await {
                 if client.ok("is_read_only", json!({})).await.is_ok() {
@@ -74,7 +88,11 @@ impl Server {
             }
             if Instant::now() > deadline {
                 server.stop().await;
-                return Err(format!("the server did not answer within a minute; see {}", log.display()).into());
+                return Err(format!(
+                    "the server did not answer within a minute; see {}",
+                    log.display()
+                )
+                .into());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
