@@ -17,11 +17,17 @@ use serde::{Deserialize, Serialize};
 /// One invalid field of a request: where it is (`["scraper", "schedule_crontab"]`) and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldError {
+    /// Path to the field in the request's params, outermost first (`["scraper", "name"]`); the
+    /// `loc` of a JsonRPC `data.errors` entry.
     pub loc: Vec<String>,
+    /// Why the value is refused, for a person (`"required when the schedule is crontab"`); the
+    /// entry's `msg`.
     pub msg: String,
 }
 
 impl FieldError {
+    /// A field error at the path `loc` (e.g. `&["scraper", "timeout_seconds"]`) with the reason
+    /// `msg`.
     pub fn new(loc: &[&str], msg: impl Into<String>) -> Self {
         FieldError {
             loc: loc.iter().map(|part| (*part).to_owned()).collect(),
@@ -39,6 +45,8 @@ pub struct Cause {
 }
 
 impl Cause {
+    /// A cause wrapping `error` (an error, or a message saying what is wrong), not yet saying what
+    /// was being done; [`Error::context`] adds that.
     pub fn new(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Cause {
             doing: None,
@@ -79,26 +87,44 @@ impl PartialEq for Cause {
     }
 }
 
+/// Why an engine operation failed. Each variant has a stable JsonRPC code ([`Error::code`]),
+/// a message clients may match (its `Display`, the reply's `message`) and possibly the `data`
+/// that goes with it ([`Error::data`]).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Error {
+    /// No scraper has this id (code 5000); the data is the id.
     #[error("Scraper not found")]
     ScraperNotFound(i64),
+    /// The scraper has no job with this id (code 5001); the data is the job id.
     #[error("Scraper job not found")]
     ScraperJobNotFound(i64),
+    /// The scraper already has a pending or started job, so no other may be queued (code 10000).
     #[error("Scraper has active jobs")]
     ScraperHasActiveRun,
+    /// A heartbeat for a job still pending (code 10001): it was handed back to the queue or never
+    /// claimed. Between workers and the queue only; the API never returns it.
     #[error("Failed to ping not started scraper job")]
     PingNotStarted,
+    /// A heartbeat for a job already finished, killed or declared dead (code 10002): its worker
+    /// should stop the handler. Between workers and the queue only.
     #[error("Tried to ping finished scraper job")]
     PingFinished,
+    /// The job ran longer than its scraper's `timeout_seconds` (code 10003); its text starts the
+    /// result of the failed job. Never returned by the API.
     #[error("Scraper job has timed out")]
     JobTimedOut,
+    /// No handler of this name runs on this server (code 10004); the data is `{"handler": name}`.
     #[error("Unknown scraper handler")]
     UnknownHandler(String),
+    /// The scraper's settings are invalid (code 10005); the data is `{"errors": [...]}`, one
+    /// [`FieldError`] per problem.
     #[error("Invalid scraper")]
     InvalidScraper(Vec<FieldError>),
+    /// The server runs with `--read-only`: the scrapers list cannot be created, changed or deleted
+    /// (code 5002).
     #[error("Storage is read-only")]
     ReadOnly,
+    /// The job has already finished, so it cannot be killed (code 10006); the data is the job id.
     #[error("Scraper job is not active")]
     JobNotActive(i64),
     /// As many ephemeral runs as allowed are pending or running; the limit is the data.
@@ -199,6 +225,7 @@ impl Error {
     }
 }
 
+/// The result of engine operations: [`Error`] unless said otherwise.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// `error` and its causes on one line, outermost first: what a log line or an operator

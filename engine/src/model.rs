@@ -31,18 +31,25 @@ pub enum ScraperSchedule {
     /// Never runs by itself; only when enqueued by a user.
     #[default]
     Inactive,
+    /// `every_second`: fires at every whole second.
     EverySecond,
+    /// `every_minute`: fires at the start of every minute (:00), UTC.
     EveryMinute,
+    /// `every_hour`: fires at the start of every hour (:00:00), UTC.
     EveryHour,
+    /// `every_day`: fires every day at midnight UTC.
     EveryDay,
+    /// `every_week`: fires on Mondays at midnight UTC.
     EveryWeek,
-    /// Every 30 days, as in the original.
+    /// `every_month`: fires on the 1st of every month at midnight UTC (the original counted
+    /// 30 days from an arbitrary start).
     EveryMonth,
     /// A standard 5-field crontab expression in `Scraper::schedule_crontab`, evaluated in UTC.
     Crontab,
 }
 
 impl ScraperSchedule {
+    /// Every schedule in wire order: what `get_schedules` returns and the UI offers.
     pub const ALL: [ScraperSchedule; 8] = [
         Self::Inactive,
         Self::EverySecond,
@@ -108,8 +115,12 @@ impl fmt::Display for ScraperSchedule {
 // when the enum has a `repr`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), repr(i16))]
 pub enum ScraperJobPriority {
+    /// `0`: dequeued before any other job.
     Utmost = 0,
+    /// `1`: dequeued after utmost jobs, before normal ones.
     High = 1,
+    /// `2`: the default, dequeued last; scheduled jobs get it unless the scraper's
+    /// `schedule_priority` says otherwise.
     #[default]
     Normal = 2,
 }
@@ -118,6 +129,7 @@ impl ScraperJobPriority {
     /// Dequeue order: highest priority first.
     pub const ALL: [ScraperJobPriority; 3] = [Self::Utmost, Self::High, Self::Normal];
 
+    /// The wire value: `0` utmost, `1` high, `2` normal; lower is dequeued first.
     pub fn value(self) -> i16 {
         self as i16
     }
@@ -140,6 +152,8 @@ impl ScraperJobPriority {
         }
     }
 
+    /// The priority of a wire value; `None` outside 0, 1 and 2 (the API then answers -32602 with
+    /// [`INVALID_PRIORITY_MESSAGE`]).
     pub fn from_value(value: i64) -> Option<Self> {
         match value {
             0 => Some(Self::Utmost),
@@ -188,7 +202,10 @@ pub enum ScraperJobStatus {
     Pending,
     /// Claimed by a worker, handler running.
     Started,
+    /// The handler returned an error, panicked, ran past its timeout or outlived its worker's
+    /// shutdown grace; `result` says why. Final.
     Failed,
+    /// The handler returned a result, now in `result`. Final.
     Succeeded,
     /// The worker stopped sending heartbeats; marked by the scheduler.
     Dead,
@@ -197,6 +214,7 @@ pub enum ScraperJobStatus {
 }
 
 impl ScraperJobStatus {
+    /// Every status, in the declaration order (also the order statuses sort in).
     pub const ALL: [ScraperJobStatus; 6] = [
         Self::Pending,
         Self::Started,
@@ -206,6 +224,7 @@ impl ScraperJobStatus {
         Self::Killed,
     ];
 
+    /// The wire value, e.g. `succeeded`, also stored in the database's `status` column.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
@@ -217,6 +236,7 @@ impl ScraperJobStatus {
         }
     }
 
+    /// The status of a wire value (`pending`, `started`, ...); `None` for any other text.
     pub fn parse(value: &str) -> Option<Self> {
         Self::ALL
             .into_iter()
@@ -228,6 +248,7 @@ impl ScraperJobStatus {
         matches!(self, Self::Pending | Self::Started)
     }
 
+    /// Succeeded, failed, dead or killed: final, nothing moves the job out of it any more.
     pub fn is_finished(self) -> bool {
         !self.is_active()
     }
@@ -261,13 +282,17 @@ pub struct Scraper {
     // The id types are aliases of `i64`; without this the document would name a schema `i64`.
     #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub id: ScraperId,
+    /// Shown to people: not empty (after trimming), at most 256 characters; need not be unique.
     pub name: String,
+    /// When the scheduler enqueues the scraper by itself; `inactive`: only when enqueued by hand.
     pub schedule: ScraperSchedule,
     /// Required when `schedule` is `crontab`: a standard 5-field expression, in UTC.
     #[serde(default)]
     pub schedule_crontab: Option<String>,
     /// Name of a registered handler.
     pub handler: String,
+    /// The handler's params and the per-scraper middleware settings; at most 1 MiB as JSON. Absent
+    /// on the wire: `{"params": null, "plugins": null}`.
     #[serde(default)]
     pub config: ScraperConfig,
     /// Priority of the jobs the scheduler creates.
@@ -298,6 +323,7 @@ pub enum BuiltinHandler {
 }
 
 impl BuiltinHandler {
+    /// The handler's registered name, the value of a scraper's `handler` (`extract`, `script`).
     pub const fn name(self) -> &'static str {
         match self {
             Self::Extract => "extract",
@@ -310,15 +336,23 @@ impl BuiltinHandler {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScraperJob {
+    /// Positive, unique across all scrapers, assigned by the queue on enqueue; increasing, so newer
+    /// jobs have greater ids.
     #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub id: ScraperJobId,
     /// The scraper as it was when the job was enqueued.
     pub scraper: Scraper,
+    /// Where the job is in its life: see [`ScraperJobStatus`].
     pub status: ScraperJobStatus,
+    /// The job's queue priority: the scraper's `schedule_priority` for scheduled jobs, the
+    /// one asked for otherwise.
     pub priority: ScraperJobPriority,
+    /// When the job was enqueued (UTC).
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "2026-11-29T00:49:26.235961"))]
     #[serde(with = "timestamp")]
     pub created_at: DateTime<Utc>,
+    /// When a worker claimed the job (UTC); `None` while pending (a job handed back to the
+    /// queue loses it).
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "2026-11-29T00:49:26.235961"))]
     #[serde(default, with = "timestamp::option")]
     pub started_at: Option<DateTime<Utc>>,
@@ -326,6 +360,7 @@ pub struct ScraperJob {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "2026-11-29T00:49:26.235961"))]
     #[serde(default, with = "timestamp::option")]
     pub last_active_at: Option<DateTime<Utc>>,
+    /// When the job reached a final status (UTC); `None` while pending or started.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "2026-11-29T00:49:26.235961"))]
     #[serde(default, with = "timestamp::option")]
     pub finished_at: Option<DateTime<Utc>>,
@@ -339,13 +374,18 @@ pub struct ScraperJob {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "UPPERCASE")]
 pub enum LogLevel {
+    /// `DEBUG`: detail for debugging a handler.
     Debug,
+    /// `INFO`: a normal step, e.g. a request and its response status.
     Info,
+    /// `WARNING`: something went wrong but the job went on.
     Warning,
+    /// `ERROR`: a failure, such as why the job failed.
     Error,
 }
 
 impl LogLevel {
+    /// The wire value (`DEBUG`, `INFO`, `WARNING`, `ERROR`), also how a level is stored.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Debug => "DEBUG",
@@ -355,6 +395,7 @@ impl LogLevel {
         }
     }
 
+    /// The level of a wire value; `None` for any other text (case matters: `INFO`, not `info`).
     pub fn parse(text: &str) -> Option<Self> {
         [Self::Debug, Self::Info, Self::Warning, Self::Error]
             .into_iter()
@@ -367,11 +408,15 @@ impl LogLevel {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobLogLine {
+    /// The line number within the job, from 1 (`after` in `get_scraper_job_logs` refers to it).
     pub id: i64,
+    /// When the line was logged (UTC).
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "2026-11-29T00:49:26.235961"))]
     #[serde(with = "timestamp")]
     pub at: DateTime<Utc>,
+    /// How severe the line is.
     pub level: LogLevel,
+    /// The text, as the handler or middleware logged it.
     pub message: String,
 }
 
@@ -381,7 +426,9 @@ pub struct JobCount {
     /// The start of the minute.
     #[serde(with = "timestamp")]
     pub minute: DateTime<Utc>,
+    /// The final status the counted jobs ended with.
     pub status: ScraperJobStatus,
+    /// How many jobs finished with `status` within that minute.
     pub count: u64,
 }
 
@@ -398,6 +445,7 @@ pub struct ReplicaStatus {
     pub stopped: Vec<String>,
 }
 
+/// What this replica's scheduler is doing, as the dashboard shows it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SchedulerState {
     /// Holds the lease: the one scheduler acting among all replicas.
@@ -406,19 +454,27 @@ pub struct SchedulerState {
     pub planned: usize,
 }
 
+/// How busy this replica's worker is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerState {
+    /// Jobs whose handlers run on this worker right now (claimed-ahead jobs waiting for a slot
+    /// are not counted).
     pub running_jobs: usize,
+    /// The most handlers the worker runs at once (`--worker-concurrency`).
     pub max_concurrency: usize,
 }
 
 /// The scheduler lease: at most one owner at a time, until `acquired_until`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Lease {
+    /// Which lease this is; the scheduler's is `sneakpeek:scheduler`.
     pub name: String,
+    /// Who holds the lease: the holding scheduler's id (`<process id>-<uuid>`, new at each start).
     pub owner_id: String,
+    /// When the holder last acquired or renewed the lease (UTC).
     #[serde(with = "timestamp")]
     pub acquired: DateTime<Utc>,
+    /// When the lease expires unless renewed (UTC); after that another owner may take it.
     #[serde(with = "timestamp")]
     pub acquired_until: DateTime<Utc>,
 }
@@ -427,7 +483,9 @@ pub struct Lease {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Priority {
+    /// The priority's name: `UTMOST`, `HIGH` or `NORMAL`.
     pub name: String,
+    /// The priority's wire value: `0`, `1` or `2`, as `enqueue_scraper` takes it.
     pub value: i16,
 }
 
@@ -448,10 +506,13 @@ pub mod timestamp {
 
     const FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6f";
 
+    /// `value` as the wire writes it: `2026-11-29T00:49:26.235961` (UTC, microseconds, no zone).
     pub fn format(value: &DateTime<Utc>) -> String {
         value.format(FORMAT).to_string()
     }
 
+    /// Reads a wire timestamp: RFC 3339 with an offset, or naive (taken as UTC) with any number
+    /// of fraction digits. `Err` for any other text.
     pub fn parse(text: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
         DateTime::parse_from_rfc3339(text)
             .map(|value| value.with_timezone(&Utc))
@@ -461,6 +522,7 @@ pub mod timestamp {
             })
     }
 
+    /// Serde `serialize_with`: writes `value` as [`format`] does.
     pub fn serialize<S: Serializer>(
         value: &DateTime<Utc>,
         serializer: S,
@@ -468,6 +530,7 @@ pub mod timestamp {
         serializer.serialize_str(&format(value))
     }
 
+    /// Serde `deserialize_with`: reads a string as [`parse`] does.
     pub fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<DateTime<Utc>, D::Error> {
@@ -475,10 +538,12 @@ pub mod timestamp {
         parse(&text).map_err(serde::de::Error::custom)
     }
 
+    /// The same format for optional timestamps: `null` for `None`.
     pub mod option {
         use chrono::{DateTime, Utc};
         use serde::{Deserialize, Deserializer, Serializer};
 
+        /// Serde `serialize_with`: the timestamp as [`super::format`] writes it, or `null`.
         pub fn serialize<S: Serializer>(
             value: &Option<DateTime<Utc>>,
             serializer: S,
@@ -489,6 +554,8 @@ pub mod timestamp {
             }
         }
 
+        /// Serde `deserialize_with`: `null` (or absent, with `#[serde(default)]`) is `None`; a
+        /// string is read as [`super::parse`] does.
         pub fn deserialize<'de, D: Deserializer<'de>>(
             deserializer: D,
         ) -> Result<Option<DateTime<Utc>>, D::Error> {
