@@ -51,22 +51,30 @@ impl Engine {
         }
     }
 
+    /// The storages this engine runs on: for the server's wiring and health checks, which need
+    /// them directly (`/readyz` asks the queue for its length).
     pub fn storages(&self) -> &Storages {
         &self.storages
     }
 
+    /// The handlers this replica runs, by name (what a scraper's `handler` must name).
     pub fn handlers(&self) -> &Handlers {
         &self.handlers
     }
 
+    /// Whether the server runs with `--read-only` (`is_read_only`): then creating, updating and
+    /// deleting scrapers, and ephemeral runs, fail with `Error::ReadOnly`.
     pub fn is_read_only(&self) -> bool {
         self.storages.scrapers.is_read_only()
     }
 
+    /// Every schedule, in wire order (`get_schedules`: `inactive` first, `crontab` last).
     pub fn get_schedules(&self) -> Vec<ScraperSchedule> {
         ScraperSchedule::ALL.to_vec()
     }
 
+    /// The priorities with their names and values, highest first (`get_priorities`: `UTMOST` 0,
+    /// `HIGH` 1, `NORMAL` 2).
     pub fn get_priorities(&self) -> Vec<Priority> {
         ScraperJobPriority::ALL
             .into_iter()
@@ -74,14 +82,19 @@ impl Engine {
             .collect()
     }
 
+    /// Names of the handlers this server runs, in registration order (`get_scraper_handlers`).
     pub fn get_scraper_handlers(&self) -> Vec<String> {
         self.handlers.names().to_vec()
     }
 
+    /// Every stored scraper, by id (`get_scrapers`).
     pub async fn get_scrapers(&self) -> Result<Vec<Scraper>> {
         self.storages.scrapers.get_scrapers().await
     }
 
+    /// Scrapers whose name contains `name_filter` (case-sensitive), with an id greater than
+    /// `last_id`, by id, at most `max_items` (`None` or `<= 0`: no limit); each `None` filter
+    /// lets everything through (`search_scrapers`).
     pub async fn search_scrapers(
         &self,
         name_filter: Option<&str>,
@@ -94,6 +107,7 @@ impl Engine {
             .await
     }
 
+    /// One scraper by id; `Error::ScraperNotFound` (5000) when no scraper has it.
     pub async fn get_scraper(&self, id: ScraperId) -> Result<Scraper> {
         self.storages.scrapers.get_scraper(id).await
     }
@@ -146,6 +160,8 @@ impl Engine {
         Ok(jobs.into_iter().map(ScraperJob::redacted).collect())
     }
 
+    /// One job of a scraper, its snapshot without credentials; `Error::ScraperJobNotFound`
+    /// (5001) when the scraper has no job with this id.
     pub async fn get_scraper_job(
         &self,
         scraper_id: ScraperId,

@@ -40,16 +40,25 @@ const LOG_READ: usize = 10_000;
 /// A job as the feed shares it: a [`ScraperJob`] whose scraper snapshot is shared.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeedJob {
+    /// The job's id, as [`ScraperJob::id`].
     pub id: ScraperJobId,
     /// The scraper as it was when the job was enqueued; the same allocation for the feed's
     /// jobs of that scraper with equal settings.
     pub scraper: Arc<Scraper>,
+    /// The job's status as of the feed's last look (at most one interval old).
     pub status: ScraperJobStatus,
+    /// The job's queue priority, as [`ScraperJob::priority`].
     pub priority: ScraperJobPriority,
+    /// When the job was enqueued (UTC).
     pub created_at: DateTime<Utc>,
+    /// When a worker claimed the job (UTC); `None` while pending.
     pub started_at: Option<DateTime<Utc>>,
+    /// The last heartbeat of the worker running the job (UTC), as of the feed's last look.
     pub last_active_at: Option<DateTime<Utc>>,
+    /// When the job reached a final status (UTC); `None` while pending or started.
     pub finished_at: Option<DateTime<Utc>>,
+    /// What the handler returned or why the job failed; `None` while the job is not finished
+    /// (stamps carry no results: the feed reads it with the job once it sees the job finished).
     pub result: Option<String>,
 }
 
@@ -116,6 +125,7 @@ pub type Jobs = Arc<[Arc<FeedJob>]>;
 pub struct FollowedJob {
     /// `None` when the scraper has no such job (it never had, or the job was pruned).
     pub job: Option<Arc<FeedJob>>,
+    /// The newest lines of the job's log the feed has read; kept until a look finds newer ones.
     pub log: Arc<LogTail>,
 }
 
@@ -123,7 +133,10 @@ pub struct FollowedJob {
 /// read before (or which were written before it followed the job).
 #[derive(Debug, Default, PartialEq)]
 pub struct LogTail {
+    /// The line number the tail starts after: lines up to it were read before, or were written
+    /// before the job was followed (streams read those from the log themselves).
     pub after: i64,
+    /// The lines after `after` the feed read, oldest first.
     pub lines: Vec<JobLogLine>,
 }
 

@@ -60,8 +60,12 @@ impl FromStr for Crontab {
 /// A scraper's schedule, ready to compute fire times. `None` for `inactive`.
 #[derive(Debug, Clone)]
 pub enum Trigger {
+    /// Fires at whole multiples of this period since the Unix epoch, in UTC (every second, every
+    /// minute at :00, every day at midnight).
     Interval(chrono::Duration),
     // Boxed: a parsed crontab is far larger than an interval.
+    /// Fires when the crontab expression matches, in UTC; `every_week` and `every_month` are the
+    /// crontabs `0 0 * * MON` and `0 0 1 * *`.
     Cron(Box<Crontab>),
 }
 
@@ -142,6 +146,8 @@ pub const MAX_NAME_CHARS: usize = 256;
 /// Largest scraper state and config (as JSON), in bytes. A state is what a scraper carries
 /// between runs, not where its data goes.
 pub const MAX_STATE_BYTES: usize = 1024 * 1024;
+/// Largest scraper config, as JSON, in bytes (1 MiB); a larger one is refused with
+/// `Error::InvalidScraper` on `["scraper", "config"]`.
 pub const MAX_CONFIG_BYTES: usize = 1024 * 1024;
 
 /// Checks a scraper's settings before it is stored. `handlers` are the registered handler

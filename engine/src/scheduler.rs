@@ -42,12 +42,16 @@ pub enum Clock {
     /// Starts at a chosen instant and advances with tokio's clock, so tests can pause and
     /// jump time (`tokio::time::pause`/`advance`) instead of waiting for minutes.
     Simulated {
+        /// What the clock reads at `origin`.
         start: DateTime<Utc>,
+        /// The tokio instant the clock was created at; the clock advances by the tokio time elapsed
+        /// since.
         origin: Instant,
     },
 }
 
 impl Clock {
+    /// A simulated clock reading `start` now and advancing with tokio's (pausable) clock.
     pub fn simulated(start: DateTime<Utc>) -> Self {
         Clock::Simulated {
             start,
@@ -55,6 +59,7 @@ impl Clock {
         }
     }
 
+    /// The current wall-clock time (UTC) by this clock: what fire times are compared with.
     pub fn now(&self) -> DateTime<Utc> {
         match self {
             Clock::System => Utc::now(),
@@ -73,6 +78,8 @@ impl Clock {
 /// How the scheduler runs.
 #[derive(Debug, Clone)]
 pub struct SchedulerSettings {
+    /// Name of the lease the schedulers of all replicas contend for; replicas sharing a storage
+    /// must use the same one (default `sneakpeek:scheduler`).
     pub lease_name: String,
     /// Advertised validity of the lease; renewed every `lease_check_interval`.
     pub lease_duration: Duration,
@@ -80,12 +87,16 @@ pub struct SchedulerSettings {
     pub lease_check_interval: Duration,
     /// A started job without heartbeat for this long is marked dead.
     pub dead_timeout: Duration,
+    /// How often the leader looks for jobs without heartbeat for `dead_timeout` (default 5 s);
+    /// the first look waits a whole dead timeout after taking the lease.
     pub dead_check_interval: Duration,
     /// Finished jobs kept per scraper; older ones are pruned.
     pub keep_jobs_per_scraper: usize,
+    /// How often the leader prunes finished jobs beyond `keep_jobs_per_scraper` (default 1 min).
     pub prune_interval: Duration,
     /// Reload all scrapers this often even without a change signal (a safety net).
     pub reload_interval: Duration,
+    /// Wall-clock time for fire times: the system clock, or a simulated one in tests.
     pub clock: Clock,
 }
 
@@ -105,6 +116,9 @@ impl Default for SchedulerSettings {
     }
 }
 
+/// One replica's scheduler: a follower contending for the lease, and while it holds it the
+/// leader that fires schedules, marks jobs dead and prunes old jobs. Start it with
+/// [`Scheduler::run`].
 pub struct Scheduler {
     storages: Storages,
     owner_id: String,
@@ -120,6 +134,8 @@ struct Planned {
 }
 
 impl Scheduler {
+    /// A scheduler on `storages`, contending for the lease as `owner_id` (unique per replica and
+    /// start: the holder's [`crate::model::Lease::owner_id`]).
     pub fn new(
         storages: Storages,
         owner_id: impl Into<String>,
@@ -133,6 +149,8 @@ impl Scheduler {
         }
     }
 
+    /// Follows what the scheduler is doing: whether it leads and how many scrapers it has
+    /// planned (`leading: false`, 0 planned, while it follows).
     pub fn status(&self) -> watch::Receiver<SchedulerState> {
         self.status.subscribe()
     }
