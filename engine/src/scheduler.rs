@@ -44,8 +44,8 @@ pub enum Clock {
     Simulated {
         /// What the clock reads at `origin`.
         start: DateTime<Utc>,
-        /// The tokio instant the clock was created at; the clock advances by the tokio time elapsed
-        /// since.
+        /// The tokio instant the clock was created at; the clock advances by the tokio time
+        /// elapsed since.
         origin: Instant,
     },
 }
