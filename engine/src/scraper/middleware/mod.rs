@@ -47,11 +47,20 @@ use super::JobHooks;
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MiddlewareSettings {
+    /// `rate_limiter`: at most `max_requests` requests per `time_window` seconds to one host.
     pub rate_limiter: RateLimiterConfig,
+    /// `robots_txt`: whether requests are checked against the site's robots.txt, and what a
+    /// forbidden one does.
     pub robots_txt: RobotsTxtConfig,
+    /// `user_agent_injecter`: the browser families a request without `User-Agent` gets one from.
     pub user_agent_injecter: UserAgentInjecterConfig,
+    /// `proxy`: the HTTP(S) proxy requests go through; none by default.
     pub proxy: ProxyConfig,
+    /// `requests_logging`: whether requests and their response statuses are written to the job
+    /// log.
     pub requests_logging: RequestsLoggingConfig,
+    /// `limits`: each request's total timeout and response size cap; always applied, never
+    /// switched off.
     pub limits: LimitsConfig,
     /// The entries scrapers cannot change: the operator's, set in the global settings (a
     /// scraper's `config.plugins` cannot hold this key).
@@ -62,11 +71,17 @@ pub struct MiddlewareSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Configurable {
+    /// `rate_limiter`: scrapers keep the operator's rate limit.
     RateLimiter,
+    /// `robots_txt`: scrapers keep the operator's robots.txt checking.
     RobotsTxt,
+    /// `user_agent_injecter`: scrapers keep the operator's User-Agent choice.
     UserAgentInjecter,
+    /// `proxy`: scrapers keep the operator's proxy (or its absence).
     Proxy,
+    /// `requests_logging`: scrapers keep the operator's request logging.
     RequestsLogging,
+    /// `limits`: scrapers keep the operator's request timeout and response size cap.
     Limits,
 }
 
@@ -76,9 +91,13 @@ pub enum Configurable {
 pub struct MiddlewareConfigError {
     /// `config.plugins.` for a scraper's override, `middleware settings ` for the defaults.
     pub scope: &'static str,
+    /// The entry at fault, a key of `config.plugins` (`rate_limiter`, `limits`, ...), or the
+    /// unknown name a scraper gave.
     pub middleware: String,
     /// The field inside the middleware's config; empty when the whole entry is wrong.
     pub field: String,
+    /// What is wrong with it, for the job's result or the server's startup error; never quotes a
+    /// password.
     pub message: String,
 }
 

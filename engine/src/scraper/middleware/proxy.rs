@@ -19,6 +19,8 @@ use crate::scraper::{JobHooks, RequestError};
 pub struct ProxyConfig {
     /// `http://host:port` or `https://host:port`.
     pub proxy: Option<String>,
+    /// Basic auth sent to the proxy; only with `proxy` set. Its password is shown as `***` in the
+    /// jobs the API and the UI hand out.
     pub proxy_auth: Option<ProxyAuth>,
 }
 
@@ -26,7 +28,9 @@ pub struct ProxyConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProxyAuth {
+    /// The proxy user's name.
     pub login: String,
+    /// The proxy user's password; empty when absent.
     #[serde(default)]
     pub password: String,
 }

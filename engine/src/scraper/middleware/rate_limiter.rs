@@ -32,14 +32,18 @@ pub enum RateLimitedStrategy {
     Wait,
 }
 
+/// `rate_limiter`'s settings: the sliding window a host's requests are counted in, and what a
+/// request over it does. Defaults: 60 requests per 60 s, waiting.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimiterConfig {
+    /// `false`: requests are not counted nor limited.
     pub enabled: bool,
     /// Requests allowed per window and host (> 0).
     pub max_requests: u32,
     /// The window, in seconds (> 0, fractions allowed).
     pub time_window: f64,
+    /// What a request over the limit does: wait for a free slot (default) or fail.
     pub rate_limited_strategy: RateLimitedStrategy,
 }
 
@@ -87,7 +91,10 @@ pub enum Acquired {
     /// The request was counted and may go.
     Granted,
     /// The window is full; the oldest counted request leaves it after `retry_after`.
-    Limited { retry_after: Duration },
+    Limited {
+        /// How long until a slot frees: when the oldest counted request leaves the window.
+        retry_after: Duration,
+    },
 }
 
 /// Where rate-limit windows live. One store is shared by everything that must respect the

@@ -10,9 +10,12 @@ use super::Middleware;
 use crate::scraper::http::Outgoing;
 use crate::scraper::{JobHooks, LogLevel, RequestError};
 
+/// `requests_logging`'s settings: which lines each request writes into the job log. Both on
+/// by default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RequestsLoggingConfig {
+    /// `false`: nothing is logged, whatever `log_request` and `log_response` say.
     pub enabled: bool,
     /// Log `METHOD url` before sending.
     pub log_request: bool,

@@ -33,10 +33,14 @@ pub enum ViolationStrategy {
     Throw,
 }
 
+/// `robots_txt`'s settings. Default: checked, a forbidden request is logged and sent anyway.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RobotsTxtConfig {
+    /// `false`: robots.txt is neither fetched nor checked.
     pub enabled: bool,
+    /// What a request robots.txt forbids does: log an error and go (`log`, default) or fail
+    /// (`throw`).
     pub violation_strategy: ViolationStrategy,
 }
 

@@ -14,16 +14,23 @@ use crate::scraper::{JobHooks, RequestError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Browser {
+    /// `chrome`: Chrome on Windows, macOS, Linux and Android.
     Chrome,
+    /// `edge`: Microsoft Edge on Windows and macOS.
     Edge,
+    /// `firefox`: Firefox on Windows, macOS, Linux and Android.
     Firefox,
+    /// `safari`: Safari on macOS, iPhone and iPad.
     Safari,
+    /// `opera`: Opera on Windows and macOS.
     Opera,
 }
 
+/// `user_agent_injecter`'s settings. Default: on, with every browser family.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct UserAgentInjecterConfig {
+    /// `false`: a request without `User-Agent` is sent without one.
     pub enabled: bool,
     /// The families to pick from (at least one).
     pub browsers: Vec<Browser>,
