@@ -155,10 +155,13 @@ impl ScraperContext {
         })
     }
 
+    /// `GET url` with no body, as [`Self::request`] sends it: any status is a response.
     pub async fn get(&self, url: impl Into<String>) -> Result<Response, RequestError> {
         self.request(Request::get(url)).await
     }
 
+    /// `POST url` with `body` and no `Content-Type`, as [`Self::request`] sends it; build a
+    /// [`Request`] for headers or a JSON body.
     pub async fn post(
         &self,
         url: impl Into<String>,
@@ -167,6 +170,7 @@ impl ScraperContext {
         self.request(Request::post(url).body(body)).await
     }
 
+    /// `PUT url` with `body`, as [`Self::request`] sends it (use [`Request`] for headers).
     pub async fn put(
         &self,
         url: impl Into<String>,
@@ -175,14 +179,17 @@ impl ScraperContext {
         self.request(Request::put(url).body(body)).await
     }
 
+    /// `DELETE url` with no body, as [`Self::request`] sends it.
     pub async fn delete(&self, url: impl Into<String>) -> Result<Response, RequestError> {
         self.request(Request::delete(url)).await
     }
 
+    /// `HEAD url`, as [`Self::request`] sends it: the response has headers and an empty body.
     pub async fn head(&self, url: impl Into<String>) -> Result<Response, RequestError> {
         self.request(Request::head(url)).await
     }
 
+    /// `OPTIONS url`, as [`Self::request`] sends it.
     pub async fn options(&self, url: impl Into<String>) -> Result<Response, RequestError> {
         self.request(Request::options(url)).await
     }

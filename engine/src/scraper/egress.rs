@@ -205,6 +205,7 @@ fn refused_range(address: IpAddr) -> Option<&'static str> {
 pub struct EgressDenied {
     /// The host name the address was resolved from; `None` for an address in the URL.
     pub name: Option<String>,
+    /// The refused address: resolved from `name`, or written in the URL.
     pub address: IpAddr,
     /// The refused range, as a phrase ("a loopback address").
     pub range: &'static str,

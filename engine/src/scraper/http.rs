@@ -30,6 +30,7 @@ pub struct Request {
 }
 
 impl Request {
+    /// A `method` request to `url`, with no headers, no body and the scraper's `limits.timeout`.
     pub fn new(method: Method, url: impl Into<String>) -> Self {
         Request {
             method,
@@ -40,26 +41,32 @@ impl Request {
         }
     }
 
+    /// A `GET` request to `url` (see [`Request::new`]).
     pub fn get(url: impl Into<String>) -> Self {
         Request::new(Method::GET, url)
     }
 
+    /// A `POST` request to `url`; give it a body with [`Request::body`] or [`Request::json`].
     pub fn post(url: impl Into<String>) -> Self {
         Request::new(Method::POST, url)
     }
 
+    /// A `PUT` request to `url`; give it a body with [`Request::body`] or [`Request::json`].
     pub fn put(url: impl Into<String>) -> Self {
         Request::new(Method::PUT, url)
     }
 
+    /// A `DELETE` request to `url`.
     pub fn delete(url: impl Into<String>) -> Self {
         Request::new(Method::DELETE, url)
     }
 
+    /// A `HEAD` request to `url`: the response has headers and an empty body.
     pub fn head(url: impl Into<String>) -> Self {
         Request::new(Method::HEAD, url)
     }
 
+    /// An `OPTIONS` request to `url`.
     pub fn options(url: impl Into<String>) -> Self {
         Request::new(Method::OPTIONS, url)
     }
@@ -70,6 +77,7 @@ impl Request {
         self
     }
 
+    /// Sends `body` as it is, replacing any body given before; sets no `Content-Type`.
     pub fn body(mut self, body: impl Into<Bytes>) -> Self {
         self.body = Some(body.into());
         self
@@ -88,10 +96,12 @@ impl Request {
         self
     }
 
+    /// The method the request is sent with.
     pub fn method(&self) -> &Method {
         &self.method
     }
 
+    /// The URL as given, credentials included; checked only when the request is sent.
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -170,10 +180,13 @@ impl Response {
         self.url.as_str()
     }
 
+    /// The HTTP status code, e.g. `200`; any status is a response (see
+    /// [`Response::error_for_status`]).
     pub fn status(&self) -> u16 {
         self.status.as_u16()
     }
 
+    /// The response headers as received (a repeated header keeps all its values).
     pub fn headers(&self) -> &HeaderMap {
         &self.headers
     }
@@ -183,6 +196,7 @@ impl Response {
         self.headers.get(name).and_then(|value| value.to_str().ok())
     }
 
+    /// The whole body, at most the scraper's `limits.max_response_bytes` long.
     pub fn bytes(&self) -> &Bytes {
         &self.body
     }
@@ -192,6 +206,7 @@ impl Response {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    /// The body parsed as JSON into `T`; `Err` says why it is not valid JSON of that shape.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         serde_json::from_slice(&self.body)
     }
@@ -213,29 +228,47 @@ impl Response {
 /// request.
 #[derive(Debug, thiserror::Error)]
 pub enum RequestError {
+    /// The request could not be sent as built: a malformed URL or header, a URL that is not http(s)
+    /// with a host, or a proxy the runtime cannot use.
     #[error("{method} {url}: {reason}")]
     Invalid {
+        /// The request's method.
         method: Method,
+        /// The request's URL as given, credentials shown as `***`.
         url: String,
+        /// What is wrong, e.g. `invalid URL: relative URL without a base`.
         reason: String,
     },
+    /// Connecting, sending or reading the response failed (refused, reset, DNS, TLS, too many
+    /// redirects, ...).
     #[error("{method} {url} failed: {reason}")]
     Network {
+        /// The request's method.
         method: Method,
+        /// The request's URL, credentials shown as `***`.
         url: String,
+        /// The error and its causes, outermost first (`error sending request: connection refused`).
         reason: String,
     },
     /// The egress policy refused the connection (see [`EgressDenied`]).
     #[error("{method} {url} refused: {denied}")]
     EgressDenied {
+        /// The request's method.
         method: Method,
+        /// The request's URL, credentials shown as `***`.
         url: String,
+        /// What was refused and how the operator would allow it.
         denied: Box<EgressDenied>,
     },
+    /// The request had no complete answer (body included) within its timeout: its own, or the
+    /// scraper's `limits.timeout`.
     #[error("{method} {url} timed out: no complete answer within {seconds} s (limits.timeout)")]
     TimedOut {
+        /// The request's method.
         method: Method,
+        /// The request's URL, credentials shown as `***`.
         url: String,
+        /// The timeout it ran out of, in seconds.
         seconds: f64,
     },
     /// The body went on past the scraper's `limits.max_response_bytes`.
@@ -243,21 +276,31 @@ pub enum RequestError {
         "{method} {url}: the response is larger than {limit} bytes (limits.max_response_bytes)"
     )]
     TooLarge {
+        /// The request's method.
         method: Method,
+        /// The request's URL, credentials shown as `***`.
         url: String,
+        /// The cap the body went past, in bytes (`limits.max_response_bytes`).
         limit: u64,
     },
+    /// [`Response::error_for_status`] on a 4xx or 5xx response.
     #[error("{method} {url} returned HTTP {status}")]
     Status {
+        /// The request's method.
         method: Method,
+        /// The URL that answered (after redirects), credentials shown as `***`.
         url: String,
+        /// The 4xx or 5xx status received.
         status: StatusCode,
     },
     /// The heartbeat before the request was refused: the job was killed or declared dead.
     #[error("{method} {url} not sent: the job is no longer running ({})", .reason.describe())]
     JobStopped {
+        /// The request's method.
         method: Method,
+        /// The request's URL, credentials shown as `***`.
         url: String,
+        /// The queue's answer to the heartbeat (e.g. `Error::PingFinished`).
         reason: crate::Error,
     },
     #[error(
@@ -265,31 +308,62 @@ pub enum RequestError {
          to the domain {host}. Next available call will be permitted at {}.",
         .next_slot.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
     )]
+    /// The `rate_limiter` middleware with `rate_limited_strategy: throw` found the host's window
+    /// full; the text is the original's.
     RateLimited {
+        /// The request's URL, credentials shown as `***`.
         url: String,
+        /// The host whose window is full, as in the URL (`www.example.com` and `example.com`
+        /// differ).
         host: String,
+        /// The limit: requests allowed per window and host.
         max_requests: u32,
+        /// The window, in seconds.
         window_seconds: f64,
+        /// When a slot frees (UTC): the earliest the request could be sent again.
         next_slot: DateTime<Utc>,
     },
+    /// The `robots_txt` middleware with `violation_strategy: throw` found the request
+    /// forbidden by the site's robots.txt.
     #[error("robots.txt prohibits requesting {url} (user agent '{user_agent}')")]
-    RobotsTxtDisallowed { url: String, user_agent: String },
+    RobotsTxtDisallowed {
+        /// The request's URL, credentials shown as `***`.
+        url: String,
+        /// The agent the rules were looked up for: the product token of the request's
+        /// `User-Agent` (`MyBot` for `MyBot/1.2`), or `*`.
+        user_agent: String,
+    },
     /// The shared rate limit store (PostgreSQL) could not be asked.
     #[error("{method} {url} not sent: rate limiter unavailable: {}", .reason.describe())]
     RateLimiterUnavailable {
+        /// The request's method.
         method: Method,
+        /// The request's URL, credentials shown as `***`.
         url: String,
+        /// Why the store could not be asked (usually `Error::Unavailable`).
         reason: crate::Error,
     },
+    /// A download could not write the response to its file.
     #[error("{method} {url}: writing {path} failed: {source}")]
     File {
+        /// The request's method.
         method: Method,
+        /// The request's URL, credentials shown as `***`.
         url: String,
+        /// The file being written.
         path: String,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// A download of several URLs was given file paths, but not one per URL; nothing was
+    /// sent.
     #[error("expected one file path per URL, got {paths} paths for {urls} URLs")]
-    PathCountMismatch { paths: usize, urls: usize },
+    PathCountMismatch {
+        /// How many file paths were given.
+        paths: usize,
+        /// How many URLs were to be downloaded.
+        urls: usize,
+    },
 }
 
 impl RequestError {

@@ -87,6 +87,8 @@ impl Handlers {
         self
     }
 
+    /// The handler registered as `name` (case-sensitive); `None` when this server has none, which
+    /// fails a job with `Unknown scraper handler 'name'`.
     pub fn get(&self, name: &str) -> Option<Arc<dyn ScraperHandler>> {
         self.by_name.get(name).cloned()
     }
@@ -109,10 +111,14 @@ pub fn builtin_handlers() -> Handlers {
 /// Why a job's run failed; its text is the job's result.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// No handler of this name (the scraper's `handler`) is registered here.
     #[error("{}", crate::Error::UnknownHandler(.0.clone()).describe())]
     UnknownHandler(String),
+    /// The scraper's `config.plugins` cannot be used; the error names the middleware and field.
     #[error(transparent)]
     InvalidMiddlewareConfig(#[from] MiddlewareConfigError),
+    /// The handler returned an error (a failed request, a script error, ...); its text is the
+    /// result.
     #[error("{0}")]
     Failed(HandlerError),
 }

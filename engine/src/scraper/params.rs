@@ -8,11 +8,15 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid params.{field}: {message}")]
 pub struct ParamsError {
+    /// Dotted path of the wrong parameter inside `config.params` (`fields.title.css`); empty when
+    /// the params as a whole are wrong.
     pub field: String,
+    /// Why it is wrong, for the person fixing the scraper ("must list at least one URL").
     pub message: String,
 }
 
 impl ParamsError {
+    /// An error on the parameter at the dotted path `field`, with the reason `message`.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         ParamsError {
             field: field.into(),

@@ -15,7 +15,10 @@ use serde::Serialize;
 /// that did not take part in the match).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RegexMatch {
+    /// The text the whole pattern matched.
     pub full_match: String,
+    /// Each named group of the pattern, by name, with the text it captured; `None` when the group
+    /// did not take part in this match. Unnamed groups are left out.
     pub groups: BTreeMap<String, Option<String>>,
 }
 
@@ -62,10 +65,13 @@ pub(crate) fn to_match(regex: &Regex, captures: &regex::Captures<'_>) -> RegexMa
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid CSS selector '{selector}': {reason}")]
 pub struct SelectorError {
+    /// The selector as given.
     pub selector: String,
+    /// The parser's reason, e.g. where the selector stops making sense.
     pub reason: String,
 }
 
+/// Parses a CSS selector once, to select with it many times; the error names the selector.
 pub fn parse_selector(selector: &str) -> Result<Selector, SelectorError> {
     Selector::parse(selector).map_err(|error| SelectorError {
         selector: selector.to_owned(),
@@ -80,10 +86,14 @@ pub struct Element {
     pub text: String,
     /// The markup inside the element.
     pub inner_html: String,
+    /// The element's attributes: names in lower case (as HTML parsing stores them), values
+    /// as written.
     pub attrs: BTreeMap<String, String>,
 }
 
 impl Element {
+    /// The value of the attribute `name` (in lower case, e.g. `href`); `None` when the element
+    /// has none.
     pub fn attr(&self, name: &str) -> Option<&str> {
         self.attrs.get(name).map(String::as_str)
     }

@@ -35,7 +35,9 @@ pub struct ScriptLimits {
     pub max_operations: u64,
     /// Bytes in one string, fetched pages included.
     pub max_string_size: usize,
+    /// Elements in one array (default 100,000); a script building a larger one fails.
     pub max_array_size: usize,
+    /// Entries in one object map (default 100,000); a script building a larger one fails.
     pub max_map_size: usize,
     /// Depth of nested function calls.
     pub max_call_levels: usize,
@@ -63,6 +65,8 @@ pub struct ScriptHandler {
 }
 
 impl ScriptHandler {
+    /// A `script` handler whose runs are held to `limits` (the server registers it with
+    /// [`ScriptLimits::default`]).
     pub fn new(limits: ScriptLimits) -> Self {
         ScriptHandler { limits }
     }
