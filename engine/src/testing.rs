@@ -31,6 +31,8 @@ pub fn admin_url() -> String {
 
 /// A database that exists until this value is dropped.
 pub struct TestDatabase {
+    /// Connection URL of the (empty) database: [`admin_url`] with this database's name in
+    /// its path.
     pub url: String,
     name: String,
 }
@@ -129,6 +131,7 @@ impl Outage {
         self.down.store(true, Ordering::SeqCst);
     }
 
+    /// Ends the outage: calls reach the queue underneath again.
     pub fn end(&self) {
         self.down.store(false, Ordering::SeqCst);
     }

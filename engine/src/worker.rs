@@ -187,6 +187,8 @@ impl RunningJobs {
 }
 
 impl Worker {
+    /// A worker that claims from `storages`' queue and runs each job with its scraper's handler
+    /// from `handlers`, scraping through `runtime`. It does nothing until [`Worker::run`].
     pub fn new(
         storages: Storages,
         handlers: Arc<Handlers>,
