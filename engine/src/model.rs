@@ -522,7 +522,7 @@ pub mod timestamp {
             })
     }
 
-    /// Serde `serialize_with`: writes `value` as [`format`] does.
+    /// Serde `serialize_with`: writes `value` as [`format()`] does.
     pub fn serialize<S: Serializer>(
         value: &DateTime<Utc>,
         serializer: S,

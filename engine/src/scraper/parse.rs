@@ -11,7 +11,7 @@ use regex::{Regex, RegexBuilder};
 use scraper::{ElementRef, Html, Selector};
 use serde::Serialize;
 
-/// One match of [`regex`]: the whole matched text and the named groups (`None` for a group
+/// One match of [`regex()`]: the whole matched text and the named groups (`None` for a group
 /// that did not take part in the match).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RegexMatch {
