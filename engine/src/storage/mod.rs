@@ -26,6 +26,14 @@ use crate::model::{
 pub trait ScrapersStorage: Send + Sync {
     /// A read-only storage refuses every change with `Error::ReadOnly`.
     fn is_read_only(&self) -> bool;
+    /// `Error::ReadOnly` on a read-only storage: what every change of the scraper list checks
+    /// first (not [`Self::update_scraper_state`], which a read-only storage allows).
+    fn writable(&self) -> Result<()> {
+        if self.is_read_only() {
+            return Err(Error::ReadOnly);
+        }
+        Ok(())
+    }
     /// All scrapers, by id.
     async fn get_scrapers(&self) -> Result<Vec<Scraper>>;
     /// Scrapers whose name contains `name_filter` (case-sensitive, as the original), with
@@ -37,7 +45,12 @@ pub trait ScrapersStorage: Send + Sync {
         last_id: Option<i64>,
     ) -> Result<Vec<Scraper>>;
     /// `Error::ScraperNotFound` when absent.
-    async fn get_scraper(&self, id: ScraperId) -> Result<Scraper>;
+    async fn get_scraper(&self, id: ScraperId) -> Result<Scraper> {
+        self.maybe_get_scraper(id)
+            .await?
+            .ok_or(Error::ScraperNotFound(id))
+    }
+    /// The scraper with this id, `None` when absent.
     async fn maybe_get_scraper(&self, id: ScraperId) -> Result<Option<Scraper>>;
     /// Stores a new scraper. An id `<= 0` is assigned; a positive id is kept (replacing an
     /// existing scraper with that id, as the original does).

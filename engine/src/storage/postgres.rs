@@ -169,13 +169,6 @@ impl PostgresStorage {
         });
         Ok(())
     }
-
-    fn writable(&self) -> Result<()> {
-        if self.read_only {
-            return Err(Error::ReadOnly);
-        }
-        Ok(())
-    }
 }
 
 const SCRAPER_COLUMNS: &str = "id, name, schedule, schedule_crontab, handler, config, schedule_priority, state, timeout_seconds";
@@ -287,12 +280,6 @@ impl ScrapersStorage for PostgresStorage {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(scraper_from_row).collect()
-    }
-
-    async fn get_scraper(&self, id: ScraperId) -> Result<Scraper> {
-        self.maybe_get_scraper(id)
-            .await?
-            .ok_or(Error::ScraperNotFound(id))
     }
 
     async fn maybe_get_scraper(&self, id: ScraperId) -> Result<Option<Scraper>> {
