@@ -3,6 +3,10 @@
 //!
 //! The traits state the guarantees every implementation gives; `tests/storage_suite.rs` runs
 //! the same checks against both, so they cannot drift apart.
+//!
+//! Each backend is a folder of its own, one module per trait, and needs nothing from the
+//! others: what every backend would write the same way (the read-only check, a lookup that
+//! must find its scraper, the one-by-one batches) is a default method of the traits.
 
 pub mod memory;
 pub mod postgres;
