@@ -77,8 +77,11 @@ pub type ClaimedJob = ScraperJob;
 /// The end of a job as its worker reports it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Completion {
+    /// The job that ended.
     pub job_id: ScraperJobId,
+    /// Its final status.
     pub status: ScraperJobStatus,
+    /// What its handler returned, or the error text; `None` keeps a result already stored.
     pub result: Option<String>,
     /// Log lines not written yet.
     pub log: Vec<JobLogLine>,
@@ -87,7 +90,9 @@ pub struct Completion {
 /// A scraper's schedule firing at `at`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScheduledFire {
+    /// The scraper as the scheduler read it: its job's snapshot and priority.
     pub scraper: Scraper,
+    /// The fire time: at most one job is ever created per scraper and fire time.
     pub at: DateTime<Utc>,
 }
 
@@ -96,11 +101,17 @@ pub struct ScheduledFire {
 /// cheap to read for many jobs at once and compare with what was read before.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobStamp {
+    /// The job.
     pub id: ScraperJobId,
+    /// The job's scraper.
     pub scraper_id: ScraperId,
+    /// As [`ScraperJob::status`].
     pub status: ScraperJobStatus,
+    /// As [`ScraperJob::started_at`].
     pub started_at: Option<DateTime<Utc>>,
+    /// As [`ScraperJob::last_active_at`]: the last heartbeat.
     pub last_active_at: Option<DateTime<Utc>>,
+    /// As [`ScraperJob::finished_at`].
     pub finished_at: Option<DateTime<Utc>>,
     /// The id of the last line of the job's log, for the jobs asked for by id (`None` for
     /// the others, and while the log is empty).
@@ -296,8 +307,11 @@ pub trait LeaseStorage: Send + Sync {
 /// The three storages the engine runs on.
 #[derive(Clone)]
 pub struct Storages {
+    /// The scrapers and their settings.
     pub scrapers: Arc<dyn ScrapersStorage>,
+    /// The jobs queue and the jobs' logs.
     pub jobs: Arc<dyn ScraperJobsStorage>,
+    /// The scheduler's lease.
     pub leases: Arc<dyn LeaseStorage>,
 }
 
