@@ -3,6 +3,10 @@
 //!
 //! The traits state the guarantees every implementation gives; `tests/storage_suite.rs` runs
 //! the same checks against both, so they cannot drift apart.
+//!
+//! Each backend is a folder of its own, one module per trait, and needs nothing from the
+//! others: what every backend would write the same way (the read-only check, a lookup that
+//! must find its scraper, the one-by-one batches) is a default method of the traits.
 
 pub mod memory;
 pub mod postgres;
@@ -26,6 +30,14 @@ use crate::model::{
 pub trait ScrapersStorage: Send + Sync {
     /// A read-only storage refuses every change with `Error::ReadOnly`.
     fn is_read_only(&self) -> bool;
+    /// `Error::ReadOnly` on a read-only storage: what every change of the scraper list checks
+    /// first (not [`Self::update_scraper_state`], which a read-only storage allows).
+    fn writable(&self) -> Result<()> {
+        if self.is_read_only() {
+            return Err(Error::ReadOnly);
+        }
+        Ok(())
+    }
     /// All scrapers, by id.
     async fn get_scrapers(&self) -> Result<Vec<Scraper>>;
     /// Scrapers whose name contains `name_filter` (case-sensitive, as the original), with
@@ -37,7 +49,12 @@ pub trait ScrapersStorage: Send + Sync {
         last_id: Option<i64>,
     ) -> Result<Vec<Scraper>>;
     /// `Error::ScraperNotFound` when absent.
-    async fn get_scraper(&self, id: ScraperId) -> Result<Scraper>;
+    async fn get_scraper(&self, id: ScraperId) -> Result<Scraper> {
+        self.maybe_get_scraper(id)
+            .await?
+            .ok_or(Error::ScraperNotFound(id))
+    }
+    /// The scraper with this id, `None` when absent.
     async fn maybe_get_scraper(&self, id: ScraperId) -> Result<Option<Scraper>>;
     /// Stores a new scraper. An id `<= 0` is assigned; a positive id is kept (replacing an
     /// existing scraper with that id, as the original does).
@@ -60,8 +77,11 @@ pub type ClaimedJob = ScraperJob;
 /// The end of a job as its worker reports it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Completion {
+    /// The job that ended.
     pub job_id: ScraperJobId,
+    /// Its final status.
     pub status: ScraperJobStatus,
+    /// What its handler returned, or the error text; `None` keeps a result already stored.
     pub result: Option<String>,
     /// Log lines not written yet.
     pub log: Vec<JobLogLine>,
@@ -70,7 +90,9 @@ pub struct Completion {
 /// A scraper's schedule firing at `at`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScheduledFire {
+    /// The scraper as the scheduler read it: its job's snapshot and priority.
     pub scraper: Scraper,
+    /// The fire time: at most one job is ever created per scraper and fire time.
     pub at: DateTime<Utc>,
 }
 
@@ -79,11 +101,17 @@ pub struct ScheduledFire {
 /// cheap to read for many jobs at once and compare with what was read before.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobStamp {
+    /// The job.
     pub id: ScraperJobId,
+    /// The job's scraper.
     pub scraper_id: ScraperId,
+    /// As [`ScraperJob::status`].
     pub status: ScraperJobStatus,
+    /// As [`ScraperJob::started_at`].
     pub started_at: Option<DateTime<Utc>>,
+    /// As [`ScraperJob::last_active_at`]: the last heartbeat.
     pub last_active_at: Option<DateTime<Utc>>,
+    /// As [`ScraperJob::finished_at`].
     pub finished_at: Option<DateTime<Utc>>,
     /// The id of the last line of the job's log, for the jobs asked for by id (`None` for
     /// the others, and while the log is empty).
@@ -279,8 +307,11 @@ pub trait LeaseStorage: Send + Sync {
 /// The three storages the engine runs on.
 #[derive(Clone)]
 pub struct Storages {
+    /// The scrapers and their settings.
     pub scrapers: Arc<dyn ScrapersStorage>,
+    /// The jobs queue and the jobs' logs.
     pub jobs: Arc<dyn ScraperJobsStorage>,
+    /// The scheduler's lease.
     pub leases: Arc<dyn LeaseStorage>,
 }
 
