@@ -13,7 +13,7 @@ use crate::storage::text::{storable, storable_option, storable_scraper};
 use crate::storage::ScrapersStorage;
 use crate::sync::lock;
 
-/// The in-memory scrapers, optionally read-only (a list loaded from a file).
+/// The in-memory scrapers; a read-only one refuses every change to the list.
 pub struct MemoryScrapersStorage {
     read_only: bool,
     scrapers: Mutex<ScrapersState>,

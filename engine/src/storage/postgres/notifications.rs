@@ -4,8 +4,9 @@
 //!
 //! A statement that notifies ends its `RETURNING` list with
 //! `(SELECT count(*) FROM (SELECT pg_notify($n, '')) AS notified) AS notified`, the channel
-//! bound from the constants below. The subquery does not depend on the row, so it runs once,
-//! and only when a row comes back: a statement that changed nothing wakes nobody.
+//! bound from the constants below. A subquery that does not depend on the row runs once, and
+//! only when a row comes back: a statement that changed nothing wakes nobody. (A kill's
+//! payload is the killed job's id, so that subquery runs for its row.)
 
 use std::sync::Arc;
 use std::time::Duration;
