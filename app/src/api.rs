@@ -13,6 +13,7 @@ use engine::model::{
     JobCount, JobLogLine, ReplicaStatus, Scraper, ScraperConfig, ScraperId, ScraperJob,
     ScraperJobId, ScraperJobPriority, ScraperJobStatus, ScraperSchedule,
 };
+use engine::retry::RetryPolicy;
 use leptos::prelude::*;
 use leptos::server_fn::codec::{Json, JsonEncoding};
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
@@ -97,6 +98,8 @@ pub struct UiSettings {
     pub handlers: Vec<String>,
     pub schedules: Vec<ScraperSchedule>,
     pub priorities: Vec<ScraperJobPriority>,
+    /// The retry policy of scrapers that set none.
+    pub default_retry: RetryPolicy,
 }
 
 #[server(input = Json)]
@@ -112,6 +115,7 @@ pub async fn get_ui_settings() -> Result<UiSettings, UiError> {
         handlers: engine.get_scraper_handlers(),
         schedules: engine.get_schedules(),
         priorities,
+        default_retry: engine.default_retry_policy().clone(),
     })
 }
 

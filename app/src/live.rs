@@ -27,7 +27,8 @@
 
 use chrono::{DateTime, Utc};
 use engine::model::{
-    timestamp, JobLogLine, Scraper, ScraperJob, ScraperJobId, ScraperJobPriority, ScraperJobStatus,
+    timestamp, JobAttempt, JobLogLine, Scraper, ScraperJob, ScraperJobId, ScraperJobPriority,
+    ScraperJobStatus,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -155,6 +156,16 @@ pub struct JobPatch {
         deserialize_with = "present"
     )]
     pub result: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "changed_time"
+    )]
+    pub next_attempt_at: Option<Option<DateTime<Utc>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<Vec<JobAttempt>>,
 }
 
 impl JobPatch {
@@ -179,6 +190,9 @@ impl JobPatch {
             last_active_at,
             finished_at,
             result,
+            attempt,
+            next_attempt_at,
+            attempts,
         } = self;
         fn set<T>(field: &mut T, value: Option<T>) {
             if let Some(value) = value {
@@ -192,6 +206,9 @@ impl JobPatch {
         set(&mut job.last_active_at, last_active_at);
         set(&mut job.finished_at, finished_at);
         set(&mut job.result, result);
+        set(&mut job.attempt, attempt);
+        set(&mut job.next_attempt_at, next_attempt_at);
+        set(&mut job.attempts, attempts);
     }
 
     /// The job of a patch with every field, run with `scraper`.
@@ -206,6 +223,9 @@ impl JobPatch {
             last_active_at: self.last_active_at?,
             finished_at: self.finished_at?,
             result: self.result?,
+            attempt: self.attempt?,
+            next_attempt_at: self.next_attempt_at?,
+            attempts: self.attempts?,
         })
     }
 }
@@ -543,6 +563,9 @@ mod server {
             last_active_at: changed(before.map(|job| &job.last_active_at), &now.last_active_at),
             finished_at: changed(before.map(|job| &job.finished_at), &now.finished_at),
             result: changed(before.map(|job| &job.result), &now.result),
+            attempt: changed(before.map(|job| &job.attempt), &now.attempt),
+            next_attempt_at: changed(before.map(|job| &job.next_attempt_at), &now.next_attempt_at),
+            attempts: changed(before.map(|job| &job.attempts), &now.attempts),
         }
     }
 

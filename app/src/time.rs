@@ -116,7 +116,14 @@ fn amount(seconds: u64) -> String {
 
 /// A duration as "850 ms", "12.3 s", "4 min 05 s", "2 h 03 min".
 pub fn duration(from: DateTime<Utc>, to: DateTime<Utc>) -> String {
-    let millis = (to - from).num_milliseconds().max(0);
+    span(std::time::Duration::from_millis(
+        (to - from).num_milliseconds().max(0) as u64,
+    ))
+}
+
+/// A length of time as [`duration`] writes it.
+pub fn span(length: std::time::Duration) -> String {
+    let millis = length.as_millis();
     match millis {
         0..1_000 => format!("{millis} ms"),
         1_000..60_000 => format!("{:.1} s", millis as f64 / 1_000.0),

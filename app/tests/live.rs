@@ -19,7 +19,7 @@ use engine::model::{
     JobLogLine, LogLevel, Scraper, ScraperJob, ScraperJobPriority, ScraperJobStatus,
 };
 use engine::scraper::{builtin_handlers, Runtime};
-use engine::storage::{EnqueueOrigin, Storages};
+use engine::storage::{Claim, EnqueueOrigin, Storages};
 use engine::testing::{Outage, TestDatabase};
 use engine::Engine;
 use futures_util::StreamExt;
@@ -97,10 +97,15 @@ impl Replica {
     /// Enqueues a job for `scraper` and runs it to the end, as a worker does.
     async fn run(&self, scraper: &Scraper) {
         let job = self.enqueue(scraper).await;
-        self.storages.jobs.dequeue_scraper_jobs(1).await.unwrap();
+        let claimed = self.storages.jobs.dequeue_scraper_jobs(1).await.unwrap();
+        assert_eq!(claimed[0].id, job.id);
         self.storages
             .jobs
-            .finish_scraper_job(job.id, ScraperJobStatus::Succeeded, Some("ok".to_owned()))
+            .finish_scraper_job(
+                Claim::of(&claimed[0]).unwrap(),
+                ScraperJobStatus::Succeeded,
+                Some("ok".to_owned()),
+            )
             .await
             .unwrap()
             .expect("the job was started");
@@ -217,13 +222,18 @@ async fn the_storage_is_read_as_often_with_fifty_streams_open_as_with_two() {
     for scraper in &scrapers {
         jobs.push(replica.enqueue(scraper).await);
     }
-    replica
+    let claimed = replica
         .storages
         .jobs
         .dequeue_scraper_jobs(25)
         .await
         .unwrap();
     let followed = jobs[0].id;
+    let followed_claim = claimed
+        .iter()
+        .find(|job| job.id == followed)
+        .and_then(Claim::of)
+        .unwrap();
     let mut streams = Vec::new();
     let mut open_pair = async |index: usize| {
         let scraper_id = scrapers[index].id;
@@ -245,7 +255,12 @@ async fn the_storage_is_read_as_often_with_fifty_streams_open_as_with_two() {
     let mut line = 0;
     let mut window = async || {
         line += 1;
-        replica.storages.jobs.heartbeat(followed).await.unwrap();
+        replica
+            .storages
+            .jobs
+            .heartbeat(followed_claim)
+            .await
+            .unwrap();
         replica
             .storages
             .jobs
@@ -308,12 +323,14 @@ async fn after_the_first_event_a_job_that_changes_is_sent_alone_without_its_snap
     // its end: each event is about that job only.
     let job = replica.enqueue(&scraper).await;
     let enqueued = stream.next().await;
-    replica.storages.jobs.dequeue_scraper_jobs(1).await.unwrap();
+    let claim =
+        Claim::of(&replica.storages.jobs.dequeue_scraper_jobs(1).await.unwrap()[0]).unwrap();
+    assert_eq!(claim.job_id, job.id);
     let claimed = stream.next().await;
     replica
         .storages
         .jobs
-        .finish_scraper_job(job.id, ScraperJobStatus::Failed, Some("boom".to_owned()))
+        .finish_scraper_job(claim, ScraperJobStatus::Failed, Some("boom".to_owned()))
         .await
         .unwrap();
     let finished = stream.next().await;
@@ -540,12 +557,14 @@ async fn a_list_kept_from_the_events_is_the_scraper_s_jobs(replica: Replica) {
     // and old jobs pruned.
     let job = replica.enqueue(&edited).await;
     browser.catch_up(&replica).await;
-    replica.storages.jobs.dequeue_scraper_jobs(1).await.unwrap();
+    let claim =
+        Claim::of(&replica.storages.jobs.dequeue_scraper_jobs(1).await.unwrap()[0]).unwrap();
+    assert_eq!(claim.job_id, job.id);
     browser.catch_up(&replica).await;
     replica
         .storages
         .jobs
-        .release_scraper_jobs(&[job.id])
+        .release_scraper_jobs(&[claim])
         .await
         .unwrap();
     browser.catch_up(&replica).await;
@@ -622,7 +641,9 @@ async fn a_job_kept_from_the_events_is_the_stored_job_with_its_whole_log(replica
         log: Vec::new(),
     };
     browser.catch_up(&replica).await;
-    replica.storages.jobs.dequeue_scraper_jobs(1).await.unwrap();
+    let claim =
+        Claim::of(&replica.storages.jobs.dequeue_scraper_jobs(1).await.unwrap()[0]).unwrap();
+    assert_eq!(claim.job_id, job.id);
     browser.catch_up(&replica).await;
     // More lines than fit in one event.
     replica
@@ -635,7 +656,7 @@ async fn a_job_kept_from_the_events_is_the_stored_job_with_its_whole_log(replica
     replica
         .storages
         .jobs
-        .finish_scraper_job(job.id, ScraperJobStatus::Succeeded, Some("done".to_owned()))
+        .finish_scraper_job(claim, ScraperJobStatus::Succeeded, Some("done".to_owned()))
         .await
         .unwrap();
     browser.catch_up(&replica).await;

@@ -31,12 +31,23 @@ export async function createScraper(request: APIRequestContext, scraper: object)
 
 /**
  * A local web site for the scrapers under test: `/article` is a page with a heading,
- * `/slow` answers only after a minute (a job that runs until it is killed).
+ * `/slow` answers only after a minute (a job that runs until it is killed), and
+ * `/flaky?...` answers 503 twice, then as `/article` (each query string counts on its own).
  */
 export async function startFixtureSite(): Promise<{ url: string; close: () => Promise<void> }> {
   const pending = new Set<http.ServerResponse>();
+  const flaky = new Map<string, number>();
   const server = http.createServer((request, response) => {
-    if (request.url === "/article") {
+    if (request.url?.startsWith("/flaky")) {
+      const seen = (flaky.get(request.url) ?? 0) + 1;
+      flaky.set(request.url, seen);
+      if (seen <= 2) {
+        response.writeHead(503).end("busy");
+        return;
+      }
+      response.writeHead(200, { "content-type": "text/html" });
+      response.end("<html><body><h1>Fixture headline</h1></body></html>");
+    } else if (request.url === "/article") {
       response.writeHead(200, { "content-type": "text/html" });
       response.end("<html><body><h1>Fixture headline</h1><p class='lead'>Served by the test.</p></body></html>");
     } else if (request.url === "/slow") {

@@ -9,6 +9,7 @@ use crate::model::{
     JobCount, JobLogLine, Priority, ReplicaStatus, SchedulerState, Scraper, ScraperConfig,
     ScraperId, ScraperJob, ScraperJobId, ScraperJobPriority, ScraperSchedule, WorkerState,
 };
+use crate::retry::RetryPolicy;
 use crate::schedule::validate_scraper;
 use crate::scheduler::{Scheduler, SchedulerSettings};
 use crate::scraper::{Handlers, Runtime};
@@ -55,6 +56,11 @@ impl Engine {
     /// them directly (`/readyz` asks the queue for its length).
     pub fn storages(&self) -> &Storages {
         &self.storages
+    }
+
+    /// The retry policy of jobs whose scraper sets none (the operator's default).
+    pub fn default_retry_policy(&self) -> &RetryPolicy {
+        self.runtime.default_retry()
     }
 
     /// The handlers this replica runs, by name (what a scraper's `handler` must name).
@@ -146,7 +152,12 @@ impl Engine {
         scraper_id: ScraperId,
         priority: ScraperJobPriority,
     ) -> Result<ScraperJob> {
-        let scraper = self.storages.scrapers.get_scraper(scraper_id).await?;
+        let scraper = self
+            .storages
+            .scrapers
+            .get_scraper(scraper_id)
+            .await?
+            .with_retry_policy(self.runtime.default_retry());
         self.storages
             .jobs
             .add_scraper_job(&scraper, priority, EnqueueOrigin::Manual)
@@ -236,6 +247,8 @@ impl Engine {
             schedule_priority: priority,
             state,
             timeout_seconds: Some(EPHEMERAL_TIMEOUT_SECONDS),
+            // A try-out shows what one run does.
+            retry: Some(RetryPolicy::never()),
         };
         validate_scraper(&scraper, self.handlers.names())?;
         self.storages
@@ -289,7 +302,12 @@ impl Engine {
         let mut components = self.components.lock().expect("not poisoned");
         if let Some(settings) = scheduler {
             let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4());
-            let scheduler = Scheduler::new(self.storages.clone(), owner, settings);
+            let scheduler = Scheduler::new(
+                self.storages.clone(),
+                owner,
+                settings,
+                self.runtime.default_retry().clone(),
+            );
             let status = scheduler.status();
             let task = tokio::spawn(scheduler.run(stopped.clone()));
             components.scheduler = Some(Started {

@@ -29,7 +29,8 @@ use tokio::sync::{watch, Notify};
 
 use crate::error::{Error, Result};
 use crate::model::{
-    JobLogLine, Scraper, ScraperId, ScraperJob, ScraperJobId, ScraperJobPriority, ScraperJobStatus,
+    JobAttempt, JobLogLine, Scraper, ScraperId, ScraperJob, ScraperJobId, ScraperJobPriority,
+    ScraperJobStatus,
 };
 use crate::storage::{JobStamp, ScraperJobsStorage};
 use crate::sync::lock;
@@ -60,6 +61,12 @@ pub struct FeedJob {
     /// What the handler returned or why the job failed; `None` while the job is not finished
     /// (stamps carry no results: the feed reads it with the job once it sees the job finished).
     pub result: Option<String>,
+    /// The current attempt, as [`ScraperJob::attempt`].
+    pub attempt: u32,
+    /// When a job waiting for a retry is due, as [`ScraperJob::next_attempt_at`].
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The attempts before the current one, as [`ScraperJob::attempts`].
+    pub attempts: Vec<JobAttempt>,
 }
 
 impl FeedJob {
@@ -75,6 +82,9 @@ impl FeedJob {
             last_active_at,
             finished_at,
             result,
+            attempt,
+            next_attempt_at,
+            attempts,
         } = job;
         FeedJob {
             id,
@@ -87,6 +97,9 @@ impl FeedJob {
             last_active_at,
             finished_at,
             result,
+            attempt,
+            next_attempt_at,
+            attempts,
         }
     }
 
@@ -97,18 +110,20 @@ impl FeedJob {
             self.started_at,
             self.last_active_at,
             self.finished_at,
+            self.attempt,
         ) == (
             stamp.status,
             stamp.started_at,
             stamp.last_active_at,
             stamp.finished_at,
+            stamp.attempt,
         )
     }
 
-    /// This job as `stamp` says it is now, unless it finished meanwhile: only finishing sets
-    /// a result, which stamps do not carry.
+    /// This job as `stamp` says it is now, unless it finished or was retried meanwhile: only
+    /// those set a result or an attempt's outcome, which stamps do not carry.
     fn moved_on(&self, stamp: &JobStamp) -> Option<FeedJob> {
-        (self.finished_at == stamp.finished_at).then(|| FeedJob {
+        (self.finished_at == stamp.finished_at && self.attempt == stamp.attempt).then(|| FeedJob {
             status: stamp.status,
             started_at: stamp.started_at,
             last_active_at: stamp.last_active_at,

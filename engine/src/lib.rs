@@ -2,14 +2,17 @@
 //! the scheduler lease), the scheduler, the worker, the scraping runtime and the change feed
 //! the UI's live updates follow.
 //!
-//! Without features this crate is only [`model`], [`error`] and [`schedule`], which compile to
-//! wasm for the browser UI. The `runtime` feature adds everything that needs tokio, sqlx or
-//! the network; only the server side enables it. No HTTP framework lives here: the server and
+//! Without features this crate is only [`model`], [`error`], [`schedule`], [`retry`] and
+//! [`redact`], which compile to wasm for the browser UI. The `runtime` feature adds everything
+//! that needs tokio, sqlx or the network; only the server side enables it. No HTTP framework lives here: the server and
 //! the UI call [`Engine`], the one implementation of every operation.
+
+#![warn(missing_docs)]
 
 pub mod error;
 pub mod model;
 pub mod redact;
+pub mod retry;
 pub mod schedule;
 
 #[cfg(feature = "runtime")]

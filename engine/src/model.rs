@@ -13,6 +13,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::retry::{RetryPolicy, RetryReason};
+
 /// The id a client sends when it wants the storage to assign one.
 pub const UNSET_ID: i64 = -1;
 
@@ -89,16 +91,16 @@ impl ScraperSchedule {
         }
     }
 
-    /// The fixed period of an interval schedule; `None` for `inactive` and `crontab`.
+    /// The fixed period of a schedule that fires at whole multiples of it; `None` for
+    /// `inactive`, `crontab` and the calendar schedules (`every_week`, `every_month`), whose
+    /// fire times [`crate::schedule::Trigger`] computes from the calendar.
     pub fn interval(self) -> Option<chrono::Duration> {
         match self {
-            Self::Inactive | Self::Crontab => None,
+            Self::Inactive | Self::Crontab | Self::EveryWeek | Self::EveryMonth => None,
             Self::EverySecond => Some(chrono::Duration::seconds(1)),
             Self::EveryMinute => Some(chrono::Duration::minutes(1)),
             Self::EveryHour => Some(chrono::Duration::hours(1)),
             Self::EveryDay => Some(chrono::Duration::days(1)),
-            Self::EveryWeek => Some(chrono::Duration::weeks(1)),
-            Self::EveryMonth => Some(chrono::Duration::days(30)),
         }
     }
 }
@@ -305,6 +307,11 @@ pub struct Scraper {
     /// limit.
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
+    /// When and why failed attempts of its jobs run again. Absent: the operator's default
+    /// (retry a lost worker's job). In a job's scraper snapshot, the policy the job runs
+    /// under, the default filled in.
+    #[serde(default)]
+    pub retry: Option<RetryPolicy>,
 }
 
 fn unset_id() -> i64 {
@@ -365,6 +372,46 @@ pub struct ScraperJob {
     #[serde(default, with = "timestamp::option")]
     pub finished_at: Option<DateTime<Utc>>,
     /// What the handler returned, or the error text when it failed.
+    #[serde(default)]
+    pub result: Option<String>,
+    /// The current attempt (1 for the first run); `max_attempts` of the snapshot's `retry`
+    /// says how many it may have.
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+    /// When a job `pending` for a retry becomes due; workers do not claim it before. Cleared
+    /// when the attempt is claimed.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "2026-11-29T00:49:26.235961"))]
+    #[serde(default, with = "timestamp::option")]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The attempts before the current one, oldest first: each failed and was retried.
+    #[serde(default)]
+    pub attempts: Vec<JobAttempt>,
+}
+
+fn first_attempt() -> u32 {
+    1
+}
+
+/// An attempt of a job that failed and was retried: how and when it ended. Its log lines
+/// are in the job's log, before the next attempt's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobAttempt {
+    /// Its number, from 1.
+    pub attempt: u32,
+    /// Why it failed.
+    pub reason: RetryReason,
+    /// The status it would have ended the job with: `failed`, or `dead` for a lost worker.
+    pub status: ScraperJobStatus,
+    /// When its handler started.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "2026-11-29T00:49:26.235961"))]
+    #[serde(default, with = "timestamp::option")]
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it was found to have failed.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "2026-11-29T00:49:26.235961"))]
+    #[serde(with = "timestamp")]
+    pub finished_at: DateTime<Utc>,
+    /// The error it failed with (none for a lost worker).
     #[serde(default)]
     pub result: Option<String>,
 }
@@ -581,15 +628,21 @@ mod tests {
     /// be compared byte for byte.
     fn without_additions(mut value: Value) -> Value {
         fn strip(scraper: &mut Value) {
-            let removed = scraper.as_object_mut().unwrap().remove("timeout_seconds");
-            assert_eq!(
-                removed,
-                Some(Value::Null),
-                "timeout_seconds is appended and null when unset"
-            );
+            for added in ["timeout_seconds", "retry"] {
+                let removed = scraper.as_object_mut().unwrap().remove(added);
+                assert_eq!(
+                    removed,
+                    Some(Value::Null),
+                    "{added} is appended and null when unset"
+                );
+            }
         }
         if value.get("scraper").is_some() {
             strip(&mut value["scraper"]);
+            let job = value.as_object_mut().unwrap();
+            assert_eq!(job.remove("attempt"), Some(json!(1)), "a first attempt");
+            assert_eq!(job.remove("next_attempt_at"), Some(Value::Null));
+            assert_eq!(job.remove("attempts"), Some(json!([])));
         } else {
             strip(&mut value);
         }

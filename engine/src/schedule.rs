@@ -202,6 +202,9 @@ pub fn validate_scraper(scraper: &Scraper, handlers: &[String]) -> Result<(), Er
         )),
         _ => {}
     }
+    if let Some(retry) = &scraper.retry {
+        errors.extend(retry.problems(&["scraper", "retry"]));
+    }
     if !errors.is_empty() {
         return Err(Error::InvalidScraper(errors));
     }

@@ -31,6 +31,7 @@ use tokio::time::Instant;
 
 use crate::error::Error;
 use crate::model::{SchedulerState, Scraper, ScraperId, ScraperJobStatus};
+use crate::retry::{RetryPolicy, RetryReason};
 use crate::schedule::Trigger;
 use crate::storage::{ScheduledFire, Storages};
 
@@ -123,6 +124,8 @@ pub struct Scheduler {
     storages: Storages,
     owner_id: String,
     settings: SchedulerSettings,
+    /// The retry policy of jobs whose scraper sets none (the operator's default).
+    default_retry: RetryPolicy,
     status: watch::Sender<SchedulerState>,
 }
 
@@ -135,16 +138,19 @@ struct Planned {
 
 impl Scheduler {
     /// A scheduler on `storages`, contending for the lease as `owner_id` (unique per replica and
-    /// start: the holder's [`crate::model::Lease::owner_id`]).
+    /// start: the holder's [`crate::model::Lease::owner_id`]). The jobs it enqueues run under
+    /// their scraper's retry policy, or `default_retry`.
     pub fn new(
         storages: Storages,
         owner_id: impl Into<String>,
         settings: SchedulerSettings,
+        default_retry: RetryPolicy,
     ) -> Self {
         Scheduler {
             storages,
             owner_id: owner_id.into(),
             settings,
+            default_retry,
             status: watch::channel(SchedulerState::default()).0,
         }
     }
@@ -350,7 +356,10 @@ impl Scheduler {
         let fires: Vec<ScheduledFire> = due
             .iter()
             .map(|id| ScheduledFire {
-                scraper: plan[id].scraper.clone(),
+                scraper: plan[id]
+                    .scraper
+                    .clone()
+                    .with_retry_policy(&self.default_retry),
                 at: plan[id].next,
             })
             .collect();
@@ -400,6 +409,16 @@ impl Scheduler {
         {
             Ok(rescued) => {
                 for job in rescued {
+                    if job.next_attempt_at.is_some() {
+                        metrics::counter!("sneakpeek_job_retries_total", "reason" => RetryReason::Dead.as_str()).increment(1);
+                        tracing::warn!(
+                            job_id = job.id,
+                            scraper_id = job.scraper.id,
+                            attempt = job.attempt,
+                            "job retried: its worker was lost while it ran"
+                        );
+                        continue;
+                    }
                     if job.status == ScraperJobStatus::Pending {
                         metrics::counter!("sneakpeek_jobs_requeued_total").increment(1);
                         tracing::warn!(
@@ -411,6 +430,14 @@ impl Scheduler {
                     }
                     metrics::counter!("sneakpeek_scraper_jobs_total", "type" => "dead")
                         .increment(1);
+                    if job
+                        .scraper
+                        .retry
+                        .as_ref()
+                        .is_some_and(|policy| policy.retry_on.contains(&RetryReason::Dead))
+                    {
+                        metrics::counter!("sneakpeek_job_retries_exhausted_total", "reason" => RetryReason::Dead.as_str()).increment(1);
+                    }
                     tracing::warn!(
                         job_id = job.id,
                         scraper_id = job.scraper.id,

@@ -20,7 +20,8 @@ use crate::model::{
     ScraperJobStatus,
 };
 use crate::storage::{
-    ClaimedJob, Completion, EnqueueOrigin, JobStamp, ScheduledFire, ScraperJobsStorage, Storages,
+    Claim, ClaimedJob, Completion, EnqueueOrigin, JobStamp, ScheduledFire, ScraperJobsStorage,
+    Storages,
 };
 
 /// Where tests may create databases: `SNEAKPEEK_TEST_DATABASE_URL`, else the local server.
@@ -194,36 +195,37 @@ impl ScraperJobsStorage for Outage {
         self.check()?;
         self.inner.dequeue_scraper_jobs(limit).await
     }
-    async fn start_scraper_jobs(&self, job_ids: &[ScraperJobId]) -> Result<Vec<ScraperJobId>> {
+    async fn start_scraper_jobs(&self, claims: &[Claim]) -> Result<Vec<ScraperJobId>> {
         self.check()?;
-        self.inner.start_scraper_jobs(job_ids).await
+        self.inner.start_scraper_jobs(claims).await
     }
-    async fn release_scraper_jobs(&self, job_ids: &[ScraperJobId]) -> Result<u64> {
+    async fn release_scraper_jobs(&self, claims: &[Claim]) -> Result<u64> {
         self.check()?;
-        self.inner.release_scraper_jobs(job_ids).await
+        self.inner.release_scraper_jobs(claims).await
     }
-    async fn heartbeat(&self, job_id: ScraperJobId) -> Result<()> {
+    async fn heartbeat(&self, claim: Claim) -> Result<()> {
         self.check()?;
-        self.inner.heartbeat(job_id).await
+        self.inner.heartbeat(claim).await
     }
-    async fn heartbeat_jobs(&self, job_ids: &[ScraperJobId]) -> Result<Vec<ScraperJobId>> {
+    async fn heartbeat_jobs(&self, claims: &[Claim]) -> Result<Vec<ScraperJobId>> {
         self.check()?;
-        self.inner.heartbeat_jobs(job_ids).await
+        self.inner.heartbeat_jobs(claims).await
     }
     async fn finish_scraper_job(
         &self,
-        job_id: ScraperJobId,
+        claim: Claim,
         status: ScraperJobStatus,
         result: Option<String>,
     ) -> Result<Option<ScraperJob>> {
         self.check()?;
-        self.inner.finish_scraper_job(job_id, status, result).await
+        self.inner.finish_scraper_job(claim, status, result).await
     }
     async fn finish_scraper_jobs(&self, completions: &[Completion]) -> Result<Vec<bool>> {
         self.check()?;
         let refused_job = *crate::sync::lock(&self.refused_job);
         if completions.iter().any(|completion| {
-            Some(completion.job_id) == refused_job && completion.status != ScraperJobStatus::Failed
+            Some(completion.claim.job_id) == refused_job
+                && completion.status != ScraperJobStatus::Failed
         }) {
             return Err(Error::internal("the test refuses this completion"));
         }

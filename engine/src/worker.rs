@@ -44,8 +44,9 @@ use crate::error::Error;
 use crate::model::{
     JobLogLine, LogLevel, Scraper, ScraperId, ScraperJob, ScraperJobId, ScraperJobStatus,
 };
+use crate::retry::{RetryPolicy, RetryReason};
 use crate::scraper::{self, run_scraper, Handlers, JobHooks, Runtime};
-use crate::storage::{Completion, Storages};
+use crate::storage::{Claim, Completion, NextAttempt, Storages};
 use crate::sync::lock;
 
 /// How a worker runs.
@@ -144,7 +145,7 @@ enum Phase {
 }
 
 /// A job about to run, and where the starter answers whether it may.
-type StartRequest = (ScraperJobId, oneshot::Sender<bool>);
+type StartRequest = (Claim, oneshot::Sender<bool>);
 
 impl RunningJob {
     fn started(&self) -> Option<Instant> {
@@ -308,8 +309,14 @@ impl Worker {
                 continue;
             }
             // Permits beyond the claimed jobs go back when dropped.
-            for (job, claim) in claimed.into_iter().zip(permits) {
-                shared.launch(job, claim);
+            for (job, permit) in claimed.into_iter().zip(permits) {
+                match Claim::of(&job) {
+                    Some(claim) => shared.launch(job, claim, permit),
+                    // Not claimed as the queue promises: leave it to the dead-job check.
+                    None => {
+                        tracing::error!(job_id = job.id, status = %job.status, "the queue handed out a job that is not started; skipped")
+                    }
+                }
             }
         }
 
@@ -328,11 +335,15 @@ impl Worker {
             );
             for job in unfinished {
                 job.task.abort();
+                // As for a lost worker: the job did not fail by itself.
+                let failure = Failure::new(
+                    RetryReason::Dead,
+                    "The worker shut down before the job finished".to_owned(),
+                );
                 shared
                     .report(
                         &job.hooks,
-                        ScraperJobStatus::Failed,
-                        "The worker shut down before the job finished".to_owned(),
+                        Err(failure),
                         job.started().unwrap_or_else(Instant::now),
                     )
                     .await;
@@ -352,18 +363,14 @@ impl Worker {
 
 impl Shared {
     /// Starts a claimed job's task; `claim` is its share of the worker's claims.
-    fn launch(self: &Arc<Self>, job: ScraperJob, claim: OwnedSemaphorePermit) {
-        let hooks = Arc::new(WorkerHooks::new(
-            self.storages.clone(),
-            job.id,
-            job.scraper.id,
-        ));
+    fn launch(self: &Arc<Self>, job: ScraperJob, claim: Claim, permit: OwnedSemaphorePermit) {
+        let hooks = Arc::new(WorkerHooks::new(self.storages.clone(), &job, claim));
         let timeout_seconds = self.runtime.job_timeout_seconds(&job.scraper);
         let job_id = job.id;
         let span = tracing::info_span!("job", job_id, scraper_id = job.scraper.id, handler = %job.scraper.handler);
         let run = self
             .clone()
-            .run_job(job, hooks.clone(), claim)
+            .run_job(job, hooks.clone(), permit)
             .instrument(span);
         // Registered before the task can end: the task reports only a job it finds here.
         let mut running = lock(&self.running);
@@ -385,7 +392,7 @@ impl Shared {
         self: Arc<Self>,
         job: ScraperJob,
         hooks: Arc<WorkerHooks>,
-        claim: OwnedSemaphorePermit,
+        permit: OwnedSemaphorePermit,
     ) {
         let slot = self
             .slots
@@ -399,7 +406,7 @@ impl Shared {
         }
         let (answer, may_run) = oneshot::channel();
         let allowed =
-            self.starter.send((job.id, answer)).await.is_ok() && may_run.await == Ok(true);
+            self.starter.send((hooks.claim, answer)).await.is_ok() && may_run.await == Ok(true);
         let started = Instant::now();
         if !allowed {
             // Killed or declared lost meanwhile (or the worker is stopping): the queue has
@@ -410,9 +417,23 @@ impl Shared {
         if !self.set_phase(job.id, Phase::Running(started)) {
             return;
         }
-        if let Some(started) = job.started_at {
+        if let Some(started) = job.started_at.filter(|_| job.attempt == 1) {
+            // First attempts only: a retry waited for its due time on purpose.
             let waited = (started - job.created_at).to_std().unwrap_or_default();
             metrics::histogram!("sneakpeek_time_in_queue_seconds").record(waited.as_secs_f64());
+        }
+        metrics::counter!("sneakpeek_job_attempts_total").increment(1);
+        if let Some(previous) = job.attempts.last() {
+            hooks.note(
+                LogLevel::Info,
+                format!(
+                    "Attempt {} of {}: attempt {} ended with {}",
+                    hooks.attempt,
+                    hooks.retry.max_attempts,
+                    previous.attempt,
+                    previous.reason.label()
+                ),
+            );
         }
         hooks.note(
             LogLevel::Info,
@@ -425,53 +446,75 @@ impl Shared {
         let outcome = AssertUnwindSafe(self.run_handler(job.scraper, hooks.clone()))
             .catch_unwind()
             .await
-            .unwrap_or_else(|panic| Err(format!("The handler panicked: {}", panic_message(panic))));
+            .unwrap_or_else(|panic| {
+                Err(Failure::new(
+                    RetryReason::Error,
+                    format!("The handler panicked: {}", panic_message(panic)),
+                ))
+            });
         if lock(&self.running).remove(&job_id).is_none() {
             // The supervisor stopped the job meanwhile and has reported it.
             return;
         }
-        let (status, result) = match outcome {
-            Ok(result) => (ScraperJobStatus::Succeeded, result),
-            Err(message) => (ScraperJobStatus::Failed, message),
-        };
-        self.report(&hooks, status, result, started).await;
-        drop((slot, claim));
+        self.report(&hooks, outcome, started).await;
+        drop((slot, permit));
     }
 
-    /// The handler's result, or the message its job fails with.
+    /// The handler's result, or how its attempt failed.
     async fn run_handler(
         &self,
         scraper: Scraper,
         hooks: Arc<WorkerHooks>,
-    ) -> Result<String, String> {
+    ) -> Result<String, Failure> {
         let seconds = self.runtime.job_timeout_seconds(&scraper);
         let run = run_scraper(&self.handlers, &self.runtime, scraper, hooks);
         // A timeout too long to be an instant is no timeout: tokio's sleeps then never end.
         match tokio::time::timeout(Duration::from_secs(seconds), run).await {
-            Ok(outcome) => outcome.map_err(|error| error.to_string()),
-            Err(_) => Err(timed_out(seconds)),
+            Ok(outcome) => {
+                outcome.map_err(|error| Failure::new(error.retry_reason(), error.to_string()))
+            }
+            Err(_) => Err(Failure::timed_out(seconds)),
         }
     }
 
-    /// Hands a job's end to the recorder, with the log lines not written yet.
+    /// Hands an attempt's end to the recorder, with the log lines not written yet: the job's
+    /// end, or, when its retry policy says so, its next attempt.
     async fn report(
         &self,
         hooks: &WorkerHooks,
-        status: ScraperJobStatus,
-        result: String,
+        outcome: Result<String, Failure>,
         started: Instant,
     ) {
-        if status == ScraperJobStatus::Succeeded {
-            hooks.note(LogLevel::Info, format!("Job {status}"));
-        } else {
-            hooks.note(LogLevel::Error, format!("Job {status}"));
-            hooks.note(LogLevel::Error, result.clone());
-        }
+        let (status, result, retry) = match outcome {
+            Ok(result) => {
+                hooks.note(LogLevel::Info, "Job succeeded".to_owned());
+                (ScraperJobStatus::Succeeded, result, None)
+            }
+            Err(Failure { reason, message }) => {
+                let retry = hooks.retry_after(reason);
+                match &retry {
+                    Some(retry) => hooks.note(
+                        LogLevel::Warning,
+                        format!(
+                            "Attempt {} failed ({}); attempt {} in {:.0} s",
+                            hooks.attempt,
+                            reason.label(),
+                            hooks.attempt + 1,
+                            retry.delay.as_secs_f64()
+                        ),
+                    ),
+                    None => hooks.note(LogLevel::Error, "Job failed".to_owned()),
+                }
+                hooks.note(LogLevel::Error, message.clone());
+                (ScraperJobStatus::Failed, message, retry)
+            }
+        };
         let completion = Completion {
-            job_id: hooks.job_id,
+            claim: hooks.claim,
             status,
             result: Some(result),
             log: hooks.take_log(),
+            retry,
         };
         // Fails only once the worker has stopped, when nothing can be recorded any more.
         let _ = self
@@ -530,7 +573,7 @@ impl Shared {
             if job.is_overdue(now, BLOCKED_HANDLER_GRACE) {
                 overdue.push(*job_id);
             } else {
-                alive.push((*job_id, job.hooks.clone()));
+                alive.push(job.hooks.clone());
             }
         }
         for job in self.stop(overdue) {
@@ -538,12 +581,10 @@ impl Shared {
                 job_id = job.hooks.job_id,
                 "the handler is past its timeout and does not yield; failing the job"
             );
-            let seconds = job.timeout_seconds;
             let started = job.started().unwrap_or(now);
             self.report(
                 &job.hooks,
-                ScraperJobStatus::Failed,
-                timed_out(seconds),
+                Err(Failure::timed_out(job.timeout_seconds)),
                 started,
             )
             .await;
@@ -553,27 +594,27 @@ impl Shared {
         }
         // The heartbeat goes first: however much a job logs, writing it never delays the
         // signal that keeps every job alive.
-        let job_ids: Vec<ScraperJobId> = alive.iter().map(|(job_id, _)| *job_id).collect();
-        match self.storages.jobs.heartbeat_jobs(&job_ids).await {
+        let claims: Vec<Claim> = alive.iter().map(|hooks| hooks.claim).collect();
+        match self.storages.jobs.heartbeat_jobs(&claims).await {
             Ok(lost) => self.drop_lost(lost).await,
             // The database may be briefly unreachable: keep running; the dead timeout is
             // several heartbeats long, and the leader waits that long after an outage.
             Err(error) => {
-                tracing::warn!(error = %error.report(), jobs = job_ids.len(), "heartbeat failed")
+                tracing::warn!(error = %error.report(), jobs = claims.len(), "heartbeat failed")
             }
         }
-        for (_, hooks) in &alive {
+        for hooks in &alive {
             hooks.flush_log().await;
         }
     }
 
     /// On shutdown: hands the jobs claimed ahead, still waiting for a slot, back to the queue.
     async fn release_waiting(&self) {
-        let waiting: Vec<ScraperJobId> = lock(&self.running)
+        let waiting: Vec<Claim> = lock(&self.running)
             .extract_if(|_, job| job.phase == Phase::Waiting)
-            .map(|(job_id, job)| {
+            .map(|(_, job)| {
                 job.task.abort();
-                job_id
+                job.hooks.claim
             })
             .collect();
         if waiting.is_empty() {
@@ -589,8 +630,23 @@ impl Shared {
     }
 }
 
-fn timed_out(seconds: u64) -> String {
-    format!("{} after {seconds} s", Error::JobTimedOut)
+/// How an attempt failed: why, as its retry policy reads it, and the message it fails with.
+struct Failure {
+    reason: RetryReason,
+    message: String,
+}
+
+impl Failure {
+    fn new(reason: RetryReason, message: String) -> Self {
+        Failure { reason, message }
+    }
+
+    fn timed_out(seconds: u64) -> Self {
+        Failure::new(
+            RetryReason::Timeout,
+            format!("{} after {seconds} s", Error::JobTimedOut),
+        )
+    }
 }
 
 /// Heart-beats the running jobs and stops the handlers of jobs killed anywhere.
@@ -644,7 +700,7 @@ async fn record_completions(
             .unzip();
         let applied = record(&storages, &completions, &stop).await;
         for ((completion, started), applied) in completions.iter().zip(started).zip(applied) {
-            let job_id = completion.job_id;
+            let job_id = completion.claim.job_id;
             match applied {
                 Recorded::Finished => {}
                 Recorded::AlreadyFinished => {
@@ -655,6 +711,16 @@ async fn record_completions(
                     continue;
                 }
                 Recorded::GivenUp => continue,
+            }
+            if let Some(retry) = completion.retry {
+                metrics::counter!("sneakpeek_job_retries_total", "reason" => retry.reason.as_str())
+                    .increment(1);
+                tracing::debug!(
+                    job_id,
+                    reason = retry.reason.as_str(),
+                    "attempt failed; retry scheduled"
+                );
+                continue;
             }
             let outcome = if completion.status == ScraperJobStatus::Succeeded {
                 "success"
@@ -722,15 +788,16 @@ async fn record(
             }
             Err(Some(refusal)) => refusal,
         };
-        tracing::error!(job_id = completion.job_id, error = %refusal.report(), "the storage refused a finished job; failing it with the reason");
+        tracing::error!(job_id = completion.claim.job_id, error = %refusal.report(), "the storage refused a finished job; failing it with the reason");
         let failure = Completion {
-            job_id: completion.job_id,
+            claim: completion.claim,
             status: ScraperJobStatus::Failed,
             result: Some(format!(
                 "The job's outcome could not be stored: {}",
                 refusal.describe()
             )),
             log: Vec::new(),
+            retry: None,
         };
         match write_with_retries(storages, std::slice::from_ref(&failure), stop).await {
             Ok(applied) => outcomes.extend(finished(applied)),
@@ -825,27 +892,27 @@ async fn mark_running(
 ) {
     let mut batch = Vec::with_capacity(MAX_RECORD_BATCH);
     while inbox.recv_many(&mut batch, MAX_RECORD_BATCH).await > 0 {
-        let job_ids: Vec<ScraperJobId> = batch.iter().map(|(job_id, _)| *job_id).collect();
+        let claims: Vec<Claim> = batch.iter().map(|(claim, _)| *claim).collect();
         let mut retry = Retry::new(stop.clone());
         let started = loop {
-            match storages.jobs.start_scraper_jobs(&job_ids).await {
+            match storages.jobs.start_scraper_jobs(&claims).await {
                 Ok(started) => break started,
                 Err(error)
                     if error.is_transient()
                         && retry
-                            .wait(&error, "could not mark jobs running", job_ids.len())
+                            .wait(&error, "could not mark jobs running", claims.len())
                             .await => {}
                 Err(error) => {
                     // Unanswered, the jobs stay claimed without heartbeat and go back to
                     // the queue after the dead timeout.
-                    tracing::error!(error = %error.report(), jobs = job_ids.len(), "could not mark jobs running");
+                    tracing::error!(error = %error.report(), jobs = claims.len(), "could not mark jobs running");
                     break Vec::new();
                 }
             }
         };
         let started: std::collections::HashSet<ScraperJobId> = started.into_iter().collect();
-        for (job_id, answer) in batch.drain(..) {
-            let _ = answer.send(started.contains(&job_id));
+        for (claim, answer) in batch.drain(..) {
+            let _ = answer.send(started.contains(&claim.job_id));
         }
     }
 }
@@ -864,8 +931,19 @@ struct WorkerHooks {
     storages: Storages,
     job_id: ScraperJobId,
     scraper_id: ScraperId,
+    /// The claim this worker holds the job by: every change it makes to the job names it.
+    claim: Claim,
+    /// The attempt this worker runs, and the policy that says whether another follows.
+    attempt: u32,
+    retry: RetryPolicy,
     log: Mutex<LogBuffer>,
 }
+
+/// Log line ids each attempt may use: attempt `n` numbers its lines from
+/// `(n - 1) * LOG_IDS_PER_ATTEMPT + 1`, so the lines of a retried job stay in order (and
+/// tell their attempt) without the worker reading the log first. Far above what an attempt
+/// logs ([`MAX_LOG_LINES_PER_JOB`] plus the worker's own lines).
+pub const LOG_IDS_PER_ATTEMPT: i64 = 1_000_000;
 
 /// Most lines a job's handler may log; later lines are dropped and one line says so. With
 /// [`MAX_LOG_BYTES_PER_JOB`], this bounds what a chatty job costs the database and, while
@@ -917,19 +995,35 @@ fn bounded_line(mut message: String) -> String {
 }
 
 impl WorkerHooks {
-    fn new(storages: Storages, job_id: ScraperJobId, scraper_id: ScraperId) -> Self {
+    fn new(storages: Storages, job: &ScraperJob, claim: Claim) -> Self {
         WorkerHooks {
             storages,
-            job_id,
-            scraper_id,
+            job_id: job.id,
+            scraper_id: job.scraper.id,
+            claim,
+            attempt: job.attempt,
+            // Jobs enqueued before retries existed have no policy: they never retry.
+            retry: job.scraper.retry.clone().unwrap_or_else(RetryPolicy::never),
             log: Mutex::new(LogBuffer {
-                next_id: 1,
+                next_id: i64::from(job.attempt.saturating_sub(1)) * LOG_IDS_PER_ATTEMPT + 1,
                 pending: Vec::new(),
                 handler_lines: 0,
                 handler_bytes: 0,
                 truncated: false,
             }),
         }
+    }
+
+    /// The retry that follows this attempt failing for `reason`, if its policy has one.
+    fn retry_after(&self, reason: RetryReason) -> Option<NextAttempt> {
+        let delay = self
+            .retry
+            .retry_delay(self.attempt, reason, fastrand::f64());
+        if delay.is_none() && self.retry.retry_on.contains(&reason) {
+            metrics::counter!("sneakpeek_job_retries_exhausted_total", "reason" => reason.as_str())
+                .increment(1);
+        }
+        delay.map(|delay| NextAttempt { reason, delay })
     }
 
     /// A line from the worker itself (the job's start and outcome): never dropped, so a
@@ -967,7 +1061,7 @@ impl WorkerHooks {
 #[async_trait]
 impl JobHooks for WorkerHooks {
     async fn heartbeat(&self) -> Result<(), Error> {
-        self.storages.jobs.heartbeat(self.job_id).await
+        self.storages.jobs.heartbeat(self.claim).await
     }
 
     async fn update_scraper_state(&self, state: Option<String>) -> Result<Option<String>, Error> {

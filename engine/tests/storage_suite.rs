@@ -8,8 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use engine::model::{Scraper, ScraperJob, ScraperJobPriority, ScraperJobStatus, ScraperSchedule};
+use engine::retry::{RetryPolicy, RetryReason};
 use engine::schedule::MAX_SCRAPER_ID;
-use engine::storage::{Completion, EnqueueOrigin, ScheduledFire, ScraperJobsStorage, Storages};
+use engine::storage::{
+    Claim, Completion, EnqueueOrigin, NextAttempt, ScheduledFire, ScraperJobsStorage, Storages,
+};
 use engine::testing::TestDatabase;
 use engine::Error;
 
@@ -84,6 +87,8 @@ storage_suite!(
     a_claimed_job_whose_handler_never_started_goes_back_to_the_queue,
     only_jobs_still_started_are_marked_running,
     job_stamps_cover_the_jobs_of_the_scrapers_and_the_jobs_asked_for,
+    a_failed_attempt_waits_in_the_queue_until_its_retry_is_due,
+    a_lost_workers_job_is_retried_while_its_policy_allows,
 );
 
 fn scraper(name: &str) -> Scraper {
@@ -103,6 +108,19 @@ async fn enqueue(
         EnqueueOrigin::Manual,
     )
     .await
+}
+
+/// The claim a claimed job was handed out with.
+fn claim(job: &ScraperJob) -> Claim {
+    Claim::of(job).expect("a claimed job")
+}
+
+/// A claim no worker holds: of a job never claimed, or one that does not exist.
+fn stale(job_id: i64) -> Claim {
+    Claim {
+        job_id,
+        claimed_at: chrono::DateTime::UNIX_EPOCH,
+    }
 }
 
 /// A scraper with a given id, for queue tests that need many distinct scrapers (the queue
@@ -319,14 +337,19 @@ async fn a_second_active_job_of_a_scraper_is_refused(backend: Backend) {
         .unwrap();
     let refused = enqueue(&**jobs, 1, ScraperJobPriority::High).await;
     assert_eq!(refused, Err(Error::ScraperHasActiveRun));
-    jobs.dequeue_scraper_jobs(1).await.unwrap();
+    let claimed = jobs.dequeue_scraper_jobs(1).await.unwrap().remove(0);
+    assert_eq!(claimed.id, first.id);
     assert_eq!(
         enqueue(&**jobs, 1, ScraperJobPriority::High).await,
         Err(Error::ScraperHasActiveRun)
     );
-    jobs.finish_scraper_job(first.id, ScraperJobStatus::Succeeded, Some("done".into()))
-        .await
-        .unwrap();
+    jobs.finish_scraper_job(
+        claim(&claimed),
+        ScraperJobStatus::Succeeded,
+        Some("done".into()),
+    )
+    .await
+    .unwrap();
     assert!(enqueue(&**jobs, 1, ScraperJobPriority::High).await.is_ok());
 }
 
@@ -417,14 +440,21 @@ async fn heartbeat_follows_the_job_state(backend: Backend) {
     let job = enqueue(&**jobs, 1, ScraperJobPriority::Utmost)
         .await
         .unwrap();
-    assert_eq!(jobs.heartbeat(job.id).await, Err(Error::PingNotStarted));
+    assert_eq!(
+        jobs.heartbeat(stale(job.id)).await,
+        Err(Error::PingNotStarted)
+    );
     let claimed = jobs.dequeue_scraper_jobs(1).await.unwrap().remove(0);
     tokio::time::sleep(Duration::from_millis(5)).await; // let the clock move past the claim time
-    jobs.heartbeat(job.id).await.unwrap();
+    jobs.heartbeat(claim(&claimed)).await.unwrap();
     let beaten = jobs.get_scraper_job(1, job.id).await.unwrap();
     assert!(beaten.last_active_at > claimed.last_active_at);
     let finished = jobs
-        .finish_scraper_job(job.id, ScraperJobStatus::Succeeded, Some("ok".into()))
+        .finish_scraper_job(
+            claim(&claimed),
+            ScraperJobStatus::Succeeded,
+            Some("ok".into()),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -433,9 +463,12 @@ async fn heartbeat_follows_the_job_state(backend: Backend) {
         (ScraperJobStatus::Succeeded, Some("ok"))
     );
     assert!(finished.finished_at.is_some());
-    assert_eq!(jobs.heartbeat(job.id).await, Err(Error::PingFinished));
     assert_eq!(
-        jobs.heartbeat(999_999).await,
+        jobs.heartbeat(claim(&claimed)).await,
+        Err(Error::PingFinished)
+    );
+    assert_eq!(
+        jobs.heartbeat(stale(999_999)).await,
         Err(Error::ScraperJobNotFound(999_999))
     );
 }
@@ -457,13 +490,13 @@ async fn one_heartbeat_for_many_jobs_names_the_lost_ones(backend: Backend) {
     jobs.kill_scraper_job(killed.scraper.id, killed.id)
         .await
         .unwrap();
-    jobs.finish_scraper_job(finished.id, ScraperJobStatus::Succeeded, None)
+    jobs.finish_scraper_job(claim(finished), ScraperJobStatus::Succeeded, None)
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await; // let the clock move past the claim time
 
     let mut lost = jobs
-        .heartbeat_jobs(&[alive.id, killed.id, finished.id, 999_999])
+        .heartbeat_jobs(&[claim(alive), claim(killed), claim(finished), stale(999_999)])
         .await
         .unwrap();
     lost.sort();
@@ -479,7 +512,7 @@ async fn one_heartbeat_for_many_jobs_names_the_lost_ones(backend: Backend) {
 async fn released_jobs_are_pending_again_in_their_place(backend: Backend) {
     let jobs = &backend.storages.jobs;
     let [first, second, finished] = &claim_three(&**jobs).await;
-    jobs.finish_scraper_job(finished.id, ScraperJobStatus::Succeeded, None)
+    jobs.finish_scraper_job(claim(finished), ScraperJobStatus::Succeeded, None)
         .await
         .unwrap();
     let woken = jobs.enqueued();
@@ -488,7 +521,7 @@ async fn released_jobs_are_pending_again_in_their_place(backend: Backend) {
     woken.as_mut().enable();
 
     let released = jobs
-        .release_scraper_jobs(&[second.id, first.id, finished.id, 999_999])
+        .release_scraper_jobs(&[claim(second), claim(first), claim(finished), stale(999_999)])
         .await
         .unwrap();
     assert_eq!(released, 2, "only the started ones go back");
@@ -542,13 +575,17 @@ async fn a_killed_job_is_never_flipped_back(backend: Backend) {
     let running = enqueue(&**jobs, 1, ScraperJobPriority::Normal)
         .await
         .unwrap();
-    jobs.dequeue_scraper_jobs(1).await.unwrap();
+    let claimed = jobs.dequeue_scraper_jobs(1).await.unwrap().remove(0);
     jobs.kill_scraper_job(1, running.id).await.unwrap();
     // The worker finishes late: nothing changes.
     assert_eq!(
-        jobs.finish_scraper_job(running.id, ScraperJobStatus::Succeeded, Some("late".into()))
-            .await
-            .unwrap(),
+        jobs.finish_scraper_job(
+            claim(&claimed),
+            ScraperJobStatus::Succeeded,
+            Some("late".into())
+        )
+        .await
+        .unwrap(),
         None
     );
     let stored = jobs.get_scraper_job(1, running.id).await.unwrap();
@@ -576,7 +613,9 @@ async fn dead_jobs_are_the_ones_without_recent_heartbeat(backend: Backend) {
         .unwrap();
     let claimed = jobs.dequeue_scraper_jobs(1).await.unwrap();
     assert_eq!(
-        jobs.start_scraper_jobs(&[claimed[0].id]).await.unwrap(),
+        jobs.start_scraper_jobs(&[claim(&claimed[0])])
+            .await
+            .unwrap(),
         [quiet.id]
     );
     assert!(jobs
@@ -603,12 +642,15 @@ async fn dead_jobs_are_the_ones_without_recent_heartbeat(backend: Backend) {
     );
     // The worker that lost the job reports late: the job stays dead, the scraper is free.
     assert_eq!(
-        jobs.finish_scraper_job(quiet.id, ScraperJobStatus::Succeeded, None)
+        jobs.finish_scraper_job(claim(&claimed[0]), ScraperJobStatus::Succeeded, None)
             .await
             .unwrap(),
         None
     );
-    assert_eq!(jobs.heartbeat(quiet.id).await, Err(Error::PingFinished));
+    assert_eq!(
+        jobs.heartbeat(claim(&claimed[0])).await,
+        Err(Error::PingFinished)
+    );
     assert!(enqueue(&**jobs, 1, ScraperJobPriority::Normal)
         .await
         .is_ok());
@@ -625,8 +667,9 @@ async fn a_schedule_fire_creates_at_most_one_job(backend: Backend) {
         )
         .await
         .unwrap();
-    jobs.dequeue_scraper_jobs(1).await.unwrap();
-    jobs.finish_scraper_job(job.id, ScraperJobStatus::Succeeded, None)
+    let claimed = jobs.dequeue_scraper_jobs(1).await.unwrap().remove(0);
+    assert_eq!(claimed.id, job.id);
+    jobs.finish_scraper_job(claim(&claimed), ScraperJobStatus::Succeeded, None)
         .await
         .unwrap();
     // A stale leader fires the same instant again after the job finished: refused.
@@ -752,7 +795,7 @@ async fn four_workers_drain_ten_thousand_jobs_each_exactly_once(backend: Backend
                 }
                 for job in claimed {
                     assert!(jobs
-                        .finish_scraper_job(job.id, ScraperJobStatus::Succeeded, None)
+                        .finish_scraper_job(claim(&job), ScraperJobStatus::Succeeded, None)
                         .await
                         .unwrap()
                         .is_some());
@@ -950,11 +993,13 @@ async fn finished_jobs_are_counted_per_minute_and_status(backend: Backend) {
         (2, ScraperJobStatus::Succeeded),
         (3, ScraperJobStatus::Failed),
     ] {
-        let job = enqueue(&**jobs, scraper_id, ScraperJobPriority::Normal)
+        enqueue(&**jobs, scraper_id, ScraperJobPriority::Normal)
             .await
             .unwrap();
-        jobs.dequeue_scraper_jobs(1).await.unwrap();
-        jobs.finish_scraper_job(job.id, status, None).await.unwrap();
+        let claimed = jobs.dequeue_scraper_jobs(1).await.unwrap().remove(0);
+        jobs.finish_scraper_job(claim(&claimed), status, None)
+            .await
+            .unwrap();
     }
     enqueue(&**jobs, 4, ScraperJobPriority::Normal)
         .await
@@ -1032,7 +1077,9 @@ async fn job_logs_are_read_in_pages(backend: Backend) {
 
 async fn a_batch_of_completions_finishes_only_started_jobs(backend: Backend) {
     let jobs = &backend.storages.jobs;
-    let ids = claim_three(&**jobs).await.map(|job| job.id);
+    let claimed = claim_three(&**jobs).await;
+    let ids = claimed.each_ref().map(|job| job.id);
+    let claims = claimed.each_ref().map(claim);
     jobs.kill_scraper_job(2, ids[1]).await.unwrap();
     let line = |id: i64, message: &str| engine::model::JobLogLine {
         id,
@@ -1042,29 +1089,33 @@ async fn a_batch_of_completions_finishes_only_started_jobs(backend: Backend) {
     };
     let completions: Vec<Completion> = vec![
         Completion {
-            job_id: ids[0],
+            claim: claims[0],
             status: ScraperJobStatus::Succeeded,
             result: Some("one".into()),
             log: vec![line(1, "first"), line(2, "done")],
+            retry: None,
         },
         Completion {
-            job_id: ids[1],
+            claim: claims[1],
             status: ScraperJobStatus::Succeeded,
             result: Some("late".into()),
             log: vec![line(1, "too late")],
+            retry: None,
         },
         Completion {
-            job_id: ids[2],
+            claim: claims[2],
             status: ScraperJobStatus::Failed,
             result: Some("boom".into()),
             log: vec![],
+            retry: None,
         },
         // Pruned meanwhile: neither it nor its log line may fail the batch.
         Completion {
-            job_id: 999_999,
+            claim: stale(999_999),
             status: ScraperJobStatus::Succeeded,
             result: None,
             log: vec![line(1, "gone")],
+            retry: None,
         },
     ];
     assert_eq!(
@@ -1149,7 +1200,7 @@ async fn fires_due_together_are_enqueued_together(backend: Backend) {
     );
     // The same fire again, after those jobs finished: refused, whoever fires it.
     for claimed in jobs.dequeue_scraper_jobs(10).await.unwrap() {
-        jobs.finish_scraper_job(claimed.id, ScraperJobStatus::Succeeded, None)
+        jobs.finish_scraper_job(claim(&claimed), ScraperJobStatus::Succeeded, None)
             .await
             .unwrap();
     }
@@ -1189,18 +1240,19 @@ async fn text_with_nul_is_stored_as_the_replacement_character(backend: Backend) 
 
     // A batch where one job's result and log hold NUL: every job of the batch is recorded.
     let jobs = &storages.jobs;
-    let ids = claim_three(&**jobs).await.map(|job| job.id);
+    let claimed = claim_three(&**jobs).await;
+    let ids = claimed.each_ref().map(|job| job.id);
     let line = |message: &str| engine::model::JobLogLine {
         id: 1,
         at: chrono::Utc::now(),
         level: engine::model::LogLevel::Info,
         message: message.into(),
     };
-    let completions: Vec<Completion> = ids
+    let completions: Vec<Completion> = claimed
         .iter()
         .enumerate()
-        .map(|(index, job_id)| Completion {
-            job_id: *job_id,
+        .map(|(index, job)| Completion {
+            claim: claim(job),
             status: ScraperJobStatus::Succeeded,
             result: Some(if index == 1 {
                 "%PDF\0\0binary".into()
@@ -1208,6 +1260,7 @@ async fn text_with_nul_is_stored_as_the_replacement_character(backend: Backend) 
                 format!("job {index}")
             }),
             log: vec![line(if index == 1 { "read \0 bytes" } else { "fine" })],
+            retry: None,
         })
         .collect();
     assert_eq!(
@@ -1242,10 +1295,10 @@ async fn text_with_nul_is_stored_as_the_replacement_character(backend: Backend) 
         .await
         .unwrap();
     assert_eq!(job.scraper.state.as_deref(), Some("\u{FFFD}"));
-    jobs.dequeue_scraper_jobs(1).await.unwrap();
+    let claimed = jobs.dequeue_scraper_jobs(1).await.unwrap().remove(0);
     jobs.append_job_log(job.id, &[line("\0")]).await.unwrap();
     let finished = jobs
-        .finish_scraper_job(job.id, ScraperJobStatus::Failed, Some("\0".into()))
+        .finish_scraper_job(claim(&claimed), ScraperJobStatus::Failed, Some("\0".into()))
         .await
         .unwrap()
         .unwrap();
@@ -1268,8 +1321,13 @@ async fn a_claimed_job_whose_handler_never_started_goes_back_to_the_queue(backen
     // second one's handler starts (or the claim's reply never reached it).
     let claimed = jobs.dequeue_scraper_jobs(2).await.unwrap();
     assert_eq!(claimed.len(), 2);
+    let (first_claim, lost_claim) = (claim(&claimed[0]), claim(&claimed[1]));
     assert_eq!(
-        jobs.start_scraper_jobs(&[first.id]).await.unwrap(),
+        (first_claim.job_id, lost_claim.job_id),
+        (first.id, second.id)
+    );
+    assert_eq!(
+        jobs.start_scraper_jobs(&[first_claim]).await.unwrap(),
         [first.id]
     );
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -1298,25 +1356,61 @@ async fn a_claimed_job_whose_handler_never_started_goes_back_to_the_queue(backen
         again.iter().map(|job| job.id).collect::<Vec<_>>(),
         [second.id]
     );
+    let new_claim = claim(&again[0]);
+    assert_ne!(new_claim, lost_claim);
+    // The worker that lost it wakes up (it was frozen, say) and goes on with the old claim:
+    // it can neither start, keep alive, hand back nor finish what another worker now holds.
+    assert!(jobs
+        .start_scraper_jobs(&[lost_claim])
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(
-        jobs.start_scraper_jobs(&[second.id]).await.unwrap(),
+        jobs.heartbeat_jobs(&[lost_claim]).await.unwrap(),
         [second.id]
     );
+    assert_eq!(jobs.release_scraper_jobs(&[lost_claim]).await.unwrap(), 0);
+    assert_eq!(
+        jobs.finish_scraper_jobs(&[Completion {
+            claim: lost_claim,
+            status: ScraperJobStatus::Succeeded,
+            result: Some("ran twice".into()),
+            log: Vec::new(),
+            retry: None,
+        }])
+        .await
+        .unwrap(),
+        [false]
+    );
+    assert_eq!(
+        jobs.start_scraper_jobs(&[new_claim]).await.unwrap(),
+        [second.id]
+    );
+    let running = jobs.get_scraper_job(2, second.id).await.unwrap();
+    assert_eq!(
+        (running.status, running.result),
+        (ScraperJobStatus::Started, None)
+    );
     // A job marked running is never handed back: it ran.
-    assert_eq!(jobs.release_scraper_jobs(&[second.id]).await.unwrap(), 0);
+    assert_eq!(jobs.release_scraper_jobs(&[new_claim]).await.unwrap(), 0);
 }
 
 async fn only_jobs_still_started_are_marked_running(backend: Backend) {
     let jobs = &backend.storages.jobs;
-    let ids = claim_three(&**jobs).await.map(|job| job.id);
+    let claimed = claim_three(&**jobs).await;
+    let ids = claimed.each_ref().map(|job| job.id);
+    let claims = claimed.each_ref().map(claim);
     jobs.kill_scraper_job(2, ids[1]).await.unwrap();
-    jobs.release_scraper_jobs(&[ids[2]]).await.unwrap();
-    assert_eq!(jobs.start_scraper_jobs(&ids).await.unwrap(), [ids[0]]);
+    jobs.release_scraper_jobs(&[claims[2]]).await.unwrap();
+    assert_eq!(jobs.start_scraper_jobs(&claims).await.unwrap(), [ids[0]]);
     // Asking again (a lost reply) gives the same answer.
-    assert_eq!(jobs.start_scraper_jobs(&ids).await.unwrap(), [ids[0]]);
+    assert_eq!(jobs.start_scraper_jobs(&claims).await.unwrap(), [ids[0]]);
     // Only the started job is alive; the killed and the handed-back ones are not this
     // worker's any more.
-    assert_eq!(jobs.heartbeat_jobs(&ids).await.unwrap(), [ids[1], ids[2]]);
+    assert_eq!(
+        jobs.heartbeat_jobs(&claims).await.unwrap(),
+        [ids[1], ids[2]]
+    );
 }
 
 async fn job_stamps_cover_the_jobs_of_the_scrapers_and_the_jobs_asked_for(backend: Backend) {
@@ -1324,10 +1418,16 @@ async fn job_stamps_cover_the_jobs_of_the_scrapers_and_the_jobs_asked_for(backen
     let done = enqueue(jobs, 1, ScraperJobPriority::Normal).await.unwrap();
     let other = enqueue(jobs, 2, ScraperJobPriority::Normal).await.unwrap();
     enqueue(jobs, 3, ScraperJobPriority::Normal).await.unwrap();
-    assert_eq!(jobs.dequeue_scraper_jobs(3).await.unwrap().len(), 3);
-    jobs.finish_scraper_job(done.id, ScraperJobStatus::Succeeded, Some("ok".into()))
-        .await
-        .unwrap();
+    let claimed = jobs.dequeue_scraper_jobs(3).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    assert_eq!(claimed[0].id, done.id);
+    jobs.finish_scraper_job(
+        claim(&claimed[0]),
+        ScraperJobStatus::Succeeded,
+        Some("ok".into()),
+    )
+    .await
+    .unwrap();
     let pending = enqueue(jobs, 1, ScraperJobPriority::Normal).await.unwrap();
     let lines: Vec<engine::model::JobLogLine> = (1..=3)
         .map(|id| engine::model::JobLogLine {
@@ -1381,4 +1481,251 @@ async fn job_stamps_cover_the_jobs_of_the_scrapers_and_the_jobs_asked_for(backen
         [1, 2, 1]
     );
     assert!(jobs.get_job_stamps(&[], &[]).await.unwrap().is_empty());
+}
+
+/// A scraper with this id whose jobs run under `policy`.
+fn retried_scraper(id: i64, policy: RetryPolicy) -> Scraper {
+    Scraper {
+        retry: Some(policy),
+        ..scraper_with_id(id)
+    }
+}
+
+/// Claims the one due job (of scraper `scraper_id`) and marks it running.
+async fn run_next(jobs: &dyn ScraperJobsStorage, scraper_id: i64) -> ScraperJob {
+    let mut claimed = jobs.dequeue_scraper_jobs(10).await.unwrap();
+    assert_eq!(
+        claimed.iter().map(|job| job.scraper.id).collect::<Vec<_>>(),
+        [scraper_id]
+    );
+    let job = claimed.remove(0);
+    assert_eq!(
+        jobs.start_scraper_jobs(&[claim(&job)]).await.unwrap(),
+        [job.id]
+    );
+    job
+}
+
+/// A failed attempt's completion that asks for another after `delay`.
+fn failed_attempt(job: &ScraperJob, result: &str, delay: Duration) -> Completion {
+    Completion {
+        claim: claim(job),
+        status: ScraperJobStatus::Failed,
+        result: Some(result.into()),
+        log: Vec::new(),
+        retry: Some(NextAttempt {
+            reason: RetryReason::Error,
+            delay,
+        }),
+    }
+}
+
+async fn a_failed_attempt_waits_in_the_queue_until_its_retry_is_due(backend: Backend) {
+    let jobs = &*backend.storages.jobs;
+    let policy = RetryPolicy {
+        retry_on: vec![RetryReason::Error],
+        ..RetryPolicy::default()
+    };
+    let later = jobs
+        .add_scraper_job(
+            &retried_scraper(1, policy.clone()),
+            ScraperJobPriority::Normal,
+            EnqueueOrigin::Manual,
+        )
+        .await
+        .unwrap();
+    let first = run_next(jobs, 1).await;
+    let before = chrono::Utc::now();
+    assert_eq!(
+        jobs.finish_scraper_jobs(&[failed_attempt(&first, "boom", Duration::from_secs(3600))])
+            .await
+            .unwrap(),
+        [true]
+    );
+    let waiting = jobs.get_scraper_job(1, later.id).await.unwrap();
+    assert_eq!(
+        (waiting.status, waiting.attempt, waiting.result.as_deref()),
+        (ScraperJobStatus::Pending, 2, None)
+    );
+    assert_eq!((waiting.started_at, waiting.finished_at), (None, None));
+    let due = waiting.next_attempt_at.expect("a retry has a due time");
+    assert!(
+        due >= before + chrono::Duration::minutes(59),
+        "{due} is an hour away"
+    );
+    assert_eq!(waiting.attempts.len(), 1);
+    let attempt = &waiting.attempts[0];
+    assert_eq!(
+        (
+            attempt.attempt,
+            attempt.reason,
+            attempt.status,
+            attempt.result.as_deref()
+        ),
+        (
+            1,
+            RetryReason::Error,
+            ScraperJobStatus::Failed,
+            Some("boom")
+        )
+    );
+    assert_eq!(attempt.started_at, first.started_at);
+    // Not due: nobody claims it, and it holds the scraper's slot (no pile-up behind it).
+    assert!(jobs.dequeue_scraper_jobs(10).await.unwrap().is_empty());
+    assert_eq!(
+        jobs.add_scraper_job(
+            &scraper_with_id(1),
+            ScraperJobPriority::Normal,
+            EnqueueOrigin::Scheduled(chrono::Utc::now())
+        )
+        .await,
+        Err(Error::ScraperHasActiveRun)
+    );
+    assert_eq!(
+        jobs.heartbeat_jobs(&[claim(&first)]).await.unwrap(),
+        [later.id]
+    );
+    let stamp = jobs.get_job_stamps(&[], &[later.id]).await.unwrap();
+    assert_eq!(
+        (stamp[0].status, stamp[0].attempt),
+        (ScraperJobStatus::Pending, 2)
+    );
+
+    // A retry due now is claimed like any job, as its next attempt; it can succeed.
+    let soon = jobs
+        .add_scraper_job(
+            &retried_scraper(2, policy),
+            ScraperJobPriority::Normal,
+            EnqueueOrigin::Manual,
+        )
+        .await
+        .unwrap();
+    let failing = run_next(jobs, 2).await;
+    jobs.finish_scraper_jobs(&[failed_attempt(&failing, "flaky", Duration::ZERO)])
+        .await
+        .unwrap();
+    let second = run_next(jobs, 2).await;
+    assert_eq!((second.id, second.attempt), (soon.id, 2));
+    assert_ne!(claim(&second), claim(&failing));
+    // The first attempt's worker is late: it cannot finish the second attempt.
+    assert_eq!(
+        jobs.finish_scraper_job(claim(&failing), ScraperJobStatus::Succeeded, None)
+            .await
+            .unwrap(),
+        None
+    );
+    let done = jobs
+        .finish_scraper_job(
+            claim(&second),
+            ScraperJobStatus::Succeeded,
+            Some("ok".into()),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            done.status,
+            done.attempt,
+            done.attempts.len(),
+            done.next_attempt_at.is_some()
+        ),
+        (ScraperJobStatus::Succeeded, 2, 1, false),
+        "a retry's due time is cleared when it is claimed"
+    );
+
+    // Killing a job that waits for its retry ends the retries.
+    let killed = jobs.kill_scraper_job(1, later.id).await.unwrap();
+    assert_eq!(killed.status, ScraperJobStatus::Killed);
+    assert!(jobs.dequeue_scraper_jobs(10).await.unwrap().is_empty());
+    assert!(jobs
+        .add_scraper_job(
+            &scraper_with_id(1),
+            ScraperJobPriority::Normal,
+            EnqueueOrigin::Manual
+        )
+        .await
+        .is_ok());
+}
+
+async fn a_lost_workers_job_is_retried_while_its_policy_allows(backend: Backend) {
+    let jobs = &*backend.storages.jobs;
+    let policy = RetryPolicy {
+        max_attempts: 2,
+        // Due at once, so the test needs no waiting (a stored policy allows no less than 1 s).
+        delay_seconds: 0,
+        jitter_percent: 0,
+        ..RetryPolicy::default()
+    };
+    let job = jobs
+        .add_scraper_job(
+            &retried_scraper(1, policy),
+            ScraperJobPriority::Normal,
+            EnqueueOrigin::Manual,
+        )
+        .await
+        .unwrap();
+    // A job without a policy (enqueued before retries existed) is never retried.
+    jobs.add_scraper_job(
+        &scraper_with_id(2),
+        ScraperJobPriority::Normal,
+        EnqueueOrigin::Manual,
+    )
+    .await
+    .unwrap();
+    let mut claimed = jobs.dequeue_scraper_jobs(10).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    let claims: Vec<Claim> = claimed.iter().map(claim).collect();
+    assert_eq!(jobs.start_scraper_jobs(&claims).await.unwrap().len(), 2);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut rescued = jobs
+        .mark_dead_scraper_jobs(Duration::from_millis(10))
+        .await
+        .unwrap();
+    rescued.sort_by_key(|job| job.scraper.id);
+    let shape = |job: &ScraperJob| {
+        (
+            job.scraper.id,
+            job.status,
+            job.attempt,
+            job.next_attempt_at.is_some(),
+        )
+    };
+    assert_eq!(
+        rescued.iter().map(shape).collect::<Vec<_>>(),
+        [
+            (1, ScraperJobStatus::Pending, 2, true),
+            (2, ScraperJobStatus::Dead, 1, false)
+        ]
+    );
+    let lost = &rescued[0].attempts;
+    assert_eq!(
+        (
+            lost.len(),
+            lost[0].reason,
+            lost[0].status,
+            lost[0].result.as_ref()
+        ),
+        (1, RetryReason::Dead, ScraperJobStatus::Dead, None)
+    );
+    // The lost worker comes back: its claim is void.
+    let first = claimed.remove(0);
+    assert_eq!(first.id, job.id);
+    assert_eq!(
+        jobs.heartbeat(claim(&first)).await,
+        Err(Error::PingNotStarted)
+    );
+    // The second attempt is lost too: that was the last one.
+    let second = run_next(jobs, 1).await;
+    assert_eq!(second.attempt, 2);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let rescued = jobs
+        .mark_dead_scraper_jobs(Duration::from_millis(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        rescued.iter().map(shape).collect::<Vec<_>>(),
+        [(1, ScraperJobStatus::Dead, 2, false)]
+    );
+    assert_eq!(rescued[0].attempts.len(), 1);
 }

@@ -8,13 +8,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use engine::model::{Scraper, ScraperJob, ScraperJobPriority, ScraperJobStatus, ScraperSchedule};
+use engine::retry::{Backoff, RetryPolicy, RetryReason};
 use engine::scheduler::{Clock, SchedulerSettings};
 use engine::scraper::{
     HandlerError, Handlers, MiddlewareSettings, Runtime, ScraperContext, ScraperHandler,
 };
-use engine::storage::Storages;
+use engine::storage::{Claim, Storages};
 use engine::testing::TestDatabase;
-use engine::worker::WorkerSettings;
+use engine::worker::{WorkerSettings, LOG_IDS_PER_ATTEMPT};
 use engine::Engine;
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -132,20 +133,124 @@ async fn create(
 /// Waits until the job reaches a final status, by watching the queue (the worker has no
 /// per-job completion signal for outsiders; the UI polls the same way).
 async fn finished(engine: &Engine, job: &ScraperJob) -> ScraperJob {
+    job_until(engine, job, |job| job.status.is_finished()).await
+}
+
+/// Waits until the job is as `wanted` says, watching the queue as [`finished`] does.
+async fn job_until(
+    engine: &Engine,
+    job: &ScraperJob,
+    wanted: impl Fn(&ScraperJob) -> bool,
+) -> ScraperJob {
     tokio::time::timeout(Duration::from_secs(20), async {
         loop {
             let current = engine
                 .get_scraper_job(job.scraper.id, job.id)
                 .await
                 .unwrap();
-            if current.status.is_finished() {
+            if wanted(&current) {
                 return current;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
     .await
-    .expect("the job finishes")
+    .expect("the job gets there")
+}
+
+/// A scraper of the test handler with `params`, whose jobs run under `retry`.
+async fn create_retried(
+    engine: &Engine,
+    name: &str,
+    params: serde_json::Value,
+    retry: RetryPolicy,
+) -> Scraper {
+    let mut scraper = create(engine, name, ScraperSchedule::Inactive, None, params).await;
+    scraper.retry = Some(retry);
+    engine.update_scraper(scraper).await.unwrap()
+}
+
+/// Retries of handler errors after `delay_seconds` each, `max_attempts` in all.
+fn retry_errors(max_attempts: u32, delay_seconds: u64) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts,
+        backoff: Backoff::Fixed,
+        delay_seconds,
+        max_delay_seconds: delay_seconds,
+        jitter_percent: 0,
+        retry_on: vec![RetryReason::Error],
+    }
+}
+
+#[tokio::test]
+async fn a_failing_job_is_retried_as_its_policy_says_and_killing_it_ends_its_retries() {
+    let harness = harness(Storages::in_memory(Vec::new(), false));
+    let engine = &harness.engine;
+    let background = engine.start(None, Some(quick_worker()));
+    let flaky = create_retried(engine, "flaky", json!({"fail": "boom"}), retry_errors(3, 1)).await;
+    let job = engine
+        .enqueue_scraper(flaky.id, ScraperJobPriority::Normal)
+        .await
+        .unwrap();
+    assert_eq!(
+        job.scraper.retry, flaky.retry,
+        "the job runs under its scraper's policy"
+    );
+    let failed = finished(engine, &job).await;
+    assert_eq!(
+        (failed.status, failed.attempt, failed.result.as_deref()),
+        (ScraperJobStatus::Failed, 3, Some("boom"))
+    );
+    let reasons: Vec<(u32, RetryReason)> = failed
+        .attempts
+        .iter()
+        .map(|attempt| (attempt.attempt, attempt.reason))
+        .collect();
+    assert_eq!(reasons, [(1, RetryReason::Error), (2, RetryReason::Error)]);
+    // Each retry waited for its due time: the queue, not the worker, holds it back.
+    let second_started = failed.attempts[1].started_at.unwrap();
+    assert!(second_started - failed.attempts[0].finished_at >= chrono::Duration::seconds(1));
+
+    // The server's default does not retry a handler's error.
+    let once = create(
+        engine,
+        "once",
+        ScraperSchedule::Inactive,
+        None,
+        json!({"fail": "no"}),
+    )
+    .await;
+    let job = engine
+        .enqueue_scraper(once.id, ScraperJobPriority::Normal)
+        .await
+        .unwrap();
+    assert_eq!(job.scraper.retry, Some(RetryPolicy::default()));
+    let failed = finished(engine, &job).await;
+    assert_eq!(
+        (failed.status, failed.attempt),
+        (ScraperJobStatus::Failed, 1)
+    );
+
+    // Killed while it waits for its retry: it ends, and never runs again.
+    let patient = create_retried(
+        engine,
+        "patient",
+        json!({"fail": "later"}),
+        retry_errors(3, 3600),
+    )
+    .await;
+    let job = engine
+        .enqueue_scraper(patient.id, ScraperJobPriority::Normal)
+        .await
+        .unwrap();
+    let waiting = job_until(engine, &job, |job| job.attempt == 2).await;
+    assert_eq!(waiting.status, ScraperJobStatus::Pending);
+    let killed = engine.kill_scraper_job(patient.id, job.id).await.unwrap();
+    assert_eq!(
+        (killed.status, killed.attempt),
+        (ScraperJobStatus::Killed, 2)
+    );
+    background.stop().await;
 }
 
 #[tokio::test]
@@ -499,13 +604,12 @@ async fn a_job_declared_dead_elsewhere_is_stopped_at_the_next_heartbeat() {
         Ok(Some(hanging.id)),
         "the heartbeat found the job lost and stopped it"
     );
+    // The default policy retries a lost worker's job, in a minute: the next attempt is
+    // another claim, which the stopped handler's worker could not have touched.
+    let retried = engine.get_scraper_job(hanging.id, job.id).await.unwrap();
     assert_eq!(
-        engine
-            .get_scraper_job(hanging.id, job.id)
-            .await
-            .unwrap()
-            .status,
-        ScraperJobStatus::Dead
+        (retried.status, retried.attempt, retried.attempts[0].reason),
+        (ScraperJobStatus::Pending, 2, RetryReason::Dead)
     );
     background.stop().await;
 }
@@ -529,11 +633,20 @@ async fn shutdown_fails_jobs_that_outlive_the_grace_period() {
         .unwrap();
     harness.started.recv().await;
     background.stop().await;
+    // The job did not fail by itself: as for a lost worker, the default policy retries it.
     let stopped = engine.get_scraper_job(hanging.id, job.id).await.unwrap();
-    assert_eq!(stopped.status, ScraperJobStatus::Failed);
     assert_eq!(
-        stopped.result.as_deref(),
-        Some("The worker shut down before the job finished")
+        (stopped.status, stopped.attempt),
+        (ScraperJobStatus::Pending, 2)
+    );
+    let attempt = &stopped.attempts[0];
+    assert_eq!(
+        (attempt.reason, attempt.status, attempt.result.as_deref()),
+        (
+            RetryReason::Dead,
+            ScraperJobStatus::Failed,
+            Some("The worker shut down before the job finished")
+        )
     );
 }
 
@@ -595,7 +708,11 @@ async fn jobs_claimed_ahead_wait_for_a_slot_and_go_back_to_the_queue_on_shutdown
         .get_scraper_job(jobs[0].scraper.id, jobs[0].id)
         .await
         .unwrap();
-    assert_eq!(first.status, ScraperJobStatus::Failed);
+    assert_eq!(
+        (first.status, first.attempt),
+        (ScraperJobStatus::Pending, 2),
+        "the running job waits for its retry"
+    );
     for job in &jobs[1..] {
         let job = engine
             .get_scraper_job(job.scraper.id, job.id)
@@ -865,10 +982,27 @@ async fn a_claimed_job_whose_worker_died_before_running_it_goes_back_to_the_queu
 }
 
 #[tokio::test]
-async fn a_job_that_ran_and_lost_its_worker_becomes_dead_and_the_scraper_runs_again() {
+async fn a_job_that_ran_and_lost_its_worker_is_retried_or_ends_dead() {
     let harness = harness(Storages::in_memory(Vec::new(), false));
     let engine = &harness.engine;
-    let scraper = create(
+    let mut retried = create(
+        engine,
+        "retried",
+        ScraperSchedule::Inactive,
+        None,
+        json!({}),
+    )
+    .await;
+    retried.retry = Some(RetryPolicy {
+        max_attempts: 2,
+        backoff: Backoff::Fixed,
+        delay_seconds: 1,
+        max_delay_seconds: 1,
+        jitter_percent: 0,
+        retry_on: vec![RetryReason::Dead],
+    });
+    let retried = engine.update_scraper(retried).await.unwrap();
+    let mut orphaned = create(
         engine,
         "orphaned",
         ScraperSchedule::Inactive,
@@ -876,21 +1010,30 @@ async fn a_job_that_ran_and_lost_its_worker_becomes_dead_and_the_scraper_runs_ag
         json!({}),
     )
     .await;
-    let job = engine
-        .enqueue_scraper(scraper.id, ScraperJobPriority::Normal)
+    orphaned.retry = Some(RetryPolicy::never());
+    let orphaned = engine.update_scraper(orphaned).await.unwrap();
+    let mut jobs = Vec::new();
+    for scraper in [&retried, &orphaned] {
+        jobs.push(
+            engine
+                .enqueue_scraper(scraper.id, ScraperJobPriority::Normal)
+                .await
+                .unwrap(),
+        );
+    }
+    // A worker claims both jobs, starts their handlers and dies: nobody heart-beats them.
+    let claimed = engine
+        .storages()
+        .jobs
+        .dequeue_scraper_jobs(2)
         .await
         .unwrap();
-    // A worker claims the job, starts its handler and dies: nobody heart-beats it.
+    let claims: Vec<Claim> = claimed.iter().filter_map(Claim::of).collect();
+    assert_eq!(claims.len(), 2);
     engine
         .storages()
         .jobs
-        .dequeue_scraper_jobs(1)
-        .await
-        .unwrap();
-    engine
-        .storages()
-        .jobs
-        .start_scraper_jobs(&[job.id])
+        .start_scraper_jobs(&claims)
         .await
         .unwrap();
     let scheduler = SchedulerSettings {
@@ -899,13 +1042,37 @@ async fn a_job_that_ran_and_lost_its_worker_becomes_dead_and_the_scraper_runs_ag
         ..SchedulerSettings::default()
     };
     let background = engine.start(Some(scheduler), Some(quick_worker()));
-    let dead = finished(engine, &job).await;
-    assert_eq!(dead.status, ScraperJobStatus::Dead);
+
+    // Its policy retries a lost worker: the second attempt, in a live worker, succeeds.
+    let recovered = finished(engine, &jobs[0]).await;
+    assert_eq!(
+        (recovered.status, recovered.attempt),
+        (ScraperJobStatus::Succeeded, 2)
+    );
+    assert_eq!(recovered.attempts.len(), 1);
+    assert_eq!(
+        (recovered.attempts[0].reason, recovered.attempts[0].status),
+        (RetryReason::Dead, ScraperJobStatus::Dead)
+    );
+    let log = engine
+        .get_scraper_job_logs(retried.id, jobs[0].id, None, Some(100))
+        .await
+        .unwrap();
+    assert!(
+        log.iter()
+            .any(|line| line.message == "Attempt 2 of 2: attempt 1 ended with worker lost"),
+        "{log:?}"
+    );
+    assert!(log.iter().all(|line| line.id > LOG_IDS_PER_ATTEMPT));
+
+    // Without retries it ends dead, and frees its scraper.
+    let dead = finished(engine, &jobs[1]).await;
+    assert_eq!((dead.status, dead.attempt), (ScraperJobStatus::Dead, 1));
     assert!(dead.finished_at.is_some());
     let rerun = finished(
         engine,
         &engine
-            .enqueue_scraper(scraper.id, ScraperJobPriority::Normal)
+            .enqueue_scraper(orphaned.id, ScraperJobPriority::Normal)
             .await
             .unwrap(),
     )

@@ -432,7 +432,11 @@ mod sample {
             },
             "schedule_priority": 2,
             "state": null,
-            "timeout_seconds": 60
+            "timeout_seconds": 60,
+            "retry": {
+                "max_attempts": 3, "backoff": "exponential", "delay_seconds": 60,
+                "max_delay_seconds": 3600, "jitter_percent": 10, "retry_on": ["dead", "http_status"]
+            }
         })
     }
 
@@ -451,6 +455,9 @@ mod sample {
             last_active_at: None,
             finished_at: None,
             result: None,
+            attempt: 1,
+            next_attempt_at: None,
+            attempts: Vec::new(),
         }
     }
 

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, ValueEnum};
+use engine::retry::RetryPolicy;
 use engine::scheduler::SchedulerSettings;
 use engine::scraper::{EgressRule, MiddlewareSettings, RuntimeSettings};
 use engine::worker::WorkerSettings;
@@ -110,6 +111,11 @@ pub struct ScrapingSettings {
     /// Seconds a job may run when its scraper sets no `timeout_seconds`.
     #[arg(long, env = "SNEAKPEEK_JOB_TIMEOUT_SECONDS", default_value_t = RuntimeSettings::default().default_job_timeout_seconds, value_parser = clap::value_parser!(u64).range(1..))]
     pub job_timeout_seconds: u64,
+    /// The retry policy of jobs whose scraper sets no `retry`, as JSON, e.g.
+    /// `{"max_attempts":3,"backoff":"exponential","delay_seconds":60,"max_delay_seconds":3600,"jitter_percent":10,"retry_on":["dead","timeout"]}`.
+    /// Default: a lost worker's job is tried 3 times in all; see docs/api.md.
+    #[arg(long, env = "SNEAKPEEK_DEFAULT_RETRY", value_parser = parse_retry_policy)]
+    pub default_retry: Option<RetryPolicy>,
 }
 
 /// Which parts of the platform this replica runs. Any number of replicas may share one
@@ -230,6 +236,7 @@ impl Settings {
             max_fetch_timeout: Duration::from_secs(scraping.max_fetch_timeout_seconds),
             max_fetch_bytes: scraping.max_fetch_bytes,
             default_job_timeout_seconds: scraping.job_timeout_seconds,
+            default_retry: scraping.default_retry.clone().unwrap_or_default(),
         }
     }
 
@@ -282,9 +289,45 @@ fn parse_middleware(text: &str) -> Result<MiddlewareSettings, String> {
     Ok(settings)
 }
 
+fn parse_retry_policy(text: &str) -> Result<RetryPolicy, String> {
+    let policy: RetryPolicy = serde_json::from_str(text).map_err(|error| error.to_string())?;
+    match policy.problems(&[]).as_slice() {
+        [] => Ok(policy),
+        problems => Err(problems
+            .iter()
+            .map(|problem| format!("{}: {}", problem.loc.join("."), problem.msg))
+            .collect::<Vec<_>>()
+            .join("; ")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_retry_policy_is_json_checked_at_startup() {
+        let settings = Settings::parse_from(["sneakpeek"]);
+        assert_eq!(settings.runtime().default_retry, RetryPolicy::default());
+        let policy = r#"{"max_attempts":5,"delay_seconds":10,"max_delay_seconds":60,"retry_on":["timeout"]}"#;
+        let settings = Settings::parse_from(["sneakpeek", "--default-retry", policy]);
+        let retry = settings.runtime().default_retry;
+        assert_eq!(
+            (retry.max_attempts, retry.retry_on),
+            (5, vec![engine::retry::RetryReason::Timeout])
+        );
+        let refused = Settings::try_parse_from([
+            "sneakpeek",
+            "--default-retry",
+            r#"{"max_attempts":0,"delay_seconds":10,"max_delay_seconds":60,"retry_on":[]}"#,
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            refused.contains("max_attempts: must be from 1 to 20"),
+            "{refused}"
+        );
+    }
 
     #[test]
     fn printing_the_settings_shows_neither_the_token_nor_the_database_password() {

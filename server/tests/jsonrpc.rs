@@ -40,12 +40,16 @@ fn demo_scraper() -> Value {
     json!({"id":-1,"name":"Demo","schedule":"every_second","schedule_crontab":null,"schedule_priority":2,"handler":"script","config":{"params":{"source":"\"ok\""},"plugins":null}})
 }
 
-/// Removes `timeout_seconds` (our addition) so the rest compares with the original's JSON.
+/// Removes `timeout_seconds` and `retry` (our additions, appended) so the rest compares with
+/// the original's JSON.
 fn as_original(mut scraper: Value) -> Value {
-    assert_eq!(
-        scraper.as_object_mut().unwrap().remove("timeout_seconds"),
-        Some(Value::Null)
-    );
+    for added in ["timeout_seconds", "retry"] {
+        assert_eq!(
+            scraper.as_object_mut().unwrap().remove(added),
+            Some(Value::Null),
+            "{added}"
+        );
+    }
     scraper
 }
 
@@ -312,7 +316,11 @@ async fn enqueue_refuses_a_second_active_job_and_unknown_scrapers(backend: Backe
             "started_at",
             "last_active_at",
             "finished_at",
-            "result"
+            "result",
+            // Our additions, after the original's fields.
+            "attempt",
+            "next_attempt_at",
+            "attempts"
         ]
     );
     assert_eq!(

@@ -1,5 +1,6 @@
 //! A worker process killed with SIGKILL in the middle of a job: the job must not stay
-//! `started` forever. It becomes dead after the dead timeout, and the scraper runs again.
+//! `started` forever. After the dead timeout its retry policy sends it to its next attempt,
+//! which another worker runs to success.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use axum::routing::get;
 use engine::model::{Scraper, ScraperJob, ScraperJobPriority, ScraperJobStatus};
+use engine::retry::RetryReason;
 use engine::scheduler::SchedulerSettings;
 use engine::scraper::{builtin_handlers, Runtime, RuntimeSettings};
 use engine::storage::Storages;
@@ -63,7 +65,7 @@ async fn finished(engine: &Engine, job: &ScraperJob) -> Option<ScraperJob> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_of_a_killed_worker_process_becomes_dead_and_the_scraper_runs_again() {
+async fn a_job_of_a_killed_worker_process_is_retried_to_success() {
     let database = TestDatabase::create().await;
     let (url, mut arrivals) = page_server().await;
     let storages = Storages::postgres(&database.url, false).await.unwrap();
@@ -76,7 +78,8 @@ async fn a_job_of_a_killed_worker_process_becomes_dead_and_the_scraper_runs_agai
     let engine = Engine::new(storages, builtin_handlers(), runtime);
     let scraper: Scraper = serde_json::from_value(json!({
         "name": "fetcher", "schedule": "inactive", "handler": "script",
-        "config": {"params": {"source": "get(args.url).text", "args": {"url": url}}, "plugins": {"robots_txt": {"enabled": false}}}
+        "config": {"params": {"source": "get(args.url).text", "args": {"url": url}}, "plugins": {"robots_txt": {"enabled": false}}},
+        "retry": {"max_attempts": 2, "backoff": "fixed", "delay_seconds": 1, "max_delay_seconds": 1, "retry_on": ["dead"]}
     }))
     .unwrap();
     let scraper = engine.create_scraper(scraper).await.unwrap();
@@ -117,26 +120,25 @@ async fn a_job_of_a_killed_worker_process_becomes_dead_and_the_scraper_runs_agai
     worker.kill().expect("SIGKILL");
     worker.wait().unwrap();
 
-    // This replica's scheduler finds the silent job dead; its worker runs the scraper again.
+    // This replica's scheduler finds the silent job's worker lost and retries it a second
+    // later; its own worker runs the second attempt.
     let scheduler = SchedulerSettings {
         dead_timeout: Duration::from_secs(3),
         dead_check_interval: Duration::from_millis(200),
         ..SchedulerSettings::default()
     };
     let background = engine.start(Some(scheduler), Some(WorkerSettings::default()));
-    let dead = finished(&engine, &job)
+    let retried = finished(&engine, &job)
         .await
-        .expect("the job is declared dead within the timeout");
-    assert_eq!(dead.status, ScraperJobStatus::Dead);
-
-    let rerun = engine
-        .enqueue_scraper(scraper.id, ScraperJobPriority::Normal)
-        .await
-        .expect("the scraper is free again");
-    let rerun = finished(&engine, &rerun).await.expect("the rerun finishes");
+        .expect("the job is retried and finishes");
     assert_eq!(
-        (rerun.status, rerun.result.as_deref()),
-        (ScraperJobStatus::Succeeded, Some("second time lucky"))
+        (retried.status, retried.attempt, retried.result.as_deref()),
+        (ScraperJobStatus::Succeeded, 2, Some("second time lucky"))
+    );
+    assert_eq!(retried.attempts.len(), 1);
+    assert_eq!(
+        (retried.attempts[0].reason, retried.attempts[0].status),
+        (RetryReason::Dead, ScraperJobStatus::Dead)
     );
     background.stop().await;
 }

@@ -1,18 +1,27 @@
 //! The jobs of a scraper, newest first, as a table.
 
-use engine::model::ScraperJob;
+use engine::model::{ScraperJob, ScraperJobStatus};
 use leptos::prelude::*;
 use leptos_router::components::A;
 
 use super::badges::{PriorityBadge, StatusBadge};
 use super::kill_button::KillButton;
 use super::timeline::{JobDuration, Timeline};
+use crate::time::Time;
 
 /// The jobs of a scraper, newest first, with a kill button on active ones.
 #[component]
 pub fn JobsTable(scraper_id: i64, jobs: RwSignal<Vec<ScraperJob>>) -> impl IntoView {
     // Keyed by what can change, so a row re-renders when its job moves on.
-    let key = |job: &ScraperJob| (job.id, job.status, job.last_active_at, job.finished_at);
+    let key = |job: &ScraperJob| {
+        (
+            job.id,
+            job.status,
+            job.attempt,
+            job.last_active_at,
+            job.finished_at,
+        )
+    };
     view! {
         <Show
             when=move || jobs.with(|jobs| !jobs.is_empty())
@@ -50,7 +59,7 @@ fn JobRow(scraper_id: i64, job: ScraperJob, jobs: RwSignal<Vec<ScraperJob>>) -> 
     view! {
         <tr data-testid="job-row" data-job-id=id>
             <td><A href=link>{id}</A></td>
-            <td><StatusBadge status/></td>
+            <td><StatusBadge status/>{attempt_note(&job)}</td>
             <td class="wide-only"><PriorityBadge priority/></td>
             <td class="small"><Timeline job=job.clone()/></td>
             <td class="wide-only"><JobDuration job=job.clone()/></td>
@@ -58,6 +67,22 @@ fn JobRow(scraper_id: i64, job: ScraperJob, jobs: RwSignal<Vec<ScraperJob>>) -> 
             <td>{job.status.is_active().then(|| view! { <KillButton job on_killed=move |killed: ScraperJob| replace_job(jobs, killed)/> })}</td>
         </tr>
     }
+}
+
+/// For a job past its first attempt: which attempt it is on, and when a retry waiting in the
+/// queue is due.
+fn attempt_note(job: &ScraperJob) -> Option<impl IntoView> {
+    let due = (job.status == ScraperJobStatus::Pending)
+        .then_some(job.next_attempt_at)
+        .flatten();
+    (job.attempt > 1).then(|| {
+        view! {
+            <span class="hint attempt-note" data-testid="job-attempt-note">
+                " attempt " {job.attempt}
+                {due.map(|at| view! { ", due " <Time at/> })}
+            </span>
+        }
+    })
 }
 
 /// The first line of a result, cut to fit a table cell.

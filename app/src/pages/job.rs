@@ -1,6 +1,6 @@
 //! The job page: its status, timeline, result and log, updated live until it has finished.
 
-use engine::model::{JobLogLine, ScraperJob};
+use engine::model::{JobAttempt, JobLogLine, ScraperJob, ScraperJobStatus};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
@@ -12,6 +12,7 @@ use crate::components::{
     StatusBadge, Timeline,
 };
 use crate::json::{self, Loaded};
+use crate::time::Time;
 
 /// Log lines the server renders with the page; the rest stream in after hydration.
 const FIRST_LINES: usize = 1_000;
@@ -81,14 +82,55 @@ fn JobView(job: ScraperJob, lines: Vec<JobLogLine>) -> impl IntoView {
                     <dl class="settings">
                         <dt>"Priority"</dt><dd><PriorityBadge priority=current.priority/></dd>
                         <dt>"Duration"</dt><dd data-testid="job-duration"><JobDuration job=current.clone()/></dd>
+                        <dt>"Attempt"</dt><dd data-testid="job-attempt"><AttemptOf job=current.clone()/></dd>
                     </dl>
                     <Timeline job=current/>
                 }
             }}
         </section>
+        {move || job.with(|job| (!job.attempts.is_empty()).then(|| view! { <Attempts attempts=job.attempts.clone()/> }))}
         <h2>"Result"</h2>
         {move || view! { <JobResult result=job.get().result/> }}
         <h2>"Log"</h2>
         <JobLog lines/>
+    }
+}
+
+/// "2 of 3", and when a retry waiting in the queue is due.
+#[component]
+fn AttemptOf(job: ScraperJob) -> impl IntoView {
+    let of = job
+        .scraper
+        .retry
+        .as_ref()
+        .map(|policy| format!(" of {}", policy.max_attempts))
+        .unwrap_or_default();
+    let due = (job.status == ScraperJobStatus::Pending)
+        .then_some(job.next_attempt_at)
+        .flatten();
+    view! {
+        {job.attempt} {of}
+        {due.map(|at| view! { <span class="hint" data-testid="next-attempt">" — due " <Time at/></span> })}
+    }
+}
+
+/// The attempts before the current one: how each ended.
+#[component]
+fn Attempts(attempts: Vec<JobAttempt>) -> impl IntoView {
+    view! {
+        <h2>"Earlier attempts"</h2>
+        <table class="table" data-testid="job-attempts">
+            <thead><tr><th>"Attempt"</th><th>"Failed with"</th><th>"Ended"</th><th>"Error"</th></tr></thead>
+            <tbody>
+                {attempts.into_iter().map(|attempt| view! {
+                    <tr>
+                        <td>{attempt.attempt}</td>
+                        <td>{attempt.reason.label()}</td>
+                        <td><Time at=attempt.finished_at/></td>
+                        <td class="mono">{attempt.result.unwrap_or_default()}</td>
+                    </tr>
+                }).collect_view()}
+            </tbody>
+        </table>
     }
 }

@@ -17,6 +17,9 @@ use crate::BoxResult;
 
 /// The last line of the log of a job that succeeded.
 const SUCCEEDED_LINE: &str = "Job succeeded";
+/// Log line numbers each attempt has: attempt n numbers its lines from (n - 1) times this,
+/// plus 1 (the worker's `LOG_IDS_PER_ATTEMPT`).
+const LOG_IDS_PER_ATTEMPT: i64 = engine::worker::LOG_IDS_PER_ATTEMPT;
 /// Evidence listed per figure at most (every case is counted).
 const EVIDENCE: usize = 20;
 
@@ -50,7 +53,10 @@ pub struct Audit {
     /// The acknowledged jobs by their status at the end ("missing" when not found).
     pub by_status: BTreeMap<String, usize>,
     pub lost_enqueues: usize,
+    /// Tokens whose page was served more times than their job had attempts.
     pub ran_more_than_once: usize,
+    /// Acknowledged jobs that succeeded on a later attempt after losing their worker.
+    pub retried_to_success: usize,
     pub results_lost: usize,
     pub lost_with_their_replica: usize,
     pub logs_lost: usize,
@@ -87,13 +93,20 @@ struct Job {
     result: Option<String>,
     started_at: Option<DateTime<Utc>>,
     finished_at: Option<DateTime<Utc>>,
+    /// Its last attempt, from 1.
+    attempt: i64,
+    /// Its earlier attempts that ended with their worker lost.
+    lost_attempts: i64,
 }
 
 pub async fn audit(url: &str, inputs: &Inputs<'_>) -> BoxResult<Audit> {
     let mut connection = PgConnection::connect(url).await?;
     let job_ids: Vec<i64> = inputs.acknowledged.iter().map(|job| job.job_id).collect();
     let rows = sqlx::query(
-        "SELECT id, status, result, started_at, finished_at FROM scraper_jobs WHERE id = ANY($1)",
+        "SELECT id, status, result, started_at, finished_at, attempt::bigint AS attempt,
+            (SELECT count(*) FROM jsonb_array_elements(attempts) AS earlier
+             WHERE earlier->>'reason' = 'dead') AS lost_attempts
+         FROM scraper_jobs WHERE id = ANY($1)",
     )
     .bind(&job_ids)
     .fetch_all(&mut connection)
@@ -105,9 +118,24 @@ pub async fn audit(url: &str, inputs: &Inputs<'_>) -> BoxResult<Audit> {
             result: row.try_get("result")?,
             started_at: row.try_get("started_at")?,
             finished_at: row.try_get("finished_at")?,
+            attempt: row.try_get("attempt")?,
+            lost_attempts: row.try_get("lost_attempts")?,
         };
         jobs.insert(row.try_get::<i64, _>("id")?, job);
     }
+    // Attempts per token, acknowledged or not: each attempt may fetch its page once (a
+    // retry after a lost worker runs the handler again, by design; two runs at once never).
+    let mut attempts_of_token: HashMap<String, i64> = HashMap::new();
+    for row in sqlx::query(
+        "SELECT substr(scraper->>'name', 7) AS token, sum(attempt)::bigint AS attempts
+         FROM scraper_jobs WHERE scraper->>'name' LIKE 'chaos job-%' GROUP BY 1",
+    )
+    .fetch_all(&mut connection)
+    .await?
+    {
+        attempts_of_token.insert(row.try_get("token")?, row.try_get("attempts")?);
+    }
+    let attempts_of = |token: &str| attempts_of_token.get(token).copied().unwrap_or(1).max(1);
     let mut logs: HashMap<i64, Vec<(i64, String)>> = HashMap::new();
     let lines = sqlx::query("SELECT job_id, line_no, message FROM scraper_job_logs WHERE job_id = ANY($1) ORDER BY job_id, line_no")
         .bind(&job_ids)
@@ -164,12 +192,13 @@ pub async fn audit(url: &str, inputs: &Inputs<'_>) -> BoxResult<Audit> {
             .by_status
             .entry(job.map_or("missing".to_owned(), |job| job.status.clone()))
             .or_default() += 1;
-        if fetches.len() > 1 {
+        let attempts = attempts_of(&acknowledged.token);
+        if fetches.len() as i64 > attempts {
             audit.ran_more_than_once += 1;
             audit.add_evidence(
                 "ran more than once",
                 evidence(format!(
-                    "the target served its page {} times",
+                    "the target served its page {} times, for {attempts} attempts",
                     fetches.len()
                 )),
             );
@@ -184,7 +213,8 @@ pub async fn audit(url: &str, inputs: &Inputs<'_>) -> BoxResult<Audit> {
             audit.add_evidence("lost enqueues", evidence(detail.to_owned()));
             continue;
         };
-        let Some(first_fetch) = fetches.first() else {
+        // The last attempt's fetch: the one whose process the job's end depended on.
+        let Some(last_fetch) = fetches.last() else {
             if job.status != "succeeded" {
                 audit.ended_without_running += 1;
             }
@@ -199,7 +229,7 @@ pub async fn audit(url: &str, inputs: &Inputs<'_>) -> BoxResult<Audit> {
         {
             let result = job.result.as_deref().unwrap_or("no result");
             let detail = format!("result: {}", result.chars().take(200).collect::<String>());
-            if interrupted_while_held(first_fetch, job, inputs.interruptions) {
+            if interrupted_while_held(last_fetch, job, inputs.interruptions) {
                 audit.lost_with_their_replica += 1;
                 audit.add_evidence("lost with their replica", evidence(detail));
             } else {
@@ -208,13 +238,21 @@ pub async fn audit(url: &str, inputs: &Inputs<'_>) -> BoxResult<Audit> {
             }
             continue;
         }
-        let log = logs
+        if job.lost_attempts > 0 {
+            audit.retried_to_success += 1;
+        }
+        // The attempt that succeeded wrote its lines unbroken, numbered from its first.
+        let first_line = (job.attempt - 1) * LOG_IDS_PER_ATTEMPT + 1;
+        let log: Vec<&(i64, String)> = logs
             .get(&acknowledged.job_id)
-            .map_or(&[][..], Vec::as_slice);
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .filter(|(line_no, _)| *line_no >= first_line)
+            .collect();
         let unbroken = log
             .iter()
             .enumerate()
-            .all(|(index, (line_no, _))| *line_no == index as i64 + 1);
+            .all(|(index, (line_no, _))| *line_no == first_line + index as i64);
         if !unbroken || log.last().map(|(_, message)| message.as_str()) != Some(SUCCEEDED_LINE) {
             audit.logs_lost += 1;
             let numbers: Vec<String> = log.iter().map(|(line_no, _)| line_no.to_string()).collect();
@@ -235,7 +273,7 @@ pub async fn audit(url: &str, inputs: &Inputs<'_>) -> BoxResult<Audit> {
         .map(|job| job.token.as_str())
         .collect();
     for (token, fetches) in inputs.fetches {
-        if fetches.len() > 1
+        if fetches.len() as i64 > attempts_of(token)
             && token.starts_with("job-")
             && !acknowledged_tokens.contains(token.as_str())
         {
@@ -349,6 +387,8 @@ mod tests {
             result: None,
             started_at: Some(at(1)),
             finished_at: Some(at(10)),
+            attempt: 1,
+            lost_attempts: 0,
         };
         let kill = |pid, from| Interruption {
             pid,

@@ -34,15 +34,17 @@
 //!
 //! - **acknowledged jobs lost**: not in the database at the end, or still `pending` or
 //!   `started` after the drain.
-//! - **jobs run more than once**: tokens whose page the target served more than once
-//!   (acknowledged or not).
+//! - **jobs run more than once per attempt**: tokens whose page the target served more
+//!   times than their job had attempts (acknowledged or not). A lost worker's job is retried
+//!   (the replicas run with a 1 s retry delay, 3 attempts), which runs its handler again by
+//!   design; two attempts never run at once.
 //! - **results lost**: acknowledged jobs whose page was served, that did not end `succeeded`
 //!   with the token in their result; except those whose fetching process was killed
 //!   (SIGKILL) or frozen (SIGSTOP) between the job's start and the moment it was declared
 //!   finished (or the end of the run): a crashed process cannot report, and those are counted
 //!   apart as *lost with their replica*. A fetch the target cannot attribute excuses nothing.
-//! - **logs cut short**: acknowledged jobs that succeeded with their result but whose log is
-//!   not the unbroken run of lines 1..n ending with `Job succeeded`.
+//! - **logs cut short**: acknowledged jobs that succeeded with their result but whose last
+//!   attempt's log is not an unbroken run of lines from its first ending with `Job succeeded`.
 //! - **duplicate scheduled fires**: jobs beyond the first with the same scraper and
 //!   `scheduled_for`, over the whole database.
 //!
@@ -217,13 +219,14 @@ pub async fn run(options: &Options) -> BoxResult<Outcome> {
         options.binary.display()
     );
     println!(
-        "  replicas: heartbeat {} s, dead timeout {} s, lease {} s, shutdown grace {} s, API timeout {} s, middleware {}",
+        "  replicas: heartbeat {} s, dead timeout {} s, lease {} s, shutdown grace {} s, API timeout {} s, middleware {}, retries {}",
         settings.heartbeat_seconds,
         settings.dead_timeout_seconds,
         settings.lease_seconds,
         settings.shutdown_grace_seconds,
         settings.request_timeout_seconds,
-        settings.middleware
+        settings.middleware,
+        settings.default_retry
     );
     println!(
         "  load: a one-shot job every {} ms (its page answered after {} ms), {SCHEDULED_SCRAPERS} every_second scrapers; the leader is frozen for {} s",
@@ -369,10 +372,10 @@ fn add_rows(outcome: &Outcome, report: &mut Report) {
     );
     exact(
         report,
-        "jobs run more than once",
+        "jobs run more than once per attempt",
         "jobs",
         audit.ran_more_than_once,
-        "the target served the job's page more than once".to_owned(),
+        "the target served the job's page more times than the job had attempts".to_owned(),
     );
     exact(
         report,
@@ -386,7 +389,7 @@ fn add_rows(outcome: &Outcome, report: &mut Report) {
         "logs cut short",
         "jobs",
         audit.logs_lost,
-        "succeeded, but the log is not lines 1..n ending with `Job succeeded`".to_owned(),
+        "succeeded, but the last attempt's log is not an unbroken run of lines ending with `Job succeeded`".to_owned(),
     );
     exact(
         report,
@@ -480,7 +483,16 @@ fn add_rows(outcome: &Outcome, report: &mut Report) {
             audit.lost_with_their_replica as f64,
             Better::Lower,
         )
-        .note("the process that ran the job was SIGKILLed or SIGSTOPped while it held it");
+        .note("the process that ran the job was SIGKILLed or SIGSTOPped while it held it, and its retries ran out");
+    report
+        .add(
+            &workload,
+            "lost workers' jobs retried to success",
+            "jobs",
+            audit.retried_to_success as f64,
+            Better::Higher,
+        )
+        .note("acknowledged jobs that lost their worker and succeeded on a later attempt");
     let statuses: Vec<String> = audit
         .by_status
         .iter()

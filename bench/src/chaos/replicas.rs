@@ -39,6 +39,9 @@ const KEEP_JOBS: u64 = 1_000_000;
 /// robots.txt fetch before each new page.
 const MIDDLEWARE: &str =
     r#"{"rate_limiter": {"enabled": false}, "robots_txt": {"enabled": false}}"#;
+/// The default policy with its delay shortened to the run's scale: a lost worker's job is
+/// tried 3 times in all, a second apart.
+const DEFAULT_RETRY: &str = r#"{"max_attempts": 3, "backoff": "fixed", "delay_seconds": 1, "max_delay_seconds": 1, "retry_on": ["dead"]}"#;
 
 /// How long a health or leadership probe may take before the replica counts as not answering.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -65,6 +68,8 @@ fn flags(port: u16) -> Vec<String> {
         REQUEST_TIMEOUT_SECONDS.to_string(),
         "--keep-jobs".to_owned(),
         KEEP_JOBS.to_string(),
+        "--default-retry".to_owned(),
+        DEFAULT_RETRY.to_owned(),
         // The target site is on loopback, which the egress policy refuses by default.
         "--egress-allow".to_owned(),
         "127.0.0.1/32".to_owned(),
@@ -82,6 +87,7 @@ pub struct ReplicaSettings {
     pub request_timeout_seconds: u64,
     pub keep_jobs: u64,
     pub middleware: &'static str,
+    pub default_retry: &'static str,
 }
 
 pub fn settings() -> ReplicaSettings {
@@ -93,6 +99,7 @@ pub fn settings() -> ReplicaSettings {
         request_timeout_seconds: REQUEST_TIMEOUT_SECONDS,
         keep_jobs: KEEP_JOBS,
         middleware: MIDDLEWARE,
+        default_retry: DEFAULT_RETRY,
     }
 }
 

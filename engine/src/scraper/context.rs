@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use futures_util::{stream, StreamExt, TryStreamExt};
@@ -41,6 +42,9 @@ struct Inner {
     /// Requests of the job in flight: at most [`limits::MAX_CONCURRENCY`], however many
     /// tasks the handler starts.
     in_flight: Semaphore,
+    /// The last HTTP 429 or 5xx status a request of the job received (0: none), which makes
+    /// a failure of the job the site's doing as far as retries go.
+    site_trouble: AtomicU16,
 }
 
 impl ScraperContext {
@@ -72,6 +76,7 @@ impl ScraperContext {
                 overrides,
                 middleware: OnceLock::new(),
                 in_flight: Semaphore::new(limits::MAX_CONCURRENCY),
+                site_trouble: AtomicU16::new(0),
             }),
         })
     }
@@ -90,6 +95,17 @@ impl ScraperContext {
         self.inner
             .middleware
             .get_or_init(|| middleware::chain(self.settings(), &self.inner.runtime))
+    }
+
+    /// The last HTTP 429 (too many requests) or 5xx status a request of this job received,
+    /// if any: a job that then fails is retried for [`RetryReason::HttpStatus`].
+    ///
+    /// [`RetryReason::HttpStatus`]: crate::retry::RetryReason::HttpStatus
+    pub fn site_trouble(&self) -> Option<u16> {
+        match self.inner.site_trouble.load(Ordering::Relaxed) {
+            0 => None,
+            status => Some(status),
+        }
     }
 
     /// The scraper as it was when the job started (see [`Self::state`] for its current state).
@@ -374,10 +390,14 @@ impl ScraperContext {
             .send()
             .await
             .map_err(|error| RequestError::network(&outgoing, error))?;
+        let status = response.status();
+        if status == reqwest::StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+            self.inner
+                .site_trouble
+                .store(status.as_u16(), Ordering::Relaxed);
+        }
         for middleware in self.middleware() {
-            middleware
-                .after_response(&outgoing, response.status(), hooks)
-                .await?;
+            middleware.after_response(&outgoing, status, hooks).await?;
         }
         Ok((outgoing, response, in_flight))
     }

@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::model::Scraper;
+use crate::retry::RetryReason;
 
 /// Re-exported so crates with handlers need no dependency of their own to implement
 /// [`ScraperHandler`] and [`JobHooks`].
@@ -119,8 +120,28 @@ pub enum RunError {
     InvalidMiddlewareConfig(#[from] MiddlewareConfigError),
     /// The handler returned an error (a failed request, a script error, ...); its text is the
     /// result.
-    #[error("{0}")]
-    Failed(HandlerError),
+    /// The handler returned an error.
+    #[error("{error}")]
+    Failed {
+        /// What the handler returned.
+        error: HandlerError,
+        /// The last HTTP 429 or 5xx status a request of the job received before it failed
+        /// ([`ScraperContext::site_trouble`]).
+        site_trouble: Option<u16>,
+    },
+}
+
+impl RunError {
+    /// Why the run failed, as the job's retry policy reads it.
+    pub fn retry_reason(&self) -> RetryReason {
+        match self {
+            RunError::Failed {
+                site_trouble: Some(_),
+                ..
+            } => RetryReason::HttpStatus,
+            _ => RetryReason::Error,
+        }
+    }
 }
 
 /// Runs one job of `scraper`: looks up its handler, builds its context and runs it. The
@@ -136,5 +157,11 @@ pub async fn run_scraper(
         .get(&scraper.handler)
         .ok_or_else(|| RunError::UnknownHandler(scraper.handler.clone()))?;
     let context = ScraperContext::new(scraper, hooks, runtime)?;
-    handler.run(&context).await.map_err(RunError::Failed)
+    handler
+        .run(&context)
+        .await
+        .map_err(|error| RunError::Failed {
+            error,
+            site_trouble: context.site_trouble(),
+        })
 }

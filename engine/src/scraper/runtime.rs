@@ -17,6 +17,7 @@ use super::middleware::{
 };
 use crate::model::Scraper;
 use crate::redact::redact_url;
+use crate::retry::RetryPolicy;
 
 /// The operator's settings of the scraping runtime.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,11 +33,14 @@ pub struct RuntimeSettings {
     pub max_fetch_bytes: u64,
     /// The timeout of a job whose scraper sets no `timeout_seconds`.
     pub default_job_timeout_seconds: u64,
+    /// The retry policy of jobs whose scraper sets no `retry`.
+    pub default_retry: RetryPolicy,
 }
 
 impl Default for RuntimeSettings {
     /// Default middleware settings, nothing internal reachable, requests of at most 5 minutes
-    /// and 100 MiB, jobs of at most an hour.
+    /// and 100 MiB, jobs of at most an hour, retried (3 attempts in all) when their worker is
+    /// lost.
     fn default() -> Self {
         RuntimeSettings {
             middleware: MiddlewareSettings::default(),
@@ -44,6 +48,7 @@ impl Default for RuntimeSettings {
             max_fetch_timeout: Duration::from_secs(300),
             max_fetch_bytes: 100 * 1024 * 1024,
             default_job_timeout_seconds: 60 * 60,
+            default_retry: RetryPolicy::default(),
         }
     }
 }
@@ -152,6 +157,11 @@ impl Runtime {
         scraper
             .timeout_seconds
             .unwrap_or(self.shared.settings.default_job_timeout_seconds)
+    }
+
+    /// The retry policy of jobs whose scraper sets none: the operator's default.
+    pub fn default_retry(&self) -> &RetryPolicy {
+        &self.shared.settings.default_retry
     }
 
     pub(crate) fn egress(&self) -> &EgressPolicy {

@@ -24,6 +24,7 @@ use crate::model::{
     JobCount, JobLogLine, Lease, Scraper, ScraperId, ScraperJob, ScraperJobId, ScraperJobPriority,
     ScraperJobStatus,
 };
+use crate::retry::RetryReason;
 
 /// The scrapers and their settings.
 #[async_trait]
@@ -74,17 +75,54 @@ pub trait ScrapersStorage: Send + Sync {
 /// What a claim of a pending job returns.
 pub type ClaimedJob = ScraperJob;
 
-/// The end of a job as its worker reports it.
+/// One claim of a job: the job, and the instant it was claimed (its `started_at`), which no
+/// other claim of the job shares. A worker names the jobs it holds by their claims, so a
+/// worker that lost a job (frozen past the dead timeout, say) can neither start, keep alive
+/// nor finish it once it was handed back and claimed again, or retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Claim {
+    /// The claimed job.
+    pub job_id: ScraperJobId,
+    /// When this claim was made.
+    pub claimed_at: DateTime<Utc>,
+}
+
+impl Claim {
+    /// The claim a claimed (started) job was handed out with; `None` for a job not started.
+    pub fn of(job: &ScraperJob) -> Option<Claim> {
+        (job.status == ScraperJobStatus::Started)
+            .then_some(job.started_at)
+            .flatten()
+            .map(|claimed_at| Claim {
+                job_id: job.id,
+                claimed_at,
+            })
+    }
+}
+
+/// The end of an attempt as its worker reports it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Completion {
-    /// The job that ended.
-    pub job_id: ScraperJobId,
-    /// Its final status.
+    /// The claim the attempt ran under: a completion of an older claim changes nothing.
+    pub claim: Claim,
+    /// Its final status (or, with [`Self::retry`], the attempt's).
     pub status: ScraperJobStatus,
     /// What its handler returned, or the error text; `None` keeps a result already stored.
     pub result: Option<String>,
     /// Log lines not written yet.
     pub log: Vec<JobLogLine>,
+    /// Set when the attempt failed and runs again: the job then goes back to `pending`, due
+    /// after the delay, with `status` and `result` recorded as this attempt's outcome.
+    pub retry: Option<NextAttempt>,
+}
+
+/// A failed attempt that runs again.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NextAttempt {
+    /// Why the attempt failed.
+    pub reason: RetryReason,
+    /// How long after the failure, by the storage's clock, the next attempt is due.
+    pub delay: Duration,
 }
 
 /// A scraper's schedule firing at `at`.
@@ -113,6 +151,8 @@ pub struct JobStamp {
     pub last_active_at: Option<DateTime<Utc>>,
     /// As [`ScraperJob::finished_at`].
     pub finished_at: Option<DateTime<Utc>>,
+    /// The current attempt: a retry changes it.
+    pub attempt: u32,
     /// The id of the last line of the job's log, for the jobs asked for by id (`None` for
     /// the others, and while the log is empty).
     pub last_log_line: Option<i64>,
@@ -130,11 +170,16 @@ pub enum EnqueueOrigin {
 
 /// The jobs queue.
 ///
-/// State transitions after the claim are guarded by the job's current status: a job leaves
-/// `started` exactly once for a final status, so a late heartbeat or finish from a worker that
-/// lost the job (it was killed, or marked dead) changes nothing. A claimed job goes back to
-/// `pending` only while its handler has not started (see [`ScraperJobsStorage::start_scraper_jobs`]), and
-/// then no worker holds it any more, so the status guard is as strong as a per-attempt token.
+/// State transitions after the claim are guarded by the [`Claim`] the worker holds: the job
+/// must still be `started` under that very claim. A job leaves a claim exactly once (for a
+/// final status, back to the queue, or for its next attempt), so a late start, heartbeat or
+/// finish from a worker that lost the job (it was killed, marked dead, or frozen while the
+/// job was handed back and claimed again) changes nothing, and a job never runs twice at
+/// once.
+///
+/// A job waiting for a retry is `pending` with a due time (`next_attempt_at`): it holds its
+/// scraper's active slot (a manual run or a schedule fire is refused meanwhile, as while it
+/// runs), it is claimed like any pending job once due, and killing it ends its retries.
 ///
 /// Text is stored as [`text`] says: a NUL character reads back as U+FFFD on every backend.
 #[async_trait]
@@ -174,79 +219,73 @@ pub trait ScraperJobsStorage: Send + Sync {
         priority: ScraperJobPriority,
         origin: EnqueueOrigin,
     ) -> Result<ScraperJob>;
-    /// Claims up to `limit` pending jobs, highest priority first and FIFO within a priority,
-    /// and marks them started in the same step: no two callers ever get the same job.
+    /// Claims up to `limit` pending jobs that are due (not waiting for a retry's
+    /// `next_attempt_at`), highest priority first and FIFO within a priority, and marks them
+    /// started in the same step: no two callers ever get the same job. Each claimed job's
+    /// `started_at` is its [`Claim`].
     async fn dequeue_scraper_jobs(&self, limit: usize) -> Result<Vec<ClaimedJob>>;
     /// Marks claimed jobs as running: their handlers are about to start. Returns those still
-    /// started (the others were killed or handed back meanwhile: their handlers must not
-    /// start). A claimed job that was never marked running goes back to the queue when its
-    /// worker is lost; only a job marked running can end `dead`.
-    async fn start_scraper_jobs(&self, job_ids: &[ScraperJobId]) -> Result<Vec<ScraperJobId>>;
+    /// held by these claims (the others were killed, handed back or claimed again meanwhile:
+    /// their handlers must not start). A claimed job that was never marked running goes back
+    /// to the queue when its worker is lost; only a job marked running can end `dead` (or be
+    /// retried for [`RetryReason::Dead`]).
+    async fn start_scraper_jobs(&self, claims: &[Claim]) -> Result<Vec<ScraperJobId>>;
     /// Hands claimed jobs that never started running back to the queue (a worker shutting
     /// down with jobs claimed ahead): each is pending again, as if never claimed, and workers
-    /// are woken for it. Jobs no longer started, or marked running, are left alone. Returns
-    /// how many went back.
-    async fn release_scraper_jobs(&self, job_ids: &[ScraperJobId]) -> Result<u64>;
-    /// Records that the worker is still running the job. `Error::PingNotStarted` for a
-    /// pending job, `Error::PingFinished` once it is finished (killed or marked dead): the
-    /// worker should then stop the handler.
-    async fn heartbeat(&self, job_id: ScraperJobId) -> Result<()>;
+    /// are woken for it. Jobs no longer held by these claims, or marked running, are left
+    /// alone. Returns how many went back.
+    async fn release_scraper_jobs(&self, claims: &[Claim]) -> Result<u64>;
+    /// Records that the worker is still running the job under `claim`.
+    /// `Error::PingNotStarted` for a pending job (handed back, or waiting for a retry),
+    /// `Error::PingFinished` once it is finished (killed or marked dead) or claimed again by
+    /// another worker: the worker should then stop the handler.
+    async fn heartbeat(&self, claim: Claim) -> Result<()>;
     /// [`Self::heartbeat`] for all the jobs a worker runs, in one statement on PostgreSQL.
-    /// Returns the jobs among them that are no longer started (killed, declared dead, back in
-    /// the queue, or gone): their handlers should stop.
-    async fn heartbeat_jobs(&self, job_ids: &[ScraperJobId]) -> Result<Vec<ScraperJobId>> {
+    /// Returns the jobs among them that these claims no longer hold (killed, declared dead,
+    /// back in the queue, claimed again, or gone): their handlers should stop.
+    async fn heartbeat_jobs(&self, claims: &[Claim]) -> Result<Vec<ScraperJobId>> {
         let mut lost = Vec::new();
-        for &job_id in job_ids {
-            match self.heartbeat(job_id).await {
+        for &claim in claims {
+            match self.heartbeat(claim).await {
                 Ok(()) => {}
                 // Handed back to the queue (or declared lost before its handler started):
                 // no longer this worker's, as on PostgreSQL.
                 Err(Error::PingNotStarted | Error::PingFinished | Error::ScraperJobNotFound(_)) => {
-                    lost.push(job_id)
+                    lost.push(claim.job_id)
                 }
                 Err(error) => return Err(error),
             }
         }
         Ok(lost)
     }
-    /// Finishes a started job with a final status and result. Returns `None` (and changes
-    /// nothing) when the job is no longer started.
+    /// Finishes a job still held by `claim` with a final status and result. Returns `None`
+    /// (and changes nothing) when the claim no longer holds it.
     async fn finish_scraper_job(
         &self,
-        job_id: ScraperJobId,
+        claim: Claim,
         status: ScraperJobStatus,
         result: Option<String>,
     ) -> Result<Option<ScraperJob>>;
-    /// Finishes many started jobs at once, with the log lines each has not written yet. On
-    /// PostgreSQL the whole batch is one transaction (one commit), which is how a busy worker
-    /// gets past the database's commit rate. Returns, in order, whether each job was still
-    /// started (and so finished now); log lines are written either way.
-    async fn finish_scraper_jobs(&self, completions: &[Completion]) -> Result<Vec<bool>> {
-        let mut applied = Vec::with_capacity(completions.len());
-        for completion in completions {
-            self.append_job_log(completion.job_id, &completion.log)
-                .await?;
-            let finished = self
-                .finish_scraper_job(
-                    completion.job_id,
-                    completion.status,
-                    completion.result.clone(),
-                )
-                .await?;
-            applied.push(finished.is_some());
-        }
-        Ok(applied)
-    }
+    /// Ends many attempts at once, with the log lines each has not written yet: each job
+    /// still held by its completion's claim is finished, or, for a completion with a
+    /// [`NextAttempt`], goes back to the queue for its next attempt (the attempt's outcome
+    /// added to its `attempts`, `attempt` counted up, due after the delay). On PostgreSQL the
+    /// whole batch is one transaction (one commit), which is how a busy worker gets past the
+    /// database's commit rate. Returns, in order, whether each completion was applied; log
+    /// lines are written either way.
+    async fn finish_scraper_jobs(&self, completions: &[Completion]) -> Result<Vec<bool>>;
     /// Kills a pending or started job. `Error::JobNotActive` when already finished.
     async fn kill_scraper_job(
         &self,
         scraper_id: ScraperId,
         job_id: ScraperJobId,
     ) -> Result<ScraperJob>;
-    /// Rescues started jobs without a heartbeat for `timeout`: those marked running become
-    /// `dead` (their handler ran and lost its worker); those whose handler never started go
-    /// back to the queue (`pending`, workers are woken), as if never claimed. Returns the
-    /// rescued jobs with their new status. The storage's own clock decides (the database's on
+    /// Rescues started jobs without a heartbeat for `timeout`: those marked running lost
+    /// their worker while their handler ran, and go back to the queue for their next attempt
+    /// when their retry policy retries [`RetryReason::Dead`] and attempts remain (with
+    /// `next_attempt_at` set), else become `dead`; those whose handler never started go back
+    /// to the queue (`pending`, workers are woken), as if never claimed. Returns the rescued
+    /// jobs with their new status. The storage's own clock decides (the database's on
     /// PostgreSQL, shared by all replicas), so clock skew between replicas cannot kill
     /// healthy jobs.
     async fn mark_dead_scraper_jobs(&self, timeout: Duration) -> Result<Vec<ScraperJob>>;
@@ -260,7 +299,7 @@ pub trait ScraperJobsStorage: Send + Sync {
     async fn get_last_jobs(&self) -> Result<Vec<ScraperJob>>;
     /// Number of ephemeral runs (negative scraper ids) pending or started.
     async fn count_active_ephemeral_jobs(&self) -> Result<u64>;
-    /// Number of pending jobs with this priority.
+    /// Number of pending jobs with this priority that are due (not waiting for a retry).
     async fn get_queue_len(&self, priority: ScraperJobPriority) -> Result<u64>;
     /// Appends lines to a job's log. The worker running the job is its only writer and
     /// numbers the lines itself.
@@ -340,4 +379,16 @@ impl Storages {
             leases: Arc::new(database),
         }
     }
+}
+
+/// The retry of a job whose worker was lost while it ran, if its policy has one (a job
+/// enqueued before retries existed has none, and is never retried).
+fn lost_worker_retry(job: &ScraperJob) -> Option<NextAttempt> {
+    let policy = job.scraper.retry.as_ref()?;
+    policy
+        .retry_delay(job.attempt, RetryReason::Dead, fastrand::f64())
+        .map(|delay| NextAttempt {
+            reason: RetryReason::Dead,
+            delay,
+        })
 }

@@ -129,13 +129,14 @@ pub fn storable_completion(completion: &Completion) -> Cow<'_, Completion> {
         return Cow::Borrowed(completion);
     }
     Cow::Owned(Completion {
-        job_id: completion.job_id,
+        claim: completion.claim,
         status: completion.status,
         result: completion
             .result
             .as_deref()
             .map(|result| storable(result).into_owned()),
         log: lines.into_owned(),
+        retry: completion.retry,
     })
 }
 

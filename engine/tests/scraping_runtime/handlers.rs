@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use engine::retry::RetryReason;
 use engine::scraper::{
     builtin_handlers, run_scraper, Handlers, RunError, Runtime, ScriptHandler, ScriptLimits,
 };
@@ -351,6 +352,45 @@ async fn a_failed_request_in_a_script_names_the_line_and_the_request() {
     assert!(
         error.starts_with(&format!("script error at line 2: GET {refused} failed: ")),
         "{error}"
+    );
+}
+
+/// How a run that failed reads to a retry policy.
+async fn failure_reason(handler: &str, params: Value) -> RetryReason {
+    let scraper = scraper(handler, params, Value::Null);
+    let hooks = RecordingHooks::new(scraper.clone());
+    run_scraper(&builtin_handlers(), &plain_runtime(), scraper, hooks)
+        .await
+        .expect_err("the run fails")
+        .retry_reason()
+}
+
+#[tokio::test]
+async fn a_run_that_failed_after_http_429_or_5xx_is_the_sites_doing() {
+    let server = TestServer::start(None).await;
+    for code in [429, 500, 503] {
+        let url = server.url(&format!("/status/{code}"));
+        assert_eq!(
+            failure_reason("extract", json!({"url": url, "fields": {}})).await,
+            RetryReason::HttpStatus,
+            "extract of a {code} page"
+        );
+        let source = format!("let page = get(\"{url}\");\nthrow `got ${{page.status}}`");
+        assert_eq!(
+            failure_reason("script", json!({ "source": source })).await,
+            RetryReason::HttpStatus,
+            "a script that got {code}"
+        );
+    }
+    // A page that is not there, or a script's own error, is the scraper's doing.
+    let missing = server.url("/status/404");
+    assert_eq!(
+        failure_reason("extract", json!({"url": missing, "fields": {}})).await,
+        RetryReason::Error
+    );
+    assert_eq!(
+        failure_reason("script", json!({"source": "throw `boom`"})).await,
+        RetryReason::Error
     );
 }
 

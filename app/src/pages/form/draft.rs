@@ -1,9 +1,11 @@
 //! The scraper being edited: each field as typed, and the scraper it stands for.
 
 use engine::model::{BuiltinHandler, Scraper, ScraperConfig, ScraperJobPriority, ScraperSchedule};
+use engine::retry::RetryPolicy;
 use leptos::prelude::*;
 
 use super::config::{join_config, split_config};
+use super::retry::RetryDraft;
 
 /// The form's fields as typed (signals the fields read and write), with what they stand for.
 #[derive(Clone, Copy)]
@@ -23,12 +25,16 @@ pub struct Draft {
     pub config: Memo<Result<ScraperConfig, String>>,
     /// The timeout in seconds, or what is wrong with it.
     pub timeout_seconds: Memo<Result<Option<u64>, String>>,
+    /// The retry policy's fields.
+    pub retry: RetryDraft,
     /// The scraper as loaded: what the form does not edit (its id, its state) is saved as is.
     initial: StoredValue<Scraper>,
 }
 
 impl Draft {
-    pub fn new(initial: Scraper) -> Self {
+    /// The fields of `initial`; its retry policy's start from `default_retry` (the server's)
+    /// when it has none.
+    pub fn new(initial: Scraper, default_retry: &RetryPolicy) -> Self {
         let (config_text, source) = split_config(&initial.handler, &initial.config);
         let handler = RwSignal::new(initial.handler.clone());
         let config_text = RwSignal::new(config_text);
@@ -52,6 +58,7 @@ impl Draft {
                 join_config(&handler.get(), &config_text.get(), &source.get())
             }),
             timeout_seconds: Memo::new(move |_| parse_timeout(&timeout.get())),
+            retry: RetryDraft::new(initial.retry.as_ref(), default_retry),
             initial: StoredValue::new(initial),
         }
     }
@@ -61,11 +68,13 @@ impl Draft {
         self.handler.with(|handler| handler == builtin.name())
     }
 
-    /// The scraper to save, or `None` while the config or the timeout is invalid.
+    /// The scraper to save, or `None` while the config, the timeout or the retry policy is
+    /// invalid.
     pub fn scraper(self) -> Option<Scraper> {
-        let (Ok(config), Ok(timeout_seconds)) = (
+        let (Ok(config), Ok(timeout_seconds), Ok(retry)) = (
             self.config.get_untracked(),
             self.timeout_seconds.get_untracked(),
+            self.retry.policy.get_untracked(),
         ) else {
             return None;
         };
@@ -79,6 +88,7 @@ impl Draft {
             config,
             schedule_priority: self.priority.get_untracked(),
             timeout_seconds,
+            retry,
             ..self.initial.get_value()
         })
     }

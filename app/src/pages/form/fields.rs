@@ -35,7 +35,8 @@ impl ServerErrors {
         })
     }
 
-    fn clear(self, field: &'static str) {
+    /// Forgets the error of `field` once it is edited.
+    pub(super) fn clear(self, field: &'static str) {
         self.0.update(|errors| {
             errors.retain(|error| error.loc.last().map(String::as_str) != Some(field))
         });

@@ -13,6 +13,7 @@ mod config;
 mod delete;
 mod draft;
 mod fields;
+mod retry;
 mod run_once;
 mod scraper_form;
 
@@ -61,6 +62,7 @@ impl LazyRoute for NewScraperPage {
                                 schedule_priority: ScraperJobPriority::Normal,
                                 state: None,
                                 timeout_seconds: None,
+                                retry: None,
                             };
                             view! { <ScraperForm initial settings/> }.into_any()
                         }

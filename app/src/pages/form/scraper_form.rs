@@ -10,6 +10,7 @@ use super::draft::Draft;
 use super::fields::{
     CrontabField, HandlerField, NameField, PriorityField, ScheduleField, ServerErrors, TimeoutField,
 };
+use super::retry::RetryFields;
 use super::run_once::RunOnce;
 use crate::api::{save_scraper, UiError, UiSettings};
 use crate::components::use_toasts;
@@ -27,8 +28,9 @@ pub fn ScraperForm(initial: Scraper, settings: UiSettings) -> impl IntoView {
         handlers,
         schedules,
         priorities,
+        default_retry,
     } = settings;
-    let draft = Draft::new(initial);
+    let draft = Draft::new(initial, &default_retry);
     let errors = ServerErrors::new();
     let form_error = RwSignal::new(None::<String>);
 
@@ -80,6 +82,7 @@ pub fn ScraperForm(initial: Scraper, settings: UiSettings) -> impl IntoView {
                     <PriorityField draft priorities/>
                     <TimeoutField draft errors/>
                 </div>
+                <RetryFields retry=draft.retry errors default=default_retry/>
                 <ConfigFields draft errors read_only/>
             </fieldset>
             {(!read_only).then(|| view! {

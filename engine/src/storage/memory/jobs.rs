@@ -11,13 +11,15 @@ use tokio::sync::{broadcast, Notify};
 
 use crate::error::{Error, Result};
 use crate::model::{
-    JobCount, JobLogLine, Scraper, ScraperId, ScraperJob, ScraperJobId, ScraperJobPriority,
-    ScraperJobStatus,
+    JobAttempt, JobCount, JobLogLine, Scraper, ScraperId, ScraperJob, ScraperJobId,
+    ScraperJobPriority, ScraperJobStatus,
 };
 use crate::storage::text::{
     storable_completion, storable_lines, storable_option, storable_scraper,
 };
-use crate::storage::{ClaimedJob, Completion, EnqueueOrigin, JobStamp, ScraperJobsStorage};
+use crate::storage::{
+    Claim, ClaimedJob, Completion, EnqueueOrigin, JobStamp, NextAttempt, ScraperJobsStorage,
+};
 use crate::sync::lock;
 
 /// The in-memory jobs queue.
@@ -43,8 +45,10 @@ struct JobsState {
     jobs: HashMap<ScraperJobId, ScraperJob>,
     /// Job ids of each scraper; iterate in reverse for newest first.
     by_scraper: HashMap<ScraperId, BTreeSet<ScraperJobId>>,
-    /// Pending jobs in dequeue order: priority value, then id (FIFO).
+    /// Pending jobs that are due, in dequeue order: priority value, then id (FIFO).
     pending: BTreeSet<(i16, ScraperJobId)>,
+    /// Pending jobs waiting for a retry, by due time; they move to `pending` once due.
+    waiting: BTreeSet<(DateTime<Utc>, i16, ScraperJobId)>,
     /// The one pending or started job of each scraper that has one.
     active: HashMap<ScraperId, ScraperJobId>,
     /// Started jobs whose handler has started (see `start_scraper_jobs`).
@@ -77,6 +81,9 @@ impl JobsState {
             .expect("caller checked the job exists");
         if job.status == ScraperJobStatus::Pending {
             self.pending.remove(&(job.priority.value(), job_id));
+            if let Some(due) = job.next_attempt_at {
+                self.waiting.remove(&(due, job.priority.value(), job_id));
+            }
         }
         job.status = status;
         job.finished_at = Some(now);
@@ -88,11 +95,57 @@ impl JobsState {
         job
     }
 
-    /// Whether the job exists and is started (so a worker may finish it).
-    fn is_started(&self, job_id: ScraperJobId) -> bool {
+    /// Whether the job is started under `claim` (so its worker may start, keep alive or
+    /// finish it).
+    fn holds(&self, claim: Claim) -> bool {
         self.jobs
-            .get(&job_id)
-            .is_some_and(|job| job.status == ScraperJobStatus::Started)
+            .get(&claim.job_id)
+            .is_some_and(|job| Claim::of(job) == Some(claim))
+    }
+
+    /// Ends a started job's attempt that failed for `retry.reason` with `status` and `result`:
+    /// the job is pending again for its next attempt, due after the delay. The caller has
+    /// checked it is started.
+    fn retry(
+        &mut self,
+        job_id: ScraperJobId,
+        status: ScraperJobStatus,
+        result: Option<String>,
+        retry: NextAttempt,
+        now: DateTime<Utc>,
+    ) -> &ScraperJob {
+        self.running.remove(&job_id);
+        let job = self
+            .jobs
+            .get_mut(&job_id)
+            .expect("caller checked the job exists");
+        job.attempts.push(JobAttempt {
+            attempt: job.attempt,
+            reason: retry.reason,
+            status,
+            started_at: job.started_at,
+            finished_at: now,
+            result,
+        });
+        let due = now + chrono::Duration::from_std(retry.delay).unwrap_or(chrono::Duration::MAX);
+        job.attempt += 1;
+        job.status = ScraperJobStatus::Pending;
+        job.started_at = None;
+        job.last_active_at = None;
+        job.next_attempt_at = Some(due);
+        self.waiting.insert((due, job.priority.value(), job_id));
+        job
+    }
+
+    /// Moves the retries due by `now` to the queue.
+    fn release_due(&mut self, now: DateTime<Utc>) {
+        while let Some(&(due, priority, job_id)) = self.waiting.first() {
+            if due > now {
+                break;
+            }
+            self.waiting.pop_first();
+            self.pending.insert((priority, job_id));
+        }
     }
 
     /// The log of an existing job, to append to.
@@ -184,6 +237,9 @@ impl ScraperJobsStorage for MemoryScraperJobsStorage {
                 last_active_at: None,
                 finished_at: None,
                 result: None,
+                attempt: 1,
+                next_attempt_at: None,
+                attempts: Vec::new(),
             };
             if let EnqueueOrigin::Scheduled(fire_time) = origin {
                 state.fired_by_job.insert(id, (scraper.id, fire_time));
@@ -201,6 +257,7 @@ impl ScraperJobsStorage for MemoryScraperJobsStorage {
     async fn dequeue_scraper_jobs(&self, limit: usize) -> Result<Vec<ClaimedJob>> {
         let mut state = self.state();
         let now = Utc::now();
+        state.release_due(now);
         let mut claimed = Vec::with_capacity(limit.min(state.pending.len()));
         while claimed.len() < limit {
             let Some((_, id)) = state.pending.pop_first() else {
@@ -210,37 +267,38 @@ impl ScraperJobsStorage for MemoryScraperJobsStorage {
             job.status = ScraperJobStatus::Started;
             job.started_at = Some(now);
             job.last_active_at = Some(now);
+            job.next_attempt_at = None;
             claimed.push(job.clone());
         }
         Ok(claimed)
     }
 
-    async fn start_scraper_jobs(&self, job_ids: &[ScraperJobId]) -> Result<Vec<ScraperJobId>> {
+    async fn start_scraper_jobs(&self, claims: &[Claim]) -> Result<Vec<ScraperJobId>> {
         let mut state = self.state();
         let now = Utc::now();
-        let mut started = Vec::with_capacity(job_ids.len());
-        for &job_id in job_ids {
-            if !state.is_started(job_id) {
+        let mut started = Vec::with_capacity(claims.len());
+        for &claim in claims {
+            if !state.holds(claim) {
                 continue;
             }
-            state.running.insert(job_id);
-            if let Some(job) = state.jobs.get_mut(&job_id) {
+            state.running.insert(claim.job_id);
+            if let Some(job) = state.jobs.get_mut(&claim.job_id) {
                 job.last_active_at = Some(now);
             }
-            started.push(job_id);
+            started.push(claim.job_id);
         }
         Ok(started)
     }
 
-    async fn release_scraper_jobs(&self, job_ids: &[ScraperJobId]) -> Result<u64> {
+    async fn release_scraper_jobs(&self, claims: &[Claim]) -> Result<u64> {
         let released = {
             let mut state = self.state();
             let mut released = 0;
-            for &job_id in job_ids {
-                if !state.is_started(job_id) || state.running.contains(&job_id) {
+            for &claim in claims {
+                if !state.holds(claim) || state.running.contains(&claim.job_id) {
                     continue;
                 }
-                state.requeue(job_id);
+                state.requeue(claim.job_id);
                 released += 1;
             }
             released
@@ -251,32 +309,33 @@ impl ScraperJobsStorage for MemoryScraperJobsStorage {
         Ok(released)
     }
 
-    async fn heartbeat(&self, job_id: ScraperJobId) -> Result<()> {
+    async fn heartbeat(&self, claim: Claim) -> Result<()> {
         let mut state = self.state();
         let job = state
             .jobs
-            .get_mut(&job_id)
-            .ok_or(Error::ScraperJobNotFound(job_id))?;
+            .get_mut(&claim.job_id)
+            .ok_or(Error::ScraperJobNotFound(claim.job_id))?;
         match job.status {
             ScraperJobStatus::Pending => Err(Error::PingNotStarted),
-            ScraperJobStatus::Started => {
+            ScraperJobStatus::Started if job.started_at == Some(claim.claimed_at) => {
                 job.last_active_at = Some(Utc::now());
                 Ok(())
             }
+            // Finished, or claimed again by another worker.
             _ => Err(Error::PingFinished),
         }
     }
 
     async fn finish_scraper_job(
         &self,
-        job_id: ScraperJobId,
+        claim: Claim,
         status: ScraperJobStatus,
         result: Option<String>,
     ) -> Result<Option<ScraperJob>> {
         let mut state = self.state();
-        Ok(state.is_started(job_id).then(|| {
+        Ok(state.holds(claim).then(|| {
             state
-                .finish(job_id, status, storable_option(result), Utc::now())
+                .finish(claim.job_id, status, storable_option(result), Utc::now())
                 .clone()
         }))
     }
@@ -288,19 +347,19 @@ impl ScraperJobsStorage for MemoryScraperJobsStorage {
             .iter()
             .map(|completion| {
                 let completion = storable_completion(completion);
-                if let Some(log) = state.logs_of(completion.job_id) {
-                    log.extend_from_slice(&completion.log);
+                let job_id = completion.claim.job_id;
+                if let Some(log) = state.logs_of(job_id) {
+                    append_in_order(log, &completion.log);
                 }
-                let started = state.is_started(completion.job_id);
-                if started {
-                    state.finish(
-                        completion.job_id,
-                        completion.status,
-                        completion.result.clone(),
-                        now,
-                    );
+                let held = state.holds(completion.claim);
+                if held {
+                    let (status, result) = (completion.status, completion.result.clone());
+                    match completion.retry {
+                        Some(retry) => state.retry(job_id, status, result, retry, now),
+                        None => state.finish(job_id, status, result, now),
+                    };
                 }
-                started
+                held
             })
             .collect())
     }
@@ -345,10 +404,14 @@ impl ScraperJobsStorage for MemoryScraperJobsStorage {
             stale
                 .into_iter()
                 .map(|id| {
-                    if state.running.contains(&id) {
-                        state.finish(id, ScraperJobStatus::Dead, None, now).clone()
-                    } else {
-                        state.requeue(id).clone()
+                    if !state.running.contains(&id) {
+                        return state.requeue(id).clone();
+                    }
+                    match crate::storage::lost_worker_retry(&state.jobs[&id]) {
+                        Some(retry) => state
+                            .retry(id, ScraperJobStatus::Dead, None, retry, now)
+                            .clone(),
+                        None => state.finish(id, ScraperJobStatus::Dead, None, now).clone(),
                     }
                 })
                 .collect::<Vec<_>>()
@@ -433,18 +496,27 @@ impl ScraperJobsStorage for MemoryScraperJobsStorage {
 
     async fn get_queue_len(&self, priority: ScraperJobPriority) -> Result<u64> {
         let value = priority.value();
-        Ok(self
-            .state()
+        let now = Utc::now();
+        let state = self.state();
+        let queued = state
             .pending
             .range((value, i64::MIN)..(value + 1, i64::MIN))
-            .count() as u64)
+            .count();
+        let due_retries = state
+            .waiting
+            .iter()
+            .take_while(|(due, _, _)| *due <= now)
+            .filter(|(_, priority, _)| *priority == value)
+            .count();
+        Ok((queued + due_retries) as u64)
     }
 
     async fn append_job_log(&self, job_id: ScraperJobId, lines: &[JobLogLine]) -> Result<()> {
-        self.state()
+        let mut state = self.state();
+        let log = state
             .logs_of(job_id)
-            .ok_or(Error::ScraperJobNotFound(job_id))?
-            .extend_from_slice(&storable_lines(lines));
+            .ok_or(Error::ScraperJobNotFound(job_id))?;
+        append_in_order(log, &storable_lines(lines));
         Ok(())
     }
 
@@ -458,8 +530,8 @@ impl ScraperJobsStorage for MemoryScraperJobsStorage {
         let Some(lines) = state.logs.get(&job_id) else {
             return Ok(Vec::new());
         };
-        // Line ids are 1, 2, 3...: the line after `after` is at index `after`.
-        let start = after.unwrap_or(0).clamp(0, lines.len() as i64) as usize;
+        let after = after.unwrap_or(0);
+        let start = lines.partition_point(|line| line.id <= after);
         Ok(lines[start..].iter().take(max_lines).cloned().collect())
     }
 
@@ -484,6 +556,7 @@ impl ScraperJobsStorage for MemoryScraperJobsStorage {
                 started_at: job.started_at,
                 last_active_at: job.last_active_at,
                 finished_at: job.finished_at,
+                attempt: job.attempt,
                 last_log_line: jobs
                     .contains(&job.id)
                     .then(|| state.logs.get(&job.id)?.last().map(|line| line.id))
@@ -498,5 +571,19 @@ impl ScraperJobsStorage for MemoryScraperJobsStorage {
 
     fn kills(&self) -> broadcast::Receiver<ScraperJobId> {
         self.kills.subscribe()
+    }
+}
+
+/// Adds `lines` to a job's log, keeping it ordered by line id. A worker writes its lines in
+/// order; only lines a lost worker writes late (its attempt's, after the next attempt's
+/// began) land before the end.
+fn append_in_order(log: &mut Vec<JobLogLine>, lines: &[JobLogLine]) {
+    let in_order = match (log.last(), lines.first()) {
+        (Some(last), Some(first)) => last.id < first.id,
+        _ => true,
+    };
+    log.extend_from_slice(lines);
+    if !in_order {
+        log.sort_by_key(|line| line.id);
     }
 }

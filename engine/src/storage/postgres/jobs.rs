@@ -5,6 +5,7 @@
 //! one statement too, over `unnest` of arrays bound as parameters, so the statement text is
 //! the same however many jobs a batch holds.
 
+use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
+use sqlx::{Postgres, Transaction};
 use tokio::sync::{broadcast, Notify};
 
 use super::notifications::{JOBS_CHANNEL, KILLS_CHANNEL};
@@ -24,7 +26,8 @@ use crate::model::{
 };
 use crate::storage::text::{storable, storable_completion, storable_lines, storable_scraper};
 use crate::storage::{
-    ClaimedJob, Completion, EnqueueOrigin, JobStamp, ScheduledFire, ScraperJobsStorage,
+    lost_worker_retry, Claim, ClaimedJob, Completion, EnqueueOrigin, JobStamp, ScheduledFire,
+    ScraperJobsStorage,
 };
 
 impl PostgresStorage {
@@ -48,7 +51,7 @@ impl PostgresStorage {
 impl ScraperJobsStorage for PostgresStorage {
     async fn get_scraper_jobs(&self, scraper_id: ScraperId) -> Result<Vec<ScraperJob>> {
         let rows = sqlx::query_as::<_, JobRow>(
-            "SELECT id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result
+            "SELECT id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result, attempt, next_attempt_at, attempts
              FROM scraper_jobs WHERE scraper_id = $1 ORDER BY id DESC",
         )
         .bind(scraper_id)
@@ -63,7 +66,7 @@ impl ScraperJobsStorage for PostgresStorage {
         job_id: ScraperJobId,
     ) -> Result<ScraperJob> {
         let row = sqlx::query_as::<_, JobRow>(
-            "SELECT id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result
+            "SELECT id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result, attempt, next_attempt_at, attempts
              FROM scraper_jobs WHERE id = $1 AND scraper_id = $2",
         )
         .bind(job_id)
@@ -89,7 +92,7 @@ impl ScraperJobsStorage for PostgresStorage {
             "INSERT INTO scraper_jobs (scraper_id, scraper, status, priority, scheduled_for)
              VALUES ($1, $2, 'pending', $3, $4)
              ON CONFLICT DO NOTHING
-             RETURNING id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result,
+             RETURNING id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result, attempt, next_attempt_at, attempts,
                 (SELECT count(*) FROM (SELECT pg_notify($5, '')) AS notified) AS notified",
         )
         .bind(scraper.id)
@@ -108,7 +111,7 @@ impl ScraperJobsStorage for PostgresStorage {
              SELECT fire.scraper_id, fire.scraper, 'pending', fire.priority, fire.at
              FROM unnest($1::bigint[], $2::jsonb[], $3::smallint[], $4::timestamptz[]) AS fire(scraper_id, scraper, priority, at)
              ON CONFLICT DO NOTHING
-             RETURNING id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result,
+             RETURNING id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result, attempt, next_attempt_at, attempts,
                 (SELECT count(*) FROM (SELECT pg_notify($5, '')) AS notified) AS notified",
         )
         .bind(fires.iter().map(|fire| fire.scraper.id).collect::<Vec<_>>())
@@ -137,13 +140,15 @@ impl ScraperJobsStorage for PostgresStorage {
 
     async fn dequeue_scraper_jobs(&self, limit: usize) -> Result<Vec<ClaimedJob>> {
         let rows = sqlx::query_as::<_, JobRow>(
-            "UPDATE scraper_jobs SET status = 'started', started_at = now(), last_active_at = now()
+            "UPDATE scraper_jobs SET status = 'started', started_at = now(), last_active_at = now(),
+                next_attempt_at = NULL
              WHERE id IN (
-                SELECT id FROM scraper_jobs WHERE status = 'pending'
+                SELECT id FROM scraper_jobs
+                WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= now())
                 ORDER BY priority, id
                 FOR UPDATE SKIP LOCKED
                 LIMIT $1)
-             RETURNING id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result",
+             RETURNING id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result, attempt, next_attempt_at, attempts",
         )
         .bind(limit as i64)
         .fetch_all(&self.pool)
@@ -153,74 +158,88 @@ impl ScraperJobsStorage for PostgresStorage {
         Ok(jobs)
     }
 
-    async fn heartbeat(&self, job_id: ScraperJobId) -> Result<()> {
+    async fn heartbeat(&self, claim: Claim) -> Result<()> {
         let updated = sqlx::query(
-            "UPDATE scraper_jobs SET last_active_at = now() WHERE id = $1 AND status = 'started'",
+            "UPDATE scraper_jobs SET last_active_at = now()
+             WHERE id = $1 AND status = 'started' AND started_at = $2",
         )
-        .bind(job_id)
+        .bind(claim.job_id)
+        .bind(claim.claimed_at)
         .execute(&self.pool)
         .await?;
         if updated.rows_affected() == 1 {
             return Ok(());
         }
-        match self.job_status(job_id).await? {
-            None => Err(Error::ScraperJobNotFound(job_id)),
+        match self.job_status(claim.job_id).await? {
+            None => Err(Error::ScraperJobNotFound(claim.job_id)),
             Some((_, ScraperJobStatus::Pending)) => Err(Error::PingNotStarted),
             Some(_) => Err(Error::PingFinished),
         }
     }
 
-    async fn start_scraper_jobs(&self, job_ids: &[ScraperJobId]) -> Result<Vec<ScraperJobId>> {
+    async fn start_scraper_jobs(&self, claims: &[Claim]) -> Result<Vec<ScraperJobId>> {
         // Idempotent: a worker that lost the reply asks again and gets the same answer.
+        let (ids, claimed_at) = claim_columns(claims);
         Ok(sqlx::query_scalar(
-            "UPDATE scraper_jobs SET running_since = COALESCE(running_since, now()), last_active_at = now()
-             WHERE id = ANY($1) AND status = 'started'
-             RETURNING id",
+            "UPDATE scraper_jobs AS job SET running_since = COALESCE(running_since, now()), last_active_at = now()
+             FROM unnest($1::bigint[], $2::timestamptz[]) AS claim(id, claimed_at)
+             WHERE job.id = claim.id AND job.started_at = claim.claimed_at AND job.status = 'started'
+             RETURNING job.id",
         )
-        .bind(job_ids)
+        .bind(ids)
+        .bind(claimed_at)
         .fetch_all(&self.pool)
         .await?)
     }
 
-    async fn release_scraper_jobs(&self, job_ids: &[ScraperJobId]) -> Result<u64> {
+    async fn release_scraper_jobs(&self, claims: &[Claim]) -> Result<u64> {
+        let (ids, claimed_at) = claim_columns(claims);
         let released = sqlx::query(
-            "UPDATE scraper_jobs SET status = 'pending', started_at = NULL, last_active_at = NULL
-             WHERE id = ANY($1) AND status = 'started' AND running_since IS NULL
-             RETURNING id, (SELECT count(*) FROM (SELECT pg_notify($2, '')) AS notified) AS notified",
+            "UPDATE scraper_jobs AS job SET status = 'pending', started_at = NULL, last_active_at = NULL
+             FROM unnest($1::bigint[], $2::timestamptz[]) AS claim(id, claimed_at)
+             WHERE job.id = claim.id AND job.started_at = claim.claimed_at AND job.status = 'started'
+                AND job.running_since IS NULL
+             RETURNING job.id, (SELECT count(*) FROM (SELECT pg_notify($3, '')) AS notified) AS notified",
         )
-        .bind(job_ids)
+        .bind(ids)
+        .bind(claimed_at)
         .bind(JOBS_CHANNEL)
         .fetch_all(&self.pool)
         .await?;
         Ok(released.len() as u64)
     }
 
-    async fn heartbeat_jobs(&self, job_ids: &[ScraperJobId]) -> Result<Vec<ScraperJobId>> {
+    async fn heartbeat_jobs(&self, claims: &[Claim]) -> Result<Vec<ScraperJobId>> {
+        let (ids, claimed_at) = claim_columns(claims);
         Ok(sqlx::query_scalar(
-            "WITH alive AS (
-                UPDATE scraper_jobs SET last_active_at = now()
-                WHERE id = ANY($1) AND status = 'started'
-                RETURNING id)
-             SELECT id FROM unnest($1::bigint[]) AS job(id)
-             WHERE id NOT IN (SELECT id FROM alive)",
+            "WITH claim AS (
+                SELECT * FROM unnest($1::bigint[], $2::timestamptz[]) AS claim(id, claimed_at)),
+             alive AS (
+                UPDATE scraper_jobs AS job SET last_active_at = now()
+                FROM claim
+                WHERE job.id = claim.id AND job.started_at = claim.claimed_at AND job.status = 'started'
+                RETURNING job.id)
+             SELECT id FROM claim WHERE id NOT IN (SELECT id FROM alive)",
         )
-        .bind(job_ids)
+        .bind(ids)
+        .bind(claimed_at)
         .fetch_all(&self.pool)
         .await?)
     }
 
     async fn finish_scraper_job(
         &self,
-        job_id: ScraperJobId,
+        claim: Claim,
         status: ScraperJobStatus,
         result: Option<String>,
     ) -> Result<Option<ScraperJob>> {
         let row = sqlx::query_as::<_, JobRow>(
-            "UPDATE scraper_jobs SET status = $2, result = COALESCE($3, result), finished_at = now()
-             WHERE id = $1 AND status = 'started'
-             RETURNING id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result",
+            "UPDATE scraper_jobs SET status = $3, result = COALESCE($4, result), finished_at = now()
+             WHERE id = $1 AND started_at = $2 AND status = 'started'
+             RETURNING id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result, attempt, next_attempt_at, attempts",
         )
-        .bind(job_id)
+        .bind(claim.job_id)
+        .bind(claim.claimed_at)
         .bind(status.as_str())
         .bind(result.as_deref().map(storable))
         .fetch_optional(&self.pool)
@@ -230,25 +249,13 @@ impl ScraperJobsStorage for PostgresStorage {
 
     async fn finish_scraper_jobs(&self, completions: &[Completion]) -> Result<Vec<bool>> {
         let completions: Vec<_> = completions.iter().map(storable_completion).collect();
-        let ids: Vec<i64> = completions
-            .iter()
-            .map(|completion| completion.job_id)
-            .collect();
-        let statuses: Vec<&str> = completions
-            .iter()
-            .map(|completion| completion.status.as_str())
-            .collect();
-        let results: Vec<Option<&str>> = completions
-            .iter()
-            .map(|completion| completion.result.as_deref())
-            .collect();
         let lines: Vec<(i64, &JobLogLine)> = completions
             .iter()
             .flat_map(|completion| {
                 completion
                     .log
                     .iter()
-                    .map(move |line| (completion.job_id, line))
+                    .map(move |line| (completion.claim.job_id, line))
             })
             .collect();
         let mut transaction = self.pool.begin().await?;
@@ -270,21 +277,9 @@ impl ScraperJobsStorage for PostgresStorage {
             .execute(&mut *transaction)
             .await?;
         }
-        let finished: Vec<i64> = sqlx::query_scalar(
-            "UPDATE scraper_jobs AS job
-             SET status = batch.status, result = COALESCE(batch.result, job.result), finished_at = now()
-             FROM unnest($1::bigint[], $2::text[], $3::text[]) AS batch(id, status, result)
-             WHERE job.id = batch.id AND job.status = 'started'
-             RETURNING job.id",
-        )
-        .bind(&ids)
-        .bind(&statuses)
-        .bind(&results)
-        .fetch_all(&mut *transaction)
-        .await?;
+        let applied = end_attempts(&mut transaction, &completions).await?;
         transaction.commit().await?;
-        let finished: HashSet<i64> = finished.into_iter().collect();
-        Ok(ids.iter().map(|id| finished.contains(id)).collect())
+        Ok(applied)
     }
 
     async fn kill_scraper_job(
@@ -297,7 +292,7 @@ impl ScraperJobsStorage for PostgresStorage {
         let row = sqlx::query_as::<_, JobRow>(
             "UPDATE scraper_jobs SET status = 'killed', finished_at = now()
              WHERE id = $1 AND scraper_id = $2 AND status IN ('pending', 'started')
-             RETURNING id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result,
+             RETURNING id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result, attempt, next_attempt_at, attempts,
                 (SELECT count(*) FROM (SELECT pg_notify($3, id::text)) AS notified) AS notified",
         )
         .bind(job_id)
@@ -316,20 +311,46 @@ impl ScraperJobsStorage for PostgresStorage {
 
     async fn mark_dead_scraper_jobs(&self, timeout: Duration) -> Result<Vec<ScraperJob>> {
         let timeout_ms = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
-        let dead = sqlx::query_as::<_, JobRow>(
-            "UPDATE scraper_jobs SET status = 'dead', finished_at = now()
+        // The lost jobs' rows stay locked until their ends are written: a heartbeat arriving
+        // meanwhile waits, then finds the job no longer under its claim.
+        let mut transaction = self.pool.begin().await?;
+        let lost: Vec<ScraperJob> = all(sqlx::query_as::<_, JobRow>(
+            "SELECT id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result, attempt, next_attempt_at, attempts
+             FROM scraper_jobs
              WHERE status = 'started' AND running_since IS NOT NULL
                 AND last_active_at < now() - $1 * interval '1 millisecond'
-             RETURNING id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result",
+             FOR UPDATE SKIP LOCKED",
         )
         .bind(timeout_ms)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *transaction)
+        .await?)?;
+        // Each ends as if its worker had reported it dead, or goes on to its next attempt.
+        let ends: Vec<Completion> = lost
+            .iter()
+            .filter_map(|job| {
+                Some(Completion {
+                    claim: Claim::of(job)?,
+                    status: ScraperJobStatus::Dead,
+                    result: None,
+                    log: Vec::new(),
+                    retry: lost_worker_retry(job),
+                })
+            })
+            .collect();
+        end_attempts(&mut transaction, &ends).await?;
+        let dead: Vec<JobRow> = sqlx::query_as(
+            "SELECT id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result, attempt, next_attempt_at, attempts
+             FROM scraper_jobs WHERE id = ANY($1)",
+        )
+        .bind(lost.iter().map(|job| job.id).collect::<Vec<_>>())
+        .fetch_all(&mut *transaction)
         .await?;
+        transaction.commit().await?;
         let requeued = sqlx::query_as::<_, JobRow>(
             "UPDATE scraper_jobs SET status = 'pending', started_at = NULL, last_active_at = NULL
              WHERE status = 'started' AND running_since IS NULL
                 AND last_active_at < now() - $1 * interval '1 millisecond'
-             RETURNING id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result,
+             RETURNING id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result, attempt, next_attempt_at, attempts,
                 (SELECT count(*) FROM (SELECT pg_notify($2, '')) AS notified) AS notified",
         )
         .bind(timeout_ms)
@@ -383,7 +404,7 @@ impl ScraperJobsStorage for PostgresStorage {
         // DISTINCT ON walks the (scraper_id, id DESC) index: one row per scraper.
         let rows = sqlx::query_as::<_, JobRow>(
             "SELECT DISTINCT ON (scraper_id)
-                id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result
+                id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result, attempt, next_attempt_at, attempts
              FROM scraper_jobs ORDER BY scraper_id, id DESC",
         )
         .fetch_all(&self.pool)
@@ -403,7 +424,8 @@ impl ScraperJobsStorage for PostgresStorage {
 
     async fn get_queue_len(&self, priority: ScraperJobPriority) -> Result<u64> {
         let count: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM scraper_jobs WHERE status = 'pending' AND priority = $1",
+            "SELECT count(*) FROM scraper_jobs WHERE status = 'pending' AND priority = $1
+                AND (next_attempt_at IS NULL OR next_attempt_at <= now())",
         )
         .bind(priority.value())
         .fetch_one(&self.pool)
@@ -468,7 +490,7 @@ impl ScraperJobsStorage for PostgresStorage {
         // Two index scans (by scraper, by id); each last log line is one probe at the end of
         // the job's lines in the log's primary key.
         let rows = sqlx::query_as::<_, JobStampRow>(
-            "SELECT id, scraper_id, status, started_at, last_active_at, finished_at,
+            "SELECT id, scraper_id, status, started_at, last_active_at, finished_at, attempt,
                 CASE WHEN id = ANY($2) THEN
                     (SELECT max(line_no) FROM scraper_job_logs WHERE job_id = scraper_jobs.id)
                 END AS last_log_line
@@ -488,4 +510,79 @@ impl ScraperJobsStorage for PostgresStorage {
     fn kills(&self) -> broadcast::Receiver<ScraperJobId> {
         self.wakeups.kills.subscribe()
     }
+}
+
+/// Claims as two columns, for `unnest`.
+fn claim_columns(claims: &[Claim]) -> (Vec<ScraperJobId>, Vec<DateTime<Utc>>) {
+    claims
+        .iter()
+        .map(|claim| (claim.job_id, claim.claimed_at))
+        .unzip()
+}
+
+/// Ends the attempts of the jobs still held by the completions' claims, in one statement:
+/// a final status, or, with a [`NextAttempt`](crate::storage::NextAttempt), back to the queue
+/// for the next attempt (the attempt recorded in `attempts`, due after the delay by the
+/// database's clock). Returns, in order, whether each completion was applied.
+async fn end_attempts<C: Borrow<Completion>>(
+    transaction: &mut Transaction<'_, Postgres>,
+    completions: &[C],
+) -> Result<Vec<bool>> {
+    let completions: Vec<&Completion> = completions.iter().map(Borrow::borrow).collect();
+    let (ids, claimed_at) = claim_columns(
+        &completions
+            .iter()
+            .map(|completion| completion.claim)
+            .collect::<Vec<_>>(),
+    );
+    let statuses: Vec<&str> = completions
+        .iter()
+        .map(|completion| completion.status.as_str())
+        .collect();
+    let results: Vec<Option<&str>> = completions
+        .iter()
+        .map(|completion| completion.result.as_deref())
+        .collect();
+    let retry_ms: Vec<Option<i64>> = completions
+        .iter()
+        .map(|completion| {
+            completion
+                .retry
+                .map(|retry| i64::try_from(retry.delay.as_millis()).unwrap_or(i64::MAX))
+        })
+        .collect();
+    let reasons: Vec<Option<&str>> = completions
+        .iter()
+        .map(|completion| completion.retry.map(|retry| retry.reason.as_str()))
+        .collect();
+    let applied: Vec<i64> = sqlx::query_scalar(
+        "UPDATE scraper_jobs AS job SET
+            status = CASE WHEN batch.retry_ms IS NULL THEN batch.status ELSE 'pending' END,
+            result = CASE WHEN batch.retry_ms IS NULL THEN COALESCE(batch.result, job.result) END,
+            finished_at = CASE WHEN batch.retry_ms IS NULL THEN now() END,
+            attempt = job.attempt + CASE WHEN batch.retry_ms IS NULL THEN 0 ELSE 1 END,
+            next_attempt_at = CASE WHEN batch.retry_ms IS NULL THEN job.next_attempt_at
+                ELSE now() + batch.retry_ms * interval '1 millisecond' END,
+            attempts = CASE WHEN batch.retry_ms IS NULL THEN job.attempts
+                ELSE job.attempts || jsonb_build_array(jsonb_build_object(
+                    'attempt', job.attempt, 'reason', batch.reason, 'status', batch.status,
+                    'started_at', job.started_at, 'finished_at', now(), 'result', batch.result)) END,
+            started_at = CASE WHEN batch.retry_ms IS NULL THEN job.started_at END,
+            last_active_at = CASE WHEN batch.retry_ms IS NULL THEN job.last_active_at END,
+            running_since = CASE WHEN batch.retry_ms IS NULL THEN job.running_since END
+         FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::bigint[], $6::text[])
+            AS batch(id, claimed_at, status, result, retry_ms, reason)
+         WHERE job.id = batch.id AND job.started_at = batch.claimed_at AND job.status = 'started'
+         RETURNING job.id",
+    )
+    .bind(&ids)
+    .bind(&claimed_at)
+    .bind(&statuses)
+    .bind(&results)
+    .bind(&retry_ms)
+    .bind(&reasons)
+    .fetch_all(&mut **transaction)
+    .await?;
+    let applied: HashSet<i64> = applied.into_iter().collect();
+    Ok(ids.iter().map(|id| applied.contains(id)).collect())
 }

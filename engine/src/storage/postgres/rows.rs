@@ -13,9 +13,10 @@ use sqlx::FromRow;
 
 use crate::error::{Error, Result};
 use crate::model::{
-    JobCount, JobLogLine, Lease, LogLevel, Scraper, ScraperConfig, ScraperId, ScraperJob,
-    ScraperJobId, ScraperJobPriority, ScraperJobStatus,
+    JobAttempt, JobCount, JobLogLine, Lease, LogLevel, Scraper, ScraperConfig, ScraperId,
+    ScraperJob, ScraperJobId, ScraperJobPriority, ScraperJobStatus,
 };
+use crate::retry::RetryPolicy;
 use crate::storage::JobStamp;
 
 /// The decoded row, or `missing` when the statement matched none.
@@ -30,6 +31,10 @@ pub(super) fn all<R, T: TryFrom<R, Error = Error>>(rows: Vec<R>) -> Result<Vec<T
 
 fn status(text: &str) -> Result<ScraperJobStatus> {
     ScraperJobStatus::parse(text).ok_or_else(|| Error::internal("bad status"))
+}
+
+fn attempt(value: i32) -> Result<u32> {
+    u32::try_from(value).map_err(|_| Error::internal("bad attempt number"))
 }
 
 fn priority(value: i16) -> Result<ScraperJobPriority> {
@@ -48,6 +53,7 @@ pub(super) struct ScraperRow {
     schedule_priority: i16,
     state: Option<String>,
     timeout_seconds: Option<i64>,
+    retry: Option<Json<RetryPolicy>>,
 }
 
 impl TryFrom<ScraperRow> for Scraper {
@@ -65,6 +71,7 @@ impl TryFrom<ScraperRow> for Scraper {
             schedule_priority: priority(row.schedule_priority)?,
             state: row.state,
             timeout_seconds: row.timeout_seconds.map(|seconds| seconds as u64),
+            retry: row.retry.map(|retry| retry.0),
         })
     }
 }
@@ -82,6 +89,9 @@ pub(super) struct JobRow {
     last_active_at: Option<DateTime<Utc>>,
     finished_at: Option<DateTime<Utc>>,
     result: Option<String>,
+    attempt: i32,
+    next_attempt_at: Option<DateTime<Utc>>,
+    attempts: Json<Vec<JobAttempt>>,
 }
 
 impl TryFrom<JobRow> for ScraperJob {
@@ -98,6 +108,9 @@ impl TryFrom<JobRow> for ScraperJob {
             last_active_at: row.last_active_at,
             finished_at: row.finished_at,
             result: row.result,
+            attempt: attempt(row.attempt)?,
+            next_attempt_at: row.next_attempt_at,
+            attempts: row.attempts.0,
         })
     }
 }
@@ -126,6 +139,7 @@ pub(super) struct JobStampRow {
     started_at: Option<DateTime<Utc>>,
     last_active_at: Option<DateTime<Utc>>,
     finished_at: Option<DateTime<Utc>>,
+    attempt: i32,
     last_log_line: Option<i64>,
 }
 
@@ -140,6 +154,7 @@ impl TryFrom<JobStampRow> for JobStamp {
             started_at: row.started_at,
             last_active_at: row.last_active_at,
             finished_at: row.finished_at,
+            attempt: attempt(row.attempt)?,
             last_log_line: row.last_log_line,
         })
     }
