@@ -10,8 +10,8 @@
 use chrono::{DateTime, Utc};
 use engine::error::FieldError;
 use engine::model::{
-    JobCount, JobLogLine, ReplicaStatus, Scraper, ScraperConfig, ScraperId, ScraperJob,
-    ScraperJobId, ScraperJobPriority, ScraperJobStatus, ScraperSchedule,
+    CrontabDialect, JobCount, JobLogLine, ReplicaStatus, Scraper, ScraperConfig, ScraperId,
+    ScraperJob, ScraperJobId, ScraperJobPriority, ScraperJobStatus, ScraperSchedule,
 };
 use engine::retry::RetryPolicy;
 use leptos::prelude::*;
@@ -100,6 +100,8 @@ pub struct UiSettings {
     pub priorities: Vec<ScraperJobPriority>,
     /// The retry policy of scrapers that set none.
     pub default_retry: RetryPolicy,
+    /// The IANA time zone names a schedule may be read in, sorted.
+    pub time_zones: Vec<String>,
 }
 
 #[server(input = Json)]
@@ -116,19 +118,34 @@ pub async fn get_ui_settings() -> Result<UiSettings, UiError> {
         schedules: engine.get_schedules(),
         priorities,
         default_retry: engine.default_retry_policy().clone(),
+        time_zones: engine::schedule::time_zone_names()
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
     })
 }
 
-/// A crontab expression's next runs, or what is wrong with it.
-pub type CrontabCheck = Result<Vec<DateTime<Utc>>, String>;
+/// A crontab expression's next runs, or what is wrong with it (and in which field: the
+/// expression, or the time zone it is read in).
+pub type CrontabCheck = Result<Vec<DateTime<Utc>>, FieldError>;
 
-/// Checks a crontab expression as it is typed into the form: its next runs after now, or what
-/// is wrong with it. The browser asks the server, so the cron parser is not part of the wasm.
+/// Checks a crontab expression as it is typed into the form, read in `timezone` (an IANA
+/// name; none: UTC) as `dialect` says: its next runs after now, or what is wrong. The browser
+/// asks the server, so neither the cron parser nor the time zone rules are part of the wasm.
 #[server(input = Json)]
-pub async fn check_crontab(expression: String) -> Result<CrontabCheck, UiError> {
+pub async fn check_crontab(
+    expression: String,
+    timezone: Option<String>,
+    dialect: CrontabDialect,
+) -> Result<CrontabCheck, UiError> {
     /// How many next runs the form lists.
     const RUNS: usize = 5;
-    let trigger = engine::schedule::Trigger::of(ScraperSchedule::Crontab, Some(&expression));
+    let trigger = engine::schedule::Trigger::of(engine::schedule::Schedule {
+        kind: ScraperSchedule::Crontab,
+        crontab: Some(&expression),
+        timezone: timezone.as_deref(),
+        dialect,
+    });
     Ok(trigger.map(|trigger| {
         trigger
             .map(|trigger| trigger.upcoming(Utc::now(), RUNS))
@@ -178,13 +195,10 @@ async fn scraper_rows(engine: &engine::Engine) -> Result<Vec<ScraperRow>, UiErro
     let rows = scrapers
         .into_iter()
         .map(|scraper| {
-            let next_run = engine::schedule::Trigger::of(
-                scraper.schedule,
-                scraper.schedule_crontab.as_deref(),
-            )
-            .ok()
-            .flatten()
-            .and_then(|trigger| trigger.next_after(now));
+            let next_run = engine::schedule::Trigger::of(engine::schedule::Schedule::of(&scraper))
+                .ok()
+                .flatten()
+                .and_then(|trigger| trigger.next_after(now));
             ScraperRow {
                 last_job: last_jobs.get(&scraper.id).map(LastJob::of),
                 next_run,

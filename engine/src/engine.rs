@@ -249,6 +249,8 @@ impl Engine {
             timeout_seconds: Some(EPHEMERAL_TIMEOUT_SECONDS),
             // A try-out shows what one run does.
             retry: Some(RetryPolicy::never()),
+            schedule_timezone: None,
+            schedule_crontab_dialect: None,
         };
         validate_scraper(&scraper, self.handlers.names())?;
         self.storages

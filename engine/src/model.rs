@@ -3,8 +3,9 @@
 //!
 //! These types are the wire contract. Their JSON shapes are those of Sneakpeek v0.1.7 (field
 //! order, enum values, integer priorities, timestamps as naive UTC with microseconds), so
-//! existing clients keep working; fields we added (`timeout_seconds`) are appended and ignored
-//! by old clients. This module has no runtime dependencies and compiles to wasm, so the browser
+//! existing clients keep working; fields we added (`timeout_seconds`, `retry`,
+//! `schedule_timezone` and `schedule_crontab_dialect` on scrapers; `attempt`,
+//! `next_attempt_at` and `attempts` on jobs) are appended and ignored by old clients. This module has no runtime dependencies and compiles to wasm, so the browser
 //! UI uses the very same types.
 
 use std::fmt;
@@ -39,14 +40,16 @@ pub enum ScraperSchedule {
     EveryMinute,
     /// `every_hour`: fires at the start of every hour (:00:00), UTC.
     EveryHour,
-    /// `every_day`: fires every day at midnight UTC.
+    /// `every_day`: fires every day at midnight in the scraper's time zone
+    /// ([`Scraper::schedule_timezone`], UTC by default).
     EveryDay,
-    /// `every_week`: fires on Mondays at midnight UTC.
+    /// `every_week`: fires on Mondays at midnight in the scraper's time zone.
     EveryWeek,
-    /// `every_month`: fires on the 1st of every month at midnight UTC (the original counted
-    /// 30 days from an arbitrary start).
+    /// `every_month`: fires on the 1st of every month at midnight in the scraper's time zone
+    /// (the original counted 30 days from an arbitrary start).
     EveryMonth,
-    /// A standard 5-field crontab expression in `Scraper::schedule_crontab`, evaluated in UTC.
+    /// A 5-field crontab expression in `Scraper::schedule_crontab`, read in the scraper's time
+    /// zone as its [`CrontabDialect`] says.
     Crontab,
 }
 
@@ -91,16 +94,25 @@ impl ScraperSchedule {
         }
     }
 
-    /// The fixed period of a schedule that fires at whole multiples of it; `None` for
-    /// `inactive`, `crontab` and the calendar schedules (`every_week`, `every_month`), whose
-    /// fire times [`crate::schedule::Trigger`] computes from the calendar.
+    /// Whether the scraper's time zone changes when it fires: crontab and calendar schedules.
+    pub fn reads_time_zone(self) -> bool {
+        self.interval().is_none() && self != Self::Inactive
+    }
+
+    /// The fixed period of a schedule that fires at whole multiples of it, in UTC; `None` for
+    /// `inactive`, `crontab` and the calendar schedules (`every_day`, `every_week`,
+    /// `every_month`), whose fire times [`crate::schedule::Trigger`] computes from the
+    /// calendar of the scraper's time zone.
     pub fn interval(self) -> Option<chrono::Duration> {
         match self {
-            Self::Inactive | Self::Crontab | Self::EveryWeek | Self::EveryMonth => None,
+            Self::Inactive
+            | Self::Crontab
+            | Self::EveryDay
+            | Self::EveryWeek
+            | Self::EveryMonth => None,
             Self::EverySecond => Some(chrono::Duration::seconds(1)),
             Self::EveryMinute => Some(chrono::Duration::minutes(1)),
             Self::EveryHour => Some(chrono::Duration::hours(1)),
-            Self::EveryDay => Some(chrono::Duration::days(1)),
         }
     }
 }
@@ -312,6 +324,50 @@ pub struct Scraper {
     /// under, the default filled in.
     #[serde(default)]
     pub retry: Option<RetryPolicy>,
+    /// The IANA time zone (`Europe/Berlin`) in which `crontab`, `every_day`, `every_week` and
+    /// `every_month` schedules are read, daylight-saving changes included. Absent: UTC.
+    #[serde(default)]
+    pub schedule_timezone: Option<String>,
+    /// How `schedule_crontab` is read. Absent: `standard`.
+    #[serde(default)]
+    pub schedule_crontab_dialect: Option<CrontabDialect>,
+}
+
+/// How a crontab expression is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum CrontabDialect {
+    /// Standard (Vixie) cron: weekdays 0 to 7 from Sunday (0 and 7 are Sunday); when both the
+    /// day of month and the day of week are restricted, a day matching either fires.
+    #[default]
+    Standard,
+    /// As Sneakpeek 0.1.7 read it (APScheduler's `from_crontab`): weekdays 0 to 6 from Monday,
+    /// and every field must match, so a restricted day of month and day of week must both.
+    /// For migrated schedules; 0.1.7 also read them in its server's local time, which
+    /// `schedule_timezone` says.
+    Apscheduler,
+}
+
+impl CrontabDialect {
+    /// Both dialects, as the form offers them.
+    pub const ALL: [CrontabDialect; 2] = [Self::Standard, Self::Apscheduler];
+
+    /// The dialect's wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Standard => "standard",
+            Self::Apscheduler => "apscheduler",
+        }
+    }
+
+    /// What the dialect is, for people.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Standard => "Standard cron",
+            Self::Apscheduler => "As Sneakpeek 0.1.7 (Monday = 0, all fields must match)",
+        }
+    }
 }
 
 fn unset_id() -> i64 {
@@ -628,7 +684,12 @@ mod tests {
     /// be compared byte for byte.
     fn without_additions(mut value: Value) -> Value {
         fn strip(scraper: &mut Value) {
-            for added in ["timeout_seconds", "retry"] {
+            for added in [
+                "timeout_seconds",
+                "retry",
+                "schedule_timezone",
+                "schedule_crontab_dialect",
+            ] {
                 let removed = scraper.as_object_mut().unwrap().remove(added);
                 assert_eq!(
                     removed,

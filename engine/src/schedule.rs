@@ -1,21 +1,27 @@
 //! When a schedule fires, and what makes a scraper's settings valid.
 //!
 //! Fire times are pure functions of the schedule and a point in time, so the scheduler, the UI
-//! ("next run", crontab preview) and the tests all agree. Interval schedules fire at whole
-//! multiples of their period in UTC (every second, every minute at :00, every hour at :00:00,
-//! every day at midnight UTC), as the original aligned them. `every_week` fires on Mondays and
-//! `every_month` on the 1st, at midnight UTC: calendar weeks and months, not periods counted
-//! from an epoch (which would make weeks start on Thursdays and months drift). Crontab
-//! expressions are standard 5-field ones, evaluated in UTC.
+//! ("next run", crontab preview) and the tests all agree. `every_second`, `every_minute` and
+//! `every_hour` fire at whole multiples of their period in UTC, as the original aligned them.
+//! `every_day`, `every_week` (Mondays) and `every_month` (the 1st) fire at midnight, and
+//! crontab expressions at their wall-clock times, in the scraper's time zone (an IANA name,
+//! UTC by default): calendar days, weeks and months, not periods counted from an epoch.
+//!
+//! Across daylight-saving changes a fire is neither lost nor doubled: a wall-clock time that
+//! does not exist (the hour skipped in spring) fires at the first instant after the gap, on
+//! the same day; a wall-clock time that happens twice (the hour repeated in autumn) fires
+//! once, the first time. Expressions with a step or a wildcard in the minute or hour (`*/15 *
+//! * * *`) keep to real time instead: every 15 minutes, however the clock is set.
 
 use std::str::FromStr;
 
 use chrono::{DateTime, TimeZone, Utc};
+use chrono_tz::Tz;
 use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
 
 use crate::error::{Error, FieldError};
-use crate::model::{Scraper, ScraperSchedule};
+use crate::model::{CrontabDialect, Scraper, ScraperSchedule};
 
 /// A parsed, valid 5-field crontab expression.
 #[derive(Debug, Clone)]
@@ -26,27 +32,96 @@ impl Crontab {
     /// (or an alias such as `@hourly`). Six-field expressions with seconds are refused: they
     /// are not crontab, and accepting them would silently fire 60 times more often.
     pub fn parse(expression: &str) -> Result<Self, String> {
+        Crontab::parse_as(expression, CrontabDialect::Standard)
+    }
+
+    /// Parses a crontab expression read as `dialect` says.
+    pub fn parse_as(expression: &str, dialect: CrontabDialect) -> Result<Self, String> {
         let expression = expression.trim();
-        let fields = expression.split_whitespace().count();
-        if !expression.starts_with('@') && fields != 5 {
+        let fields: Vec<&str> = expression.split_whitespace().collect();
+        if !expression.starts_with('@') && fields.len() != 5 {
             return Err(format!(
-                "expected 5 fields (minute hour day-of-month month day-of-week), found {fields}"
+                "expected 5 fields (minute hour day-of-month month day-of-week), found {}",
+                fields.len()
             ));
         }
         let parser = CronParser::builder()
             .seconds(Seconds::Disallowed)
             .year(Year::Disallowed)
-            .build();
+            .dom_and_dow(dialect == CrontabDialect::Apscheduler);
+        let standard = match dialect {
+            CrontabDialect::Standard => expression.to_owned(),
+            CrontabDialect::Apscheduler if expression.starts_with('@') => {
+                return Err(
+                    "the apscheduler dialect has no @ aliases: write the 5 fields".to_owned(),
+                )
+            }
+            CrontabDialect::Apscheduler => {
+                let weekdays = monday_first_weekdays(fields[4])?;
+                format!("{} {weekdays}", fields[..4].join(" "))
+            }
+        };
         parser
-            .parse(expression)
+            .build()
+            .parse(&standard)
             .map(Crontab)
             .map_err(|error| error.to_string())
     }
 
-    /// The first fire time strictly after `after`.
-    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.0.find_next_occurrence(&after, false).ok()
+    /// The first fire time strictly after `after`, on the wall clock of `zone`.
+    pub fn next_after(&self, after: DateTime<Utc>, zone: Tz) -> Option<DateTime<Utc>> {
+        self.0
+            .find_next_occurrence(&after.with_timezone(&zone), false)
+            .ok()
+            .map(|next| next.with_timezone(&Utc))
     }
+}
+
+/// Weekday names in the order APScheduler numbers them (0 is Monday).
+const MONDAY_FIRST: [&str; 7] = ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"];
+
+/// A day-of-week field as APScheduler reads it (numbers 0 to 6 from Monday, or names), written
+/// as standard cron reads it: each number, range or stepped range becomes the list of the
+/// weekday names it stands for (ranges may wrap past Sunday, as `5-0` does not in cron).
+fn monday_first_weekdays(field: &str) -> Result<String, String> {
+    let unsupported = || {
+        format!("day of week `{field}`: the apscheduler dialect takes numbers 0-6 (Monday = 0), names, ranges, lists and steps")
+    };
+    let day = |text: &str| -> Result<usize, String> {
+        if let Ok(number) = text.parse::<usize>() {
+            return (number < 7).then_some(number).ok_or_else(unsupported);
+        }
+        MONDAY_FIRST
+            .iter()
+            .position(|name| name.eq_ignore_ascii_case(text))
+            .ok_or_else(unsupported)
+    };
+    let mut names = Vec::new();
+    for part in field.split(',') {
+        let (range, step) = match part.split_once('/') {
+            Some((range, step)) => (range, step.parse::<usize>().map_err(|_| unsupported())?),
+            None => (part, 1),
+        };
+        if step == 0 {
+            return Err(unsupported());
+        }
+        let (first, last) = match range {
+            "*" => (0, 6),
+            _ => match range.split_once('-') {
+                Some((first, last)) => (day(first)?, day(last)?),
+                None if step > 1 => (day(range)?, 6),
+                None => (day(range)?, day(range)?),
+            },
+        };
+        let span = (last + 7 - first) % 7;
+        for offset in (0..=span).step_by(step) {
+            let name = MONDAY_FIRST[(first + offset) % 7];
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    Ok(names.join(","))
 }
 
 impl FromStr for Crontab {
@@ -57,40 +132,108 @@ impl FromStr for Crontab {
     }
 }
 
+/// The fields of a scraper that say when it fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule<'a> {
+    /// Which schedule.
+    pub kind: ScraperSchedule,
+    /// The expression of a `crontab` schedule.
+    pub crontab: Option<&'a str>,
+    /// The IANA time zone calendar schedules and crontabs are read in; `None` is UTC.
+    pub timezone: Option<&'a str>,
+    /// How the crontab is read.
+    pub dialect: CrontabDialect,
+}
+
+impl<'a> Schedule<'a> {
+    /// The schedule `scraper` sets.
+    pub fn of(scraper: &'a Scraper) -> Self {
+        Schedule {
+            kind: scraper.schedule,
+            crontab: scraper.schedule_crontab.as_deref(),
+            timezone: scraper.schedule_timezone.as_deref(),
+            dialect: scraper.schedule_crontab_dialect.unwrap_or_default(),
+        }
+    }
+}
+
+/// The time zone called `name` (an IANA name such as `Europe/Berlin`); `None` is UTC.
+pub fn time_zone(name: Option<&str>) -> Result<Tz, String> {
+    match name.map(str::trim).filter(|name| !name.is_empty()) {
+        None => Ok(Tz::UTC),
+        Some(name) => name.parse().map_err(|_| {
+            format!("`{name}` is not an IANA time zone name (such as Europe/Berlin or UTC)")
+        }),
+    }
+}
+
+/// Every IANA time zone name a scraper may give, sorted.
+pub fn time_zone_names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = chrono_tz::TZ_VARIANTS
+        .iter()
+        .map(|zone| zone.name())
+        .collect();
+    names.sort_unstable();
+    names
+}
+
 /// A scraper's schedule, ready to compute fire times. `None` for `inactive`.
 #[derive(Debug, Clone)]
 pub enum Trigger {
-    /// Fires at whole multiples of this period since the Unix epoch, in UTC (every second, every
-    /// minute at :00, every day at midnight).
+    /// Fires at whole multiples of the period since the Unix epoch, in UTC.
     Interval(chrono::Duration),
-    // Boxed: a parsed crontab is far larger than an interval.
-    /// Fires when the crontab expression matches, in UTC; `every_week` and `every_month` are the
-    /// crontabs `0 0 * * MON` and `0 0 1 * *`.
-    Cron(Box<Crontab>),
-}
-
-/// A calendar schedule, written as the crontab that says it.
-fn calendar(crontab: &str) -> Result<Option<Trigger>, String> {
-    Crontab::parse(crontab).map(|cron| Some(Trigger::Cron(Box::new(cron))))
+    /// Fires when the crontab matches the wall clock of the zone.
+    Cron {
+        /// The expression; boxed, as a parsed crontab is far larger than an interval.
+        crontab: Box<Crontab>,
+        /// The zone whose wall clock it reads.
+        zone: Tz,
+    },
 }
 
 impl Trigger {
-    /// The trigger of a schedule; `Err` names what is wrong with the crontab.
-    pub fn of(schedule: ScraperSchedule, crontab: Option<&str>) -> Result<Option<Trigger>, String> {
-        match schedule {
-            ScraperSchedule::Inactive => Ok(None),
+    /// The trigger of a schedule; `Err` names the field at fault (`schedule_crontab` or
+    /// `schedule_timezone`, under `scraper`) and what is wrong with it.
+    pub fn of(schedule: Schedule<'_>) -> Result<Option<Trigger>, FieldError> {
+        let at = |field: &str, problem: String| FieldError::new(&["scraper", field], problem);
+        let zone =
+            time_zone(schedule.timezone).map_err(|problem| at("schedule_timezone", problem))?;
+        let calendar = |expression: &str| {
+            Crontab::parse(expression).map(|crontab| Trigger::Cron {
+                crontab: Box::new(crontab),
+                zone,
+            })
+        };
+        let trigger = match schedule.kind {
+            ScraperSchedule::Inactive => return Ok(None),
             ScraperSchedule::Crontab => {
-                match crontab.map(str::trim).filter(|text| !text.is_empty()) {
-                    None => Err("required when the schedule is crontab".to_owned()),
-                    Some(expression) => {
-                        Crontab::parse(expression).map(|cron| Some(Trigger::Cron(Box::new(cron))))
-                    }
-                }
+                let expression = schedule
+                    .crontab
+                    .map(str::trim)
+                    .filter(|text| !text.is_empty())
+                    .ok_or_else(|| {
+                        at(
+                            "schedule_crontab",
+                            "required when the schedule is crontab".to_owned(),
+                        )
+                    })?;
+                Crontab::parse_as(expression, schedule.dialect).map(|crontab| Trigger::Cron {
+                    crontab: Box::new(crontab),
+                    zone,
+                })
             }
+            ScraperSchedule::EveryDay => calendar("0 0 * * *"),
             ScraperSchedule::EveryWeek => calendar("0 0 * * MON"),
             ScraperSchedule::EveryMonth => calendar("0 0 1 * *"),
-            interval => Ok(interval.interval().map(Trigger::Interval)),
-        }
+            interval => Ok(Trigger::Interval(
+                interval
+                    .interval()
+                    .expect("the other schedules have a fixed period"),
+            )),
+        };
+        trigger
+            .map(Some)
+            .map_err(|problem| at("schedule_crontab", problem))
     }
 
     /// The first fire time strictly after `after`.
@@ -102,7 +245,7 @@ impl Trigger {
                 let next = (micros.div_euclid(period_micros) + 1) * period_micros;
                 Utc.timestamp_micros(next).single()
             }
-            Trigger::Cron(cron) => cron.next_after(after),
+            Trigger::Cron { crontab, zone } => crontab.next_after(after, *zone),
         }
     }
 
@@ -180,16 +323,28 @@ pub fn validate_scraper(scraper: &Scraper, handlers: &[String]) -> Result<(), Er
             format!("must be at most {MAX_CONFIG_BYTES} bytes as JSON"),
         ));
     }
-    match scraper.schedule_crontab.as_deref() {
-        Some(crontab) if crontab.chars().count() > MAX_NAME_CHARS => errors.push(FieldError::new(
-            &["scraper", "schedule_crontab"],
+    let too_long = [
+        ("schedule_crontab", &scraper.schedule_crontab),
+        ("schedule_timezone", &scraper.schedule_timezone),
+    ]
+    .into_iter()
+    .filter(|(_, text)| {
+        text.as_ref()
+            .is_some_and(|text| text.chars().count() > MAX_NAME_CHARS)
+    })
+    .map(|(field, _)| {
+        FieldError::new(
+            &["scraper", field],
             format!("must be at most {MAX_NAME_CHARS} characters"),
-        )),
-        crontab => {
-            if let Err(problem) = Trigger::of(scraper.schedule, crontab) {
-                errors.push(FieldError::new(&["scraper", "schedule_crontab"], problem));
-            }
+        )
+    })
+    .collect::<Vec<_>>();
+    if too_long.is_empty() {
+        if let Err(problem) = Trigger::of(Schedule::of(scraper)) {
+            errors.push(problem);
         }
+    } else {
+        errors.extend(too_long);
     }
     match scraper.timeout_seconds {
         Some(0) => errors.push(FieldError::new(
@@ -229,9 +384,173 @@ mod tests {
         crate::model::timestamp::parse(text).unwrap()
     }
 
+    /// The trigger of a schedule in UTC, read as standard cron.
+    fn trigger(
+        kind: ScraperSchedule,
+        crontab: Option<&str>,
+    ) -> Result<Option<Trigger>, FieldError> {
+        Trigger::of(Schedule {
+            kind,
+            crontab,
+            timezone: None,
+            dialect: CrontabDialect::Standard,
+        })
+    }
+
+    /// The trigger of `kind` read in `zone` as `dialect`.
+    fn zoned(
+        kind: ScraperSchedule,
+        crontab: Option<&str>,
+        zone: &str,
+        dialect: CrontabDialect,
+    ) -> Trigger {
+        Trigger::of(Schedule {
+            kind,
+            crontab,
+            timezone: Some(zone),
+            dialect,
+        })
+        .unwrap()
+        .unwrap()
+    }
+
+    #[test]
+    fn a_daily_time_in_a_zone_fires_once_a_day_across_both_daylight_saving_changes() {
+        // Berlin skips 02:00-03:00 on 2026-03-29 and repeats 02:00-03:00 on 2026-10-25.
+        let nightly = zoned(
+            ScraperSchedule::Crontab,
+            Some("30 2 * * *"),
+            "Europe/Berlin",
+            CrontabDialect::Standard,
+        );
+        assert_eq!(
+            nightly.upcoming(at("2026-03-27T12:00:00"), 4),
+            [
+                at("2026-03-28T01:30:00"), // 02:30 CET
+                at("2026-03-29T01:00:00"), // 02:30 does not exist: 03:00 CEST, that day
+                at("2026-03-30T00:30:00"), // 02:30 CEST
+                at("2026-03-31T00:30:00"),
+            ]
+        );
+        assert_eq!(
+            nightly.upcoming(at("2026-10-24T12:00:00"), 3),
+            [
+                at("2026-10-25T00:30:00"), // the first 02:30 (CEST); not again at 01:30 UTC
+                at("2026-10-26T01:30:00"), // 02:30 CET
+                at("2026-10-27T01:30:00"),
+            ]
+        );
+        // Every 15 minutes keeps to real time through the repeated hour.
+        let quarterly = zoned(
+            ScraperSchedule::Crontab,
+            Some("*/15 * * * *"),
+            "Europe/Berlin",
+            CrontabDialect::Standard,
+        );
+        let fires = quarterly.upcoming(at("2026-10-25T00:00:00"), 8);
+        assert!(fires
+            .windows(2)
+            .all(|pair| pair[1] - pair[0] == chrono::Duration::minutes(15)));
+    }
+
+    #[test]
+    fn calendar_schedules_start_at_local_midnight() {
+        let daily = zoned(
+            ScraperSchedule::EveryDay,
+            None,
+            "America/New_York",
+            CrontabDialect::Standard,
+        );
+        assert_eq!(
+            daily.next_after(at("2026-11-29T10:00:00")),
+            Some(at("2026-11-30T05:00:00")) // midnight EST
+        );
+        let monthly = zoned(
+            ScraperSchedule::EveryMonth,
+            None,
+            "Asia/Kolkata",
+            CrontabDialect::Standard,
+        );
+        assert_eq!(
+            monthly.next_after(at("2026-11-29T10:00:00")),
+            Some(at("2026-11-30T18:30:00")) // 2026-12-01 00:00 IST
+        );
+        // Hourly and faster schedules keep to UTC, whatever the zone.
+        let hourly = zoned(
+            ScraperSchedule::EveryHour,
+            None,
+            "Asia/Kolkata",
+            CrontabDialect::Standard,
+        );
+        assert_eq!(
+            hourly.next_after(at("2026-11-29T10:10:00")),
+            Some(at("2026-11-29T11:00:00"))
+        );
+    }
+
+    #[test]
+    fn the_original_reading_numbers_weekdays_from_monday_and_needs_every_field() {
+        let apscheduler = |crontab| {
+            zoned(
+                ScraperSchedule::Crontab,
+                Some(crontab),
+                "UTC",
+                CrontabDialect::Apscheduler,
+            )
+        };
+        // 2026-11-29 is a Sunday: weekday 0 is the next day, Monday.
+        assert_eq!(
+            apscheduler("0 9 * * 0").next_after(at("2026-11-29T10:00:00")),
+            Some(at("2026-11-30T09:00:00"))
+        );
+        // Standard cron reads the same as Sunday.
+        assert_eq!(
+            trigger(ScraperSchedule::Crontab, Some("0 9 * * 0"))
+                .unwrap()
+                .unwrap()
+                .next_after(at("2026-11-28T10:00:00")),
+            Some(at("2026-11-29T09:00:00"))
+        );
+        // The 1st of a month that is also a Monday (2027-02-01), not every 1st or Monday.
+        assert_eq!(
+            apscheduler("0 0 1 * 0").next_after(at("2026-11-29T10:00:00")),
+            Some(at("2027-02-01T00:00:00"))
+        );
+        // Ranges wrap past Sunday, as APScheduler's do: 5-0 is Saturday to Monday.
+        let weekend = apscheduler("0 12 * * 5-0");
+        assert_eq!(
+            weekend.upcoming(at("2026-12-04T13:00:00"), 3),
+            [
+                at("2026-12-05T12:00:00"),
+                at("2026-12-06T12:00:00"),
+                at("2026-12-07T12:00:00")
+            ]
+        );
+        assert_eq!(
+            monday_first_weekdays("0-4/2,sun").unwrap(),
+            "MON,WED,FRI,SUN"
+        );
+        assert!(Crontab::parse_as("0 0 * * 7", CrontabDialect::Apscheduler).is_err());
+        assert!(Crontab::parse_as("@daily", CrontabDialect::Apscheduler).is_err());
+    }
+
+    #[test]
+    fn an_unknown_zone_is_named_on_its_field() {
+        let problem = Trigger::of(Schedule {
+            kind: ScraperSchedule::EveryDay,
+            crontab: None,
+            timezone: Some("Mars/Olympus"),
+            dialect: CrontabDialect::Standard,
+        })
+        .unwrap_err();
+        assert_eq!(problem.loc, ["scraper", "schedule_timezone"]);
+        assert!(problem.msg.contains("Mars/Olympus"), "{}", problem.msg);
+        assert!(time_zone_names().contains(&"Europe/Berlin"));
+    }
+
     #[test]
     fn interval_schedules_fire_at_whole_multiples_of_their_period() {
-        let every_second = Trigger::of(ScraperSchedule::EverySecond, None)
+        let every_second = trigger(ScraperSchedule::EverySecond, None)
             .unwrap()
             .unwrap();
         assert_eq!(
@@ -242,16 +561,12 @@ mod tests {
             every_second.next_after(at("2026-11-29T10:00:01")),
             Some(at("2026-11-29T10:00:02"))
         );
-        let every_hour = Trigger::of(ScraperSchedule::EveryHour, None)
-            .unwrap()
-            .unwrap();
+        let every_hour = trigger(ScraperSchedule::EveryHour, None).unwrap().unwrap();
         assert_eq!(
             every_hour.next_after(at("2026-11-29T10:59:59")),
             Some(at("2026-11-29T11:00:00"))
         );
-        let every_day = Trigger::of(ScraperSchedule::EveryDay, None)
-            .unwrap()
-            .unwrap();
+        let every_day = trigger(ScraperSchedule::EveryDay, None).unwrap().unwrap();
         assert_eq!(
             every_day.next_after(at("2026-11-29T10:00:00")),
             Some(at("2026-11-30T00:00:00"))
@@ -260,17 +575,13 @@ mod tests {
 
     #[test]
     fn weeks_start_on_monday_and_months_on_the_first_at_midnight_utc() {
-        let every_week = Trigger::of(ScraperSchedule::EveryWeek, None)
-            .unwrap()
-            .unwrap();
+        let every_week = trigger(ScraperSchedule::EveryWeek, None).unwrap().unwrap();
         // 2026-11-29 is a Sunday.
         assert_eq!(
             every_week.upcoming(at("2026-11-29T10:00:00"), 2),
             [at("2026-11-30T00:00:00"), at("2026-12-07T00:00:00")]
         );
-        let every_month = Trigger::of(ScraperSchedule::EveryMonth, None)
-            .unwrap()
-            .unwrap();
+        let every_month = trigger(ScraperSchedule::EveryMonth, None).unwrap().unwrap();
         assert_eq!(
             every_month.upcoming(at("2026-12-01T00:00:00"), 3),
             [
@@ -283,28 +594,28 @@ mod tests {
 
     #[test]
     fn inactive_never_fires() {
-        assert!(Trigger::of(ScraperSchedule::Inactive, Some("* * * * *"))
+        assert!(trigger(ScraperSchedule::Inactive, Some("* * * * *"))
             .unwrap()
             .is_none());
     }
 
     #[test]
     fn crontab_fires_at_the_right_minutes_in_utc() {
-        let trigger = Trigger::of(ScraperSchedule::Crontab, Some("30 2 * * *"))
+        let nightly = trigger(ScraperSchedule::Crontab, Some("30 2 * * *"))
             .unwrap()
             .unwrap();
         assert_eq!(
-            trigger.upcoming(at("2026-11-29T02:30:00"), 2),
+            nightly.upcoming(at("2026-11-29T02:30:00"), 2),
             vec![at("2026-11-30T02:30:00"), at("2026-12-01T02:30:00")]
         );
-        let every_five = Trigger::of(ScraperSchedule::Crontab, Some("*/5 * * * *"))
+        let every_five = trigger(ScraperSchedule::Crontab, Some("*/5 * * * *"))
             .unwrap()
             .unwrap();
         assert_eq!(
             every_five.next_after(at("2026-11-29T10:07:10")),
             Some(at("2026-11-29T10:10:00"))
         );
-        let hourly = Trigger::of(ScraperSchedule::Crontab, Some("@hourly"))
+        let hourly = trigger(ScraperSchedule::Crontab, Some("@hourly"))
             .unwrap()
             .unwrap();
         assert_eq!(
@@ -317,13 +628,13 @@ mod tests {
     fn crontab_refuses_six_fields_garbage_and_absence() {
         for bad in ["*/5 * * * * *", "* * *", "61 * * * *", "every day", ""] {
             assert!(
-                Trigger::of(ScraperSchedule::Crontab, Some(bad)).is_err(),
+                trigger(ScraperSchedule::Crontab, Some(bad)).is_err(),
                 "{bad:?} should be refused"
             );
         }
-        assert!(Trigger::of(ScraperSchedule::Crontab, None)
-            .unwrap_err()
-            .contains("required"));
+        let missing = trigger(ScraperSchedule::Crontab, None).unwrap_err();
+        assert_eq!(missing.loc, ["scraper", "schedule_crontab"]);
+        assert!(missing.msg.contains("required"));
     }
 
     fn scraper(

@@ -32,7 +32,7 @@ use tokio::time::Instant;
 use crate::error::Error;
 use crate::model::{SchedulerState, Scraper, ScraperId, ScraperJobStatus};
 use crate::retry::{RetryPolicy, RetryReason};
-use crate::schedule::Trigger;
+use crate::schedule::{Schedule, Trigger};
 use crate::storage::{ScheduledFire, Storages};
 
 /// Wall-clock time as the scheduler sees it.
@@ -310,23 +310,19 @@ impl Scheduler {
         let now = self.settings.clock.now();
         let mut fresh = HashMap::with_capacity(scrapers.len());
         for scraper in scrapers {
-            let trigger = match Trigger::of(scraper.schedule, scraper.schedule_crontab.as_deref()) {
+            let trigger = match Trigger::of(Schedule::of(&scraper)) {
                 Ok(Some(trigger)) => trigger,
                 Ok(None) => continue,
                 Err(problem) => {
-                    if bad_schedules.insert((scraper.id, scraper.schedule_crontab.clone())) {
-                        tracing::warn!(scraper_id = scraper.id, crontab = ?scraper.schedule_crontab, %problem, "scraper skipped: its schedule is invalid");
+                    // Said once per scraper and problem, not at every reload.
+                    if bad_schedules.insert((scraper.id, Some(problem.msg.clone()))) {
+                        tracing::warn!(scraper_id = scraper.id, field = %problem.loc.join("."), problem = %problem.msg, "scraper skipped: its schedule is invalid");
                     }
                     continue;
                 }
             };
             let next = match plan.remove(&scraper.id) {
-                Some(old)
-                    if old.scraper.schedule == scraper.schedule
-                        && old.scraper.schedule_crontab == scraper.schedule_crontab =>
-                {
-                    old.next
-                }
+                Some(old) if Schedule::of(&old.scraper) == Schedule::of(&scraper) => old.next,
                 _ => match trigger.next_after(now) {
                     Some(next) => next,
                     None => continue,

@@ -7,7 +7,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use engine::model::{Scraper, ScraperJob, ScraperJobPriority, ScraperJobStatus, ScraperSchedule};
+use engine::model::{
+    CrontabDialect, Scraper, ScraperJob, ScraperJobPriority, ScraperJobStatus, ScraperSchedule,
+};
 use engine::retry::{RetryPolicy, RetryReason};
 use engine::schedule::MAX_SCRAPER_ID;
 use engine::storage::{
@@ -137,9 +139,15 @@ async fn scrapers_read_after_write(backend: Backend) {
     let created = scrapers.create_scraper(scraper("first")).await.unwrap();
     assert!(created.id > 0);
     assert_eq!(scrapers.get_scraper(created.id).await.unwrap(), created);
+    // Every field comes back as written, the ones the original did not have included.
     let updated = Scraper {
         name: "renamed".into(),
-        schedule: ScraperSchedule::EveryMinute,
+        schedule: ScraperSchedule::Crontab,
+        schedule_crontab: Some("0 9 * * 0".into()),
+        schedule_timezone: Some("Europe/Berlin".into()),
+        schedule_crontab_dialect: Some(CrontabDialect::Apscheduler),
+        timeout_seconds: Some(90),
+        retry: Some(RetryPolicy::default()),
         ..created.clone()
     };
     assert_eq!(

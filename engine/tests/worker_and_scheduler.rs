@@ -872,6 +872,55 @@ async fn crontab_fires_at_the_right_minute() {
     background.stop().await;
 }
 
+/// How many jobs a scraper with `crontab`, read in `zone`, gets from the scheduler between
+/// `from` and `until`, on the simulated clock.
+async fn zoned_fires(crontab: &str, zone: &str, from: &str, until: &str) -> usize {
+    let harness = harness(Storages::in_memory(Vec::new(), false));
+    let engine = &harness.engine;
+    let mut scraper = create(
+        engine,
+        "nightly",
+        ScraperSchedule::Crontab,
+        Some(crontab),
+        json!({}),
+    )
+    .await;
+    scraper.schedule_timezone = Some(zone.to_owned());
+    let scraper = engine.update_scraper(scraper).await.unwrap();
+    let background = engine.start(Some(simulated_scheduler(from)), Some(quick_worker()));
+    tokio::time::sleep((at(until) - at(from)).to_std().unwrap()).await;
+    background.stop().await;
+    jobs_of(engine, &scraper).await.len()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_nightly_run_in_a_zone_is_neither_lost_nor_doubled_when_the_clock_changes() {
+    // Berlin skips 02:00-03:00 on 2026-03-29: that night's 02:30 runs at 03:00 CEST (01:00
+    // UTC); the next night's at 00:30 UTC.
+    assert_eq!(
+        zoned_fires(
+            "30 2 * * *",
+            "Europe/Berlin",
+            "2026-03-28T23:00:00",
+            "2026-03-30T00:40:00"
+        )
+        .await,
+        2
+    );
+    // Berlin repeats 02:00-03:00 on 2026-10-25: 02:30 runs once (00:30 UTC), not again an
+    // hour later; the next night's at 01:30 UTC.
+    assert_eq!(
+        zoned_fires(
+            "30 2 * * *",
+            "Europe/Berlin",
+            "2026-10-24T23:00:00",
+            "2026-10-26T01:40:00"
+        )
+        .await,
+        2
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn updates_and_deletes_take_effect_at_once() {
     let harness = harness(Storages::in_memory(Vec::new(), false));

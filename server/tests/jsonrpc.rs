@@ -40,10 +40,15 @@ fn demo_scraper() -> Value {
     json!({"id":-1,"name":"Demo","schedule":"every_second","schedule_crontab":null,"schedule_priority":2,"handler":"script","config":{"params":{"source":"\"ok\""},"plugins":null}})
 }
 
-/// Removes `timeout_seconds` and `retry` (our additions, appended) so the rest compares with
+/// Removes our additions (appended after the original's fields) so the rest compares with
 /// the original's JSON.
 fn as_original(mut scraper: Value) -> Value {
-    for added in ["timeout_seconds", "retry"] {
+    for added in [
+        "timeout_seconds",
+        "retry",
+        "schedule_timezone",
+        "schedule_crontab_dialect",
+    ] {
         assert_eq!(
             scraper.as_object_mut().unwrap().remove(added),
             Some(Value::Null),

@@ -100,10 +100,17 @@ fn ScraperTableRow(row: ScraperRow) -> impl IntoView {
         last_job,
         next_run,
     } = row;
-    let schedule = match (&scraper.schedule_crontab, scraper.schedule) {
+    let mut schedule = match (&scraper.schedule_crontab, scraper.schedule) {
         (Some(crontab), engine::model::ScraperSchedule::Crontab) => format!("Crontab {crontab}"),
         (_, schedule) => schedule.label().to_owned(),
     };
+    if let Some(zone) = scraper
+        .schedule_timezone
+        .as_deref()
+        .filter(|_| scraper.schedule.reads_time_zone())
+    {
+        schedule.push_str(&format!(" ({zone})"));
+    }
     let link = format!("/scrapers/{}", scraper.id);
     // Plain anchors (the router still navigates on their clicks): a row has no use for `A`'s
     // relative paths and `aria-current`, which cost a reactive memo per link, a thousand
@@ -127,7 +134,7 @@ fn ScraperTableRow(row: ScraperRow) -> impl IntoView {
                     None => view! { <span class="muted">"Never run"</span> }.into_any(),
                 }}
             </td>
-            <td class="wide-only">
+            <td class="wide-only" data-testid="next-run">
                 {match next_run {
                     Some(at) => view! { <Time at/> }.into_any(),
                     None => view! { <span class="muted">"Not scheduled"</span> }.into_any(),

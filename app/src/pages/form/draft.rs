@@ -1,6 +1,8 @@
 //! The scraper being edited: each field as typed, and the scraper it stands for.
 
-use engine::model::{BuiltinHandler, Scraper, ScraperConfig, ScraperJobPriority, ScraperSchedule};
+use engine::model::{
+    BuiltinHandler, CrontabDialect, Scraper, ScraperConfig, ScraperJobPriority, ScraperSchedule,
+};
 use engine::retry::RetryPolicy;
 use leptos::prelude::*;
 
@@ -14,6 +16,9 @@ pub struct Draft {
     pub handler: RwSignal<String>,
     pub schedule: RwSignal<ScraperSchedule>,
     pub crontab: RwSignal<String>,
+    /// The IANA time zone the schedule is read in, as typed: empty for UTC.
+    pub timezone: RwSignal<String>,
+    pub dialect: RwSignal<CrontabDialect>,
     pub priority: RwSignal<ScraperJobPriority>,
     /// The timeout as typed: empty for none, else whole seconds.
     pub timeout: RwSignal<String>,
@@ -50,6 +55,8 @@ impl Draft {
             handler,
             schedule: RwSignal::new(initial.schedule),
             crontab: RwSignal::new(initial.schedule_crontab.clone().unwrap_or_default()),
+            timezone: RwSignal::new(initial.schedule_timezone.clone().unwrap_or_default()),
+            dialect: RwSignal::new(initial.schedule_crontab_dialect.unwrap_or_default()),
             priority: RwSignal::new(initial.schedule_priority),
             timeout,
             config_text,
@@ -79,11 +86,16 @@ impl Draft {
             return None;
         };
         let schedule = self.schedule.get_untracked();
+        let crontab = schedule == ScraperSchedule::Crontab;
+        let timezone = self.timezone.get_untracked().trim().to_owned();
+        let dialect = self.dialect.get_untracked();
         Some(Scraper {
             name: self.name.get_untracked(),
             schedule,
-            schedule_crontab: (schedule == ScraperSchedule::Crontab)
-                .then(|| self.crontab.get_untracked()),
+            schedule_crontab: crontab.then(|| self.crontab.get_untracked()),
+            schedule_timezone: (!timezone.is_empty()).then_some(timezone),
+            schedule_crontab_dialect: (crontab && dialect != CrontabDialect::Standard)
+                .then_some(dialect),
             handler: self.handler.get_untracked(),
             config,
             schedule_priority: self.priority.get_untracked(),

@@ -3,7 +3,7 @@
 //! typing or by the server on save.
 
 use engine::error::FieldError;
-use engine::model::{ScraperJobPriority, ScraperSchedule};
+use engine::model::{CrontabDialect, ScraperJobPriority, ScraperSchedule};
 use leptos::prelude::*;
 
 use super::draft::Draft;
@@ -131,24 +131,42 @@ pub fn CrontabField(draft: Draft, errors: ServerErrors) -> impl IntoView {
     let check = RwSignal::new(None::<CrontabCheck>);
     // Asked again every minute too, as the listed runs pass. Effects run only in the browser.
     let minute = Memo::new(move |_| now.get().map(|now| now.timestamp().div_euclid(60)));
+    let (timezone, dialect) = (draft.timezone, draft.dialect);
     Effect::new(move |_| {
         minute.track();
-        let expression = crontab.get();
+        let asked = (crontab.get(), timezone.get(), dialect.get());
         leptos::task::spawn_local(async move {
-            let answer = check_crontab(expression.clone()).await;
-            // A late answer about an earlier text must not replace the current one's.
-            if crontab.with_untracked(|text| *text == expression) {
+            let (expression, zone, reading) = asked.clone();
+            let zone = (!zone.trim().is_empty()).then_some(zone);
+            let answer = check_crontab(expression, zone, reading).await;
+            // A late answer about earlier fields must not replace the current one's.
+            let current = (
+                crontab.get_untracked(),
+                timezone.get_untracked(),
+                dialect.get_untracked(),
+            );
+            if current == asked {
                 check.set(answer.ok());
             }
         });
     });
+    // The expression's own problems; the time zone's are shown by its field.
     let error = move || {
-        errors
-            .of("schedule_crontab")
-            .or_else(|| check.get().and_then(Result::err))
+        errors.of("schedule_crontab").or_else(|| {
+            check
+                .get()
+                .and_then(Result::err)
+                .filter(|problem| {
+                    problem
+                        .loc
+                        .last()
+                        .is_some_and(|field| field == "schedule_crontab")
+                })
+                .map(|problem| problem.msg)
+        })
     };
     view! {
-        <Field id="scraper-crontab" label="Crontab (UTC)" error=Signal::derive(error)>
+        <Field id="scraper-crontab" label="Crontab" error=Signal::derive(error)>
             <input id="scraper-crontab" type="text" class="mono" placeholder="*/15 * * * *" data-testid="scraper-crontab"
                 aria-describedby="scraper-crontab-error scraper-crontab-preview"
                 aria-invalid=move || error().is_some().to_string()
@@ -173,6 +191,53 @@ pub fn PriorityField(draft: Draft, priorities: Vec<ScraperJobPriority>) -> impl 
     view! {
         <Field id="scraper-priority" label="Priority" error=Signal::derive(|| None)>
             <PrioritySelect id="scraper-priority" test_id="scraper-priority" options=priorities value=draft.priority/>
+        </Field>
+    }
+}
+
+/// The IANA time zone the schedule is read in, chosen among the server's `zones` (empty: UTC).
+#[component]
+pub fn TimezoneField(draft: Draft, errors: ServerErrors, zones: Vec<String>) -> impl IntoView {
+    let timezone = draft.timezone;
+    let known = StoredValue::new(zones.clone());
+    let error = move || {
+        errors.of("schedule_timezone").or_else(|| {
+            let typed = timezone.get();
+            let typed = typed.trim();
+            (!typed.is_empty() && !known.with_value(|zones| zones.iter().any(|zone| zone == typed)))
+                .then(|| format!("`{typed}` is not an IANA time zone name (such as Europe/Berlin)"))
+        })
+    };
+    view! {
+        <Field id="scraper-timezone" label="Time zone" error=Signal::derive(error)>
+            <input id="scraper-timezone" type="text" list="time-zones" placeholder="UTC" data-testid="scraper-timezone"
+                aria-describedby="scraper-timezone-error"
+                prop:value=move || timezone.get()
+                on:input=move |event| { timezone.set(event_target_value(&event)); errors.clear("schedule_timezone"); }/>
+            <datalist id="time-zones">
+                {zones.into_iter().map(|zone| view! { <option value=zone/> }).collect_view()}
+            </datalist>
+        </Field>
+    }
+}
+
+/// How the crontab is read: standard cron, or as Sneakpeek 0.1.7 read it.
+#[component]
+pub fn DialectField(draft: Draft) -> impl IntoView {
+    let dialect = draft.dialect;
+    view! {
+        <Field id="scraper-dialect" label="Crontab reading" error=Signal::derive(|| None)>
+            <select id="scraper-dialect" data-testid="scraper-dialect"
+                on:change=move |event| {
+                    let value = event_target_value(&event);
+                    if let Some(option) = CrontabDialect::ALL.into_iter().find(|option| option.as_str() == value) {
+                        dialect.set(option);
+                    }
+                }>
+                {CrontabDialect::ALL.into_iter().map(|option| view! {
+                    <option value=option.as_str() selected=move || dialect.get() == option>{option.label()}</option>
+                }).collect_view()}
+            </select>
         </Field>
     }
 }

@@ -63,6 +63,8 @@ impl LazyRoute for NewScraperPage {
                                 state: None,
                                 timeout_seconds: None,
                                 retry: None,
+                                schedule_timezone: None,
+                                schedule_crontab_dialect: None,
                             };
                             view! { <ScraperForm initial settings/> }.into_any()
                         }

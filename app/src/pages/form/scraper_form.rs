@@ -8,7 +8,8 @@ use super::config::ConfigFields;
 use super::delete::DeleteScraper;
 use super::draft::Draft;
 use super::fields::{
-    CrontabField, HandlerField, NameField, PriorityField, ScheduleField, ServerErrors, TimeoutField,
+    CrontabField, DialectField, HandlerField, NameField, PriorityField, ScheduleField,
+    ServerErrors, TimeoutField, TimezoneField,
 };
 use super::retry::RetryFields;
 use super::run_once::RunOnce;
@@ -29,6 +30,7 @@ pub fn ScraperForm(initial: Scraper, settings: UiSettings) -> impl IntoView {
         schedules,
         priorities,
         default_retry,
+        time_zones,
     } = settings;
     let draft = Draft::new(initial, &default_retry);
     let errors = ServerErrors::new();
@@ -78,6 +80,10 @@ pub fn ScraperForm(initial: Scraper, settings: UiSettings) -> impl IntoView {
                     <ScheduleField draft errors schedules/>
                     <Show when=move || draft.schedule.get() == ScraperSchedule::Crontab>
                         <CrontabField draft errors/>
+                        <DialectField draft/>
+                    </Show>
+                    <Show when=move || draft.schedule.get().reads_time_zone()>
+                        <TimezoneField draft errors zones=time_zones.clone()/>
                     </Show>
                     <PriorityField draft priorities/>
                     <TimeoutField draft errors/>

@@ -13,8 +13,8 @@ use sqlx::FromRow;
 
 use crate::error::{Error, Result};
 use crate::model::{
-    JobAttempt, JobCount, JobLogLine, Lease, LogLevel, Scraper, ScraperConfig, ScraperId,
-    ScraperJob, ScraperJobId, ScraperJobPriority, ScraperJobStatus,
+    CrontabDialect, JobAttempt, JobCount, JobLogLine, Lease, LogLevel, Scraper, ScraperConfig,
+    ScraperId, ScraperJob, ScraperJobId, ScraperJobPriority, ScraperJobStatus,
 };
 use crate::retry::RetryPolicy;
 use crate::storage::JobStamp;
@@ -54,6 +54,8 @@ pub(super) struct ScraperRow {
     state: Option<String>,
     timeout_seconds: Option<i64>,
     retry: Option<Json<RetryPolicy>>,
+    schedule_timezone: Option<String>,
+    schedule_crontab_dialect: Option<String>,
 }
 
 impl TryFrom<ScraperRow> for Scraper {
@@ -72,6 +74,16 @@ impl TryFrom<ScraperRow> for Scraper {
             state: row.state,
             timeout_seconds: row.timeout_seconds.map(|seconds| seconds as u64),
             retry: row.retry.map(|retry| retry.0),
+            schedule_timezone: row.schedule_timezone,
+            schedule_crontab_dialect: row
+                .schedule_crontab_dialect
+                .map(|dialect| {
+                    CrontabDialect::ALL
+                        .into_iter()
+                        .find(|known| known.as_str() == dialect)
+                        .ok_or_else(|| Error::internal("bad crontab dialect"))
+                })
+                .transpose()?,
         })
     }
 }

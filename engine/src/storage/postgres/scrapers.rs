@@ -12,7 +12,7 @@ use super::notifications::SCRAPERS_CHANNEL;
 use super::rows::{all, found, ScraperRow};
 use super::PostgresStorage;
 use crate::error::{Error, Result};
-use crate::model::{Scraper, ScraperId};
+use crate::model::{CrontabDialect, Scraper, ScraperId};
 use crate::schedule::no_ids_left;
 use crate::storage::text::{storable, storable_option, storable_scraper};
 use crate::storage::ScrapersStorage;
@@ -22,26 +22,28 @@ type ScraperQuery<'q> = QueryAs<'q, Postgres, ScraperRow, PgArguments>;
 
 /// Creates a scraper with an explicit id, replacing a stored one with that id (the
 /// original's semantics), and moves the sequence past it so assigned ids never collide with
-/// it. `$1` is the id, `$2` to `$10` the columns [`bind_scraper_columns`] binds, `$11` the
+/// it. `$1` is the id, `$2` to `$12` the columns [`bind_scraper_columns`] binds, `$13` the
 /// channel to notify.
 const UPSERT_SCRAPER: &str = "WITH upserted AS (
-        INSERT INTO scrapers (id, name, schedule, schedule_crontab, handler, config, schedule_priority, state, timeout_seconds, retry)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+        INSERT INTO scrapers (id, name, schedule, schedule_crontab, handler, config, schedule_priority, state, timeout_seconds, retry, schedule_timezone, schedule_crontab_dialect)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
         ON CONFLICT (id) DO UPDATE SET name = excluded.name, schedule = excluded.schedule,
             schedule_crontab = excluded.schedule_crontab, handler = excluded.handler, config = excluded.config,
             schedule_priority = excluded.schedule_priority, state = excluded.state,
-            timeout_seconds = excluded.timeout_seconds, retry = excluded.retry, updated_at = now()
-        RETURNING id, name, schedule, schedule_crontab, handler, config, schedule_priority, state, timeout_seconds, retry)
-     SELECT upserted.*, (SELECT count(*) FROM (SELECT pg_notify($11, '')) AS notified) AS notified,
+            timeout_seconds = excluded.timeout_seconds, retry = excluded.retry,
+            schedule_timezone = excluded.schedule_timezone,
+            schedule_crontab_dialect = excluded.schedule_crontab_dialect, updated_at = now()
+        RETURNING id, name, schedule, schedule_crontab, handler, config, schedule_priority, state, timeout_seconds, retry, schedule_timezone, schedule_crontab_dialect)
+     SELECT upserted.*, (SELECT count(*) FROM (SELECT pg_notify($13, '')) AS notified) AS notified,
         (SELECT setval(pg_get_serial_sequence('scrapers', 'id'), GREATEST($1, (SELECT last_value FROM scrapers_id_seq)))) AS sequence
      FROM upserted";
 
-/// Creates a scraper with an id from the sequence. `$1` to `$9` are the columns
-/// [`bind_scraper_columns`] binds, `$10` the channel to notify.
-const INSERT_SCRAPER: &str = "INSERT INTO scrapers (name, schedule, schedule_crontab, handler, config, schedule_priority, state, timeout_seconds, retry)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-     RETURNING id, name, schedule, schedule_crontab, handler, config, schedule_priority, state, timeout_seconds, retry,
-        (SELECT count(*) FROM (SELECT pg_notify($10, '')) AS notified) AS notified";
+/// Creates a scraper with an id from the sequence. `$1` to `$11` are the columns
+/// [`bind_scraper_columns`] binds, `$12` the channel to notify.
+const INSERT_SCRAPER: &str = "INSERT INTO scrapers (name, schedule, schedule_crontab, handler, config, schedule_priority, state, timeout_seconds, retry, schedule_timezone, schedule_crontab_dialect)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+     RETURNING id, name, schedule, schedule_crontab, handler, config, schedule_priority, state, timeout_seconds, retry, schedule_timezone, schedule_crontab_dialect,
+        (SELECT count(*) FROM (SELECT pg_notify($12, '')) AS notified) AS notified";
 
 /// Binds a scraper's columns after its id, in the order the INSERT and UPDATE name them.
 fn bind_scraper_columns<'q>(query: ScraperQuery<'q>, scraper: &'q Scraper) -> ScraperQuery<'q> {
@@ -59,6 +61,8 @@ fn bind_scraper_columns<'q>(query: ScraperQuery<'q>, scraper: &'q Scraper) -> Sc
                 .map(|seconds| i64::try_from(seconds).unwrap_or(i64::MAX)),
         )
         .bind(scraper.retry.as_ref().map(Json))
+        .bind(&scraper.schedule_timezone)
+        .bind(scraper.schedule_crontab_dialect.map(CrontabDialect::as_str))
 }
 
 #[async_trait]
@@ -69,7 +73,7 @@ impl ScrapersStorage for PostgresStorage {
 
     async fn get_scrapers(&self) -> Result<Vec<Scraper>> {
         let rows = sqlx::query_as::<_, ScraperRow>(
-            "SELECT id, name, schedule, schedule_crontab, handler, config, schedule_priority, state, timeout_seconds, retry
+            "SELECT id, name, schedule, schedule_crontab, handler, config, schedule_priority, state, timeout_seconds, retry, schedule_timezone, schedule_crontab_dialect
              FROM scrapers ORDER BY id",
         )
         .fetch_all(&self.pool)
@@ -84,7 +88,7 @@ impl ScrapersStorage for PostgresStorage {
         last_id: Option<i64>,
     ) -> Result<Vec<Scraper>> {
         let rows = sqlx::query_as::<_, ScraperRow>(
-            "SELECT id, name, schedule, schedule_crontab, handler, config, schedule_priority, state, timeout_seconds, retry
+            "SELECT id, name, schedule, schedule_crontab, handler, config, schedule_priority, state, timeout_seconds, retry, schedule_timezone, schedule_crontab_dialect
              FROM scrapers
              WHERE ($1::text IS NULL OR strpos(name, $1) > 0) AND ($2::bigint IS NULL OR id > $2)
              ORDER BY id LIMIT $3",
@@ -100,7 +104,7 @@ impl ScrapersStorage for PostgresStorage {
 
     async fn maybe_get_scraper(&self, id: ScraperId) -> Result<Option<Scraper>> {
         let row = sqlx::query_as::<_, ScraperRow>(
-            "SELECT id, name, schedule, schedule_crontab, handler, config, schedule_priority, state, timeout_seconds, retry
+            "SELECT id, name, schedule, schedule_crontab, handler, config, schedule_priority, state, timeout_seconds, retry, schedule_timezone, schedule_crontab_dialect
              FROM scrapers WHERE id = $1",
         )
         .bind(id)
@@ -136,10 +140,11 @@ impl ScrapersStorage for PostgresStorage {
         let scraper = storable_scraper(&scraper);
         let query = sqlx::query_as(
             "UPDATE scrapers SET name = $2, schedule = $3, schedule_crontab = $4, handler = $5, config = $6,
-                schedule_priority = $7, state = $8, timeout_seconds = $9, retry = $10, updated_at = now()
+                schedule_priority = $7, state = $8, timeout_seconds = $9, retry = $10,
+                schedule_timezone = $11, schedule_crontab_dialect = $12, updated_at = now()
              WHERE id = $1
-             RETURNING id, name, schedule, schedule_crontab, handler, config, schedule_priority, state, timeout_seconds, retry,
-                (SELECT count(*) FROM (SELECT pg_notify($11, '')) AS notified) AS notified",
+             RETURNING id, name, schedule, schedule_crontab, handler, config, schedule_priority, state, timeout_seconds, retry, schedule_timezone, schedule_crontab_dialect,
+                (SELECT count(*) FROM (SELECT pg_notify($13, '')) AS notified) AS notified",
         )
         .bind(scraper.id);
         let row = bind_scraper_columns(query, &scraper)
@@ -153,7 +158,7 @@ impl ScrapersStorage for PostgresStorage {
         self.writable()?;
         let row = sqlx::query_as::<_, ScraperRow>(
             "DELETE FROM scrapers WHERE id = $1
-             RETURNING id, name, schedule, schedule_crontab, handler, config, schedule_priority, state, timeout_seconds, retry,
+             RETURNING id, name, schedule, schedule_crontab, handler, config, schedule_priority, state, timeout_seconds, retry, schedule_timezone, schedule_crontab_dialect,
                 (SELECT count(*) FROM (SELECT pg_notify($2, '')) AS notified) AS notified",
         )
         .bind(id)
@@ -167,7 +172,7 @@ impl ScrapersStorage for PostgresStorage {
         // No NOTIFY: state is not part of the schedule, the scheduler need not wake.
         let row = sqlx::query_as::<_, ScraperRow>(
             "UPDATE scrapers SET state = $2 WHERE id = $1
-             RETURNING id, name, schedule, schedule_crontab, handler, config, schedule_priority, state, timeout_seconds, retry",
+             RETURNING id, name, schedule, schedule_crontab, handler, config, schedule_priority, state, timeout_seconds, retry, schedule_timezone, schedule_crontab_dialect",
         )
         .bind(id)
         .bind(storable_option(state))
