@@ -885,6 +885,32 @@ async fn an_expired_memory_lease_goes_to_the_next_owner() {
         .is_some());
 }
 
+/// A statement that loses a deadlock (or a serialization conflict) is worth running again:
+/// the worker's retries of its starts, heartbeats and completions depend on it.
+#[tokio::test]
+async fn a_lost_deadlock_is_a_transient_error() {
+    use sqlx::Connection;
+    let database = TestDatabase::create().await;
+    let mut first = sqlx::PgConnection::connect(&database.url).await.unwrap();
+    let mut second = sqlx::PgConnection::connect(&database.url).await.unwrap();
+    for statement in [
+        "CREATE TABLE rows (id int PRIMARY KEY)",
+        "INSERT INTO rows VALUES (1), (2)",
+    ] {
+        sqlx::query(statement).execute(&mut first).await.unwrap();
+    }
+    // Each takes one row, then wants the other's: one of the two is chosen to fail.
+    let mut one = first.begin().await.unwrap();
+    let mut two = second.begin().await.unwrap();
+    let update = |id: i32| sqlx::query("UPDATE rows SET id = id WHERE id = $1").bind(id);
+    update(1).execute(&mut *one).await.unwrap();
+    update(2).execute(&mut *two).await.unwrap();
+    let (a, b) = tokio::join!(update(2).execute(&mut *one), update(1).execute(&mut *two));
+    let lost = a.err().or(b.err()).expect("a deadlock");
+    let error = engine::Error::from(lost);
+    assert!(error.is_transient(), "{}", error.report());
+}
+
 #[tokio::test]
 async fn a_postgres_lease_is_lost_with_its_connection_and_taken_over() {
     let database = TestDatabase::create().await;

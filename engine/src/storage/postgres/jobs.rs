@@ -512,8 +512,15 @@ impl ScraperJobsStorage for PostgresStorage {
     }
 }
 
-/// Claims as two columns, for `unnest`.
+/// Claims as two columns for `unnest`, ordered by job id.
+///
+/// A statement joining `unnest` to the jobs locks their rows in the order the arrays list
+/// them. Every such statement (start, heartbeat, hand-back, end of attempt) lists them by id,
+/// so two of them over the same jobs (a worker's heartbeat and its batch of starts, say) wait
+/// for each other instead of deadlocking.
 fn claim_columns(claims: &[Claim]) -> (Vec<ScraperJobId>, Vec<DateTime<Utc>>) {
+    let mut claims = claims.to_vec();
+    claims.sort_unstable_by_key(|claim| claim.job_id);
     claims
         .iter()
         .map(|claim| (claim.job_id, claim.claimed_at))
@@ -528,7 +535,10 @@ async fn end_attempts<C: Borrow<Completion>>(
     transaction: &mut Transaction<'_, Postgres>,
     completions: &[C],
 ) -> Result<Vec<bool>> {
-    let completions: Vec<&Completion> = completions.iter().map(Borrow::borrow).collect();
+    let in_order: Vec<&Completion> = completions.iter().map(Borrow::borrow).collect();
+    // Listed by job id, as `claim_columns` lists claims: one lock order for every statement.
+    let mut completions = in_order.clone();
+    completions.sort_unstable_by_key(|completion| completion.claim.job_id);
     let (ids, claimed_at) = claim_columns(
         &completions
             .iter()
@@ -584,5 +594,8 @@ async fn end_attempts<C: Borrow<Completion>>(
     .fetch_all(&mut **transaction)
     .await?;
     let applied: HashSet<i64> = applied.into_iter().collect();
-    Ok(ids.iter().map(|id| applied.contains(id)).collect())
+    Ok(in_order
+        .iter()
+        .map(|completion| applied.contains(&completion.claim.job_id))
+        .collect())
 }

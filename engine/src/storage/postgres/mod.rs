@@ -46,9 +46,15 @@ impl From<sqlx::Error> for Error {
             | sqlx::Error::PoolClosed
             | sqlx::Error::WorkerCrashed => true,
             // Class 08: connection exception; 57P01-57P03: the server is shutting down,
-            // crashed or not accepting connections yet; 53300: too many connections.
+            // crashed or not accepting connections yet; 53300: too many connections;
+            // 40P01 and 40001: the statement lost a deadlock or a serialization conflict to
+            // another and can simply run again.
             sqlx::Error::Database(database) => database.code().is_some_and(|code| {
-                code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+                code.starts_with("08")
+                    || matches!(
+                        &*code,
+                        "57P01" | "57P02" | "57P03" | "53300" | "40P01" | "40001"
+                    )
             }),
             _ => false,
         };
