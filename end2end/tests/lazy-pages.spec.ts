@@ -25,7 +25,7 @@ test("the scrapers list loads no page's code but its own; the form's code arrive
   await expect.poll(() => fetched.some((name) => name.startsWith("split___new_scraper_page"))).toBe(true);
   // The form's code runs: choosing crontab brings up its field and the preview of its runs.
   await page.getByLabel("Schedule").selectOption("crontab");
-  await page.getByLabel("Crontab (UTC)").fill("*/15 * * * *");
+  await page.getByLabel("Crontab", { exact: true }).fill("*/15 * * * *");
   await expect(page.getByTestId("crontab-preview").getByRole("listitem")).toHaveCount(5);
 });
 
