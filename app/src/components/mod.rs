@@ -2,6 +2,7 @@
 //! never from one another.
 
 mod badges;
+mod choice_select;
 mod code_editor;
 mod job_log;
 mod job_result;
@@ -9,12 +10,12 @@ mod jobs_table;
 mod kill_button;
 mod live_job;
 mod loading;
-mod priority_select;
 mod settings;
 mod timeline;
 mod toasts;
 
 pub use badges::{PriorityBadge, StatusBadge};
+pub use choice_select::ChoiceSelect;
 pub use code_editor::{json_error, CodeEditor};
 pub use job_log::JobLog;
 pub use job_result::JobResult;
@@ -22,7 +23,6 @@ pub use jobs_table::JobsTable;
 pub use kill_button::KillButton;
 pub use live_job::follow_job;
 pub use loading::{id_param, loaded_page, LoadError, NotFound};
-pub use priority_select::PrioritySelect;
 pub use settings::{provide_settings, use_settings, ReadOnlyHidden};
 pub use timeline::{JobDuration, Timeline};
 pub use toasts::{use_toasts, Toasts};

@@ -10,7 +10,7 @@ use leptos_router::{lazy_route, LazyRoute};
 
 use crate::api::{get_scraper, run_scraper, scraper_jobs, UiError};
 use crate::components::{
-    id_param, loaded_page, use_toasts, JobsTable, PriorityBadge, PrioritySelect, ReadOnlyHidden,
+    id_param, loaded_page, use_toasts, ChoiceSelect, JobsTable, PriorityBadge, ReadOnlyHidden,
 };
 use crate::json::{self, Loaded};
 use crate::live::{self, Flow, JobsUpdate};
@@ -146,7 +146,7 @@ fn RunNow(scraper_id: i64, jobs: RwSignal<Vec<ScraperJob>>) -> impl IntoView {
             run.dispatch(priority.get_untracked());
         }>
             <label class="visually-hidden" for="run-priority">"Priority of the run"</label>
-            <PrioritySelect id="run-priority" test_id="run-priority" options=ScraperJobPriority::ALL.to_vec() value=priority/>
+            <ChoiceSelect id="run-priority" test_id="run-priority" options=ScraperJobPriority::ALL.to_vec() value=priority/>
             <button type="submit" class="button primary" data-testid="run-now" disabled=move || run.pending().get()>"Run now"</button>
         </form>
     }

@@ -8,7 +8,7 @@ use leptos::prelude::*;
 
 use super::draft::Draft;
 use crate::api::{check_crontab, CrontabCheck};
-use crate::components::PrioritySelect;
+use crate::components::ChoiceSelect;
 use crate::time::{use_now, Time};
 
 /// The field errors the server gave on save; each goes once the person edits its field.
@@ -104,20 +104,14 @@ pub fn ScheduleField(
     schedules: Vec<ScraperSchedule>,
 ) -> impl IntoView {
     let schedule = draft.schedule;
+    // A new schedule makes the server's verdict on the old crontab moot.
+    Effect::new(move |_| {
+        schedule.track();
+        errors.clear("schedule_crontab");
+    });
     view! {
         <Field id="scraper-schedule" label="Schedule" error=Signal::derive(|| None)>
-            <select id="scraper-schedule" data-testid="scraper-schedule-input"
-                on:change=move |event| {
-                    let value = event_target_value(&event);
-                    if let Some(option) = ScraperSchedule::ALL.into_iter().find(|option| option.as_str() == value) {
-                        schedule.set(option);
-                        errors.clear("schedule_crontab");
-                    }
-                }>
-                {schedules.into_iter().map(|option| view! {
-                    <option value=option.as_str() selected=move || schedule.get() == option>{option.label()}</option>
-                }).collect_view()}
-            </select>
+            <ChoiceSelect id="scraper-schedule" test_id="scraper-schedule-input" options=schedules value=schedule/>
         </Field>
     }
 }
@@ -190,7 +184,7 @@ pub fn CrontabField(draft: Draft, errors: ServerErrors) -> impl IntoView {
 pub fn PriorityField(draft: Draft, priorities: Vec<ScraperJobPriority>) -> impl IntoView {
     view! {
         <Field id="scraper-priority" label="Priority" error=Signal::derive(|| None)>
-            <PrioritySelect id="scraper-priority" test_id="scraper-priority" options=priorities value=draft.priority/>
+            <ChoiceSelect id="scraper-priority" test_id="scraper-priority" options=priorities value=draft.priority/>
         </Field>
     }
 }
@@ -224,20 +218,9 @@ pub fn TimezoneField(draft: Draft, errors: ServerErrors, zones: Vec<String>) -> 
 /// How the crontab is read: standard cron, or as Sneakpeek 0.1.7 read it.
 #[component]
 pub fn DialectField(draft: Draft) -> impl IntoView {
-    let dialect = draft.dialect;
     view! {
         <Field id="scraper-dialect" label="Crontab reading" error=Signal::derive(|| None)>
-            <select id="scraper-dialect" data-testid="scraper-dialect"
-                on:change=move |event| {
-                    let value = event_target_value(&event);
-                    if let Some(option) = CrontabDialect::ALL.into_iter().find(|option| option.as_str() == value) {
-                        dialect.set(option);
-                    }
-                }>
-                {CrontabDialect::ALL.into_iter().map(|option| view! {
-                    <option value=option.as_str() selected=move || dialect.get() == option>{option.label()}</option>
-                }).collect_view()}
-            </select>
+            <ChoiceSelect id="scraper-dialect" test_id="scraper-dialect" options=CrontabDialect::ALL.to_vec() value=draft.dialect/>
         </Field>
     }
 }

@@ -5,6 +5,7 @@ use engine::retry::{Backoff, RetryPolicy, RetryReason};
 use leptos::prelude::*;
 
 use super::fields::{Field, ServerErrors};
+use crate::components::ChoiceSelect;
 use crate::time::span;
 
 /// The policy's fields as typed, and the policy they stand for.
@@ -143,11 +144,7 @@ pub fn RetryFields(retry: RetryDraft, errors: ServerErrors, default: RetryPolicy
                 <div class="fields">
                     {number("retry-max-attempts", "Attempts in all", "max_attempts", max_attempts)}
                     <Field id="retry-backoff" label="Backoff" error=Signal::derive(|| None)>
-                        <select id="retry-backoff" data-testid="retry-backoff"
-                            on:change=move |event| backoff.set(if event_target_value(&event) == "fixed" { Backoff::Fixed } else { Backoff::Exponential })>
-                            <option value="exponential" selected=move || backoff.get() == Backoff::Exponential>"Exponential (doubles)"</option>
-                            <option value="fixed" selected=move || backoff.get() == Backoff::Fixed>"Fixed"</option>
-                        </select>
+                        <ChoiceSelect id="retry-backoff" test_id="retry-backoff" options=vec![Backoff::Exponential, Backoff::Fixed] value=backoff/>
                     </Field>
                     {number("retry-delay", "First delay in seconds", "delay_seconds", delay)}
                     {number("retry-max-delay", "Longest delay in seconds", "max_delay_seconds", max_delay)}
