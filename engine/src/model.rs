@@ -361,6 +361,13 @@ impl CrontabDialect {
         }
     }
 
+    /// The dialect of a wire name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|dialect| dialect.as_str() == name)
+    }
+
     /// What the dialect is, for people.
     pub fn label(self) -> &'static str {
         match self {
@@ -446,6 +453,15 @@ pub struct ScraperJob {
 
 fn first_attempt() -> u32 {
     1
+}
+
+impl ScraperJob {
+    /// When the job's next attempt is due, while it waits in the queue for a retry (a killed
+    /// job keeps the due time it had, but waits no more).
+    pub fn retry_due(&self) -> Option<DateTime<Utc>> {
+        self.next_attempt_at
+            .filter(|_| self.status == ScraperJobStatus::Pending)
+    }
 }
 
 /// An attempt of a job that failed and was retried: how and when it ended. Its log lines

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use engine::worker::LOG_IDS_PER_ATTEMPT;
 use serde::Serialize;
 use sqlx::{Connection, PgConnection, Row};
 
@@ -17,9 +18,6 @@ use crate::BoxResult;
 
 /// The last line of the log of a job that succeeded.
 const SUCCEEDED_LINE: &str = "Job succeeded";
-/// Log line numbers each attempt has: attempt n numbers its lines from (n - 1) times this,
-/// plus 1 (the worker's `LOG_IDS_PER_ATTEMPT`).
-const LOG_IDS_PER_ATTEMPT: i64 = engine::worker::LOG_IDS_PER_ATTEMPT;
 /// Evidence listed per figure at most (every case is counted).
 const EVIDENCE: usize = 20;
 
@@ -103,7 +101,8 @@ pub async fn audit(url: &str, inputs: &Inputs<'_>) -> BoxResult<Audit> {
     let mut connection = PgConnection::connect(url).await?;
     let job_ids: Vec<i64> = inputs.acknowledged.iter().map(|job| job.job_id).collect();
     let rows = sqlx::query(
-        "SELECT id, status, result, started_at, finished_at, attempt::bigint AS attempt,
+        "SELECT id, status, result, started_at, finished_at,
+            jsonb_array_length(attempts)::bigint + 1 AS attempt,
             (SELECT count(*) FROM jsonb_array_elements(attempts) AS earlier
              WHERE earlier->>'reason' = 'dead') AS lost_attempts
          FROM scraper_jobs WHERE id = ANY($1)",
@@ -127,7 +126,7 @@ pub async fn audit(url: &str, inputs: &Inputs<'_>) -> BoxResult<Audit> {
     // retry after a lost worker runs the handler again, by design; two runs at once never).
     let mut attempts_of_token: HashMap<String, i64> = HashMap::new();
     for row in sqlx::query(
-        "SELECT substr(scraper->>'name', 7) AS token, sum(attempt)::bigint AS attempts
+        "SELECT substr(scraper->>'name', 7) AS token, sum(jsonb_array_length(attempts) + 1)::bigint AS attempts
          FROM scraper_jobs WHERE scraper->>'name' LIKE 'chaos job-%' GROUP BY 1",
     )
     .fetch_all(&mut connection)

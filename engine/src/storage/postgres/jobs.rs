@@ -51,7 +51,7 @@ impl PostgresStorage {
 impl ScraperJobsStorage for PostgresStorage {
     async fn get_scraper_jobs(&self, scraper_id: ScraperId) -> Result<Vec<ScraperJob>> {
         let rows = sqlx::query_as::<_, JobRow>(
-            "SELECT id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result, attempt, next_attempt_at, attempts
+            "SELECT id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result, next_attempt_at, attempts
              FROM scraper_jobs WHERE scraper_id = $1 ORDER BY id DESC",
         )
         .bind(scraper_id)
@@ -66,7 +66,7 @@ impl ScraperJobsStorage for PostgresStorage {
         job_id: ScraperJobId,
     ) -> Result<ScraperJob> {
         let row = sqlx::query_as::<_, JobRow>(
-            "SELECT id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result, attempt, next_attempt_at, attempts
+            "SELECT id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result, next_attempt_at, attempts
              FROM scraper_jobs WHERE id = $1 AND scraper_id = $2",
         )
         .bind(job_id)
@@ -92,7 +92,7 @@ impl ScraperJobsStorage for PostgresStorage {
             "INSERT INTO scraper_jobs (scraper_id, scraper, status, priority, scheduled_for)
              VALUES ($1, $2, 'pending', $3, $4)
              ON CONFLICT DO NOTHING
-             RETURNING id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result, attempt, next_attempt_at, attempts,
+             RETURNING id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result, next_attempt_at, attempts,
                 (SELECT count(*) FROM (SELECT pg_notify($5, '')) AS notified) AS notified",
         )
         .bind(scraper.id)
@@ -111,7 +111,7 @@ impl ScraperJobsStorage for PostgresStorage {
              SELECT fire.scraper_id, fire.scraper, 'pending', fire.priority, fire.at
              FROM unnest($1::bigint[], $2::jsonb[], $3::smallint[], $4::timestamptz[]) AS fire(scraper_id, scraper, priority, at)
              ON CONFLICT DO NOTHING
-             RETURNING id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result, attempt, next_attempt_at, attempts,
+             RETURNING id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result, next_attempt_at, attempts,
                 (SELECT count(*) FROM (SELECT pg_notify($5, '')) AS notified) AS notified",
         )
         .bind(fires.iter().map(|fire| fire.scraper.id).collect::<Vec<_>>())
@@ -148,7 +148,7 @@ impl ScraperJobsStorage for PostgresStorage {
                 ORDER BY priority, id
                 FOR UPDATE SKIP LOCKED
                 LIMIT $1)
-             RETURNING id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result, attempt, next_attempt_at, attempts",
+             RETURNING id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result, next_attempt_at, attempts",
         )
         .bind(limit as i64)
         .fetch_all(&self.pool)
@@ -236,7 +236,7 @@ impl ScraperJobsStorage for PostgresStorage {
         let row = sqlx::query_as::<_, JobRow>(
             "UPDATE scraper_jobs SET status = $3, result = COALESCE($4, result), finished_at = now()
              WHERE id = $1 AND started_at = $2 AND status = 'started'
-             RETURNING id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result, attempt, next_attempt_at, attempts",
+             RETURNING id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result, next_attempt_at, attempts",
         )
         .bind(claim.job_id)
         .bind(claim.claimed_at)
@@ -292,7 +292,7 @@ impl ScraperJobsStorage for PostgresStorage {
         let row = sqlx::query_as::<_, JobRow>(
             "UPDATE scraper_jobs SET status = 'killed', finished_at = now()
              WHERE id = $1 AND scraper_id = $2 AND status IN ('pending', 'started')
-             RETURNING id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result, attempt, next_attempt_at, attempts,
+             RETURNING id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result, next_attempt_at, attempts,
                 (SELECT count(*) FROM (SELECT pg_notify($3, id::text)) AS notified) AS notified",
         )
         .bind(job_id)
@@ -315,7 +315,7 @@ impl ScraperJobsStorage for PostgresStorage {
         // meanwhile waits, then finds the job no longer under its claim.
         let mut transaction = self.pool.begin().await?;
         let lost: Vec<ScraperJob> = all(sqlx::query_as::<_, JobRow>(
-            "SELECT id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result, attempt, next_attempt_at, attempts
+            "SELECT id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result, next_attempt_at, attempts
              FROM scraper_jobs
              WHERE status = 'started' AND running_since IS NOT NULL
                 AND last_active_at < now() - $1 * interval '1 millisecond'
@@ -339,7 +339,7 @@ impl ScraperJobsStorage for PostgresStorage {
             .collect();
         end_attempts(&mut transaction, &ends).await?;
         let dead: Vec<JobRow> = sqlx::query_as(
-            "SELECT id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result, attempt, next_attempt_at, attempts
+            "SELECT id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result, next_attempt_at, attempts
              FROM scraper_jobs WHERE id = ANY($1)",
         )
         .bind(lost.iter().map(|job| job.id).collect::<Vec<_>>())
@@ -350,7 +350,7 @@ impl ScraperJobsStorage for PostgresStorage {
             "UPDATE scraper_jobs SET status = 'pending', started_at = NULL, last_active_at = NULL
              WHERE status = 'started' AND running_since IS NULL
                 AND last_active_at < now() - $1 * interval '1 millisecond'
-             RETURNING id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result, attempt, next_attempt_at, attempts,
+             RETURNING id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result, next_attempt_at, attempts,
                 (SELECT count(*) FROM (SELECT pg_notify($2, '')) AS notified) AS notified",
         )
         .bind(timeout_ms)
@@ -404,7 +404,7 @@ impl ScraperJobsStorage for PostgresStorage {
         // DISTINCT ON walks the (scraper_id, id DESC) index: one row per scraper.
         let rows = sqlx::query_as::<_, JobRow>(
             "SELECT DISTINCT ON (scraper_id)
-                id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result, attempt, next_attempt_at, attempts
+                id, scraper, status, priority, created_at, started_at, last_active_at, finished_at, result, next_attempt_at, attempts
              FROM scraper_jobs ORDER BY scraper_id, id DESC",
         )
         .fetch_all(&self.pool)
@@ -490,7 +490,8 @@ impl ScraperJobsStorage for PostgresStorage {
         // Two index scans (by scraper, by id); each last log line is one probe at the end of
         // the job's lines in the log's primary key.
         let rows = sqlx::query_as::<_, JobStampRow>(
-            "SELECT id, scraper_id, status, started_at, last_active_at, finished_at, attempt,
+            "SELECT id, scraper_id, status, started_at, last_active_at, finished_at,
+                jsonb_array_length(attempts) AS earlier_attempts,
                 CASE WHEN id = ANY($2) THEN
                     (SELECT max(line_no) FROM scraper_job_logs WHERE job_id = scraper_jobs.id)
                 END AS last_log_line
@@ -570,12 +571,11 @@ async fn end_attempts<C: Borrow<Completion>>(
             status = CASE WHEN batch.retry_ms IS NULL THEN batch.status ELSE 'pending' END,
             result = CASE WHEN batch.retry_ms IS NULL THEN COALESCE(batch.result, job.result) END,
             finished_at = CASE WHEN batch.retry_ms IS NULL THEN now() END,
-            attempt = job.attempt + CASE WHEN batch.retry_ms IS NULL THEN 0 ELSE 1 END,
             next_attempt_at = CASE WHEN batch.retry_ms IS NULL THEN job.next_attempt_at
                 ELSE now() + batch.retry_ms * interval '1 millisecond' END,
             attempts = CASE WHEN batch.retry_ms IS NULL THEN job.attempts
                 ELSE job.attempts || jsonb_build_array(jsonb_build_object(
-                    'attempt', job.attempt, 'reason', batch.reason, 'status', batch.status,
+                    'attempt', jsonb_array_length(job.attempts) + 1, 'reason', batch.reason, 'status', batch.status,
                     'started_at', job.started_at, 'finished_at', now(), 'result', batch.result)) END,
             started_at = CASE WHEN batch.retry_ms IS NULL THEN job.started_at END,
             last_active_at = CASE WHEN batch.retry_ms IS NULL THEN job.last_active_at END,

@@ -33,8 +33,10 @@ fn status(text: &str) -> Result<ScraperJobStatus> {
     ScraperJobStatus::parse(text).ok_or_else(|| Error::internal("bad status"))
 }
 
-fn attempt(value: i32) -> Result<u32> {
-    u32::try_from(value).map_err(|_| Error::internal("bad attempt number"))
+/// The number of a job's current attempt: one more than the earlier attempts it keeps, which
+/// is all the table stores (the number is not kept twice).
+fn attempt_after(earlier: usize) -> u32 {
+    u32::try_from(earlier).map_or(u32::MAX, |earlier| earlier.saturating_add(1))
 }
 
 fn priority(value: i16) -> Result<ScraperJobPriority> {
@@ -78,9 +80,7 @@ impl TryFrom<ScraperRow> for Scraper {
             schedule_crontab_dialect: row
                 .schedule_crontab_dialect
                 .map(|dialect| {
-                    CrontabDialect::ALL
-                        .into_iter()
-                        .find(|known| known.as_str() == dialect)
+                    CrontabDialect::parse(&dialect)
                         .ok_or_else(|| Error::internal("bad crontab dialect"))
                 })
                 .transpose()?,
@@ -101,7 +101,6 @@ pub(super) struct JobRow {
     last_active_at: Option<DateTime<Utc>>,
     finished_at: Option<DateTime<Utc>>,
     result: Option<String>,
-    attempt: i32,
     next_attempt_at: Option<DateTime<Utc>>,
     attempts: Json<Vec<JobAttempt>>,
 }
@@ -120,7 +119,7 @@ impl TryFrom<JobRow> for ScraperJob {
             last_active_at: row.last_active_at,
             finished_at: row.finished_at,
             result: row.result,
-            attempt: attempt(row.attempt)?,
+            attempt: attempt_after(row.attempts.0.len()),
             next_attempt_at: row.next_attempt_at,
             attempts: row.attempts.0,
         })
@@ -151,7 +150,8 @@ pub(super) struct JobStampRow {
     started_at: Option<DateTime<Utc>>,
     last_active_at: Option<DateTime<Utc>>,
     finished_at: Option<DateTime<Utc>>,
-    attempt: i32,
+    /// How many attempts the job had before its current one.
+    earlier_attempts: i32,
     last_log_line: Option<i64>,
 }
 
@@ -166,7 +166,10 @@ impl TryFrom<JobStampRow> for JobStamp {
             started_at: row.started_at,
             last_active_at: row.last_active_at,
             finished_at: row.finished_at,
-            attempt: attempt(row.attempt)?,
+            attempt: attempt_after(
+                usize::try_from(row.earlier_attempts)
+                    .map_err(|_| Error::internal("bad attempts"))?,
+            ),
             last_log_line: row.last_log_line,
         })
     }
