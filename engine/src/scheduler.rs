@@ -297,7 +297,7 @@ impl Scheduler {
     async fn reload(
         &self,
         plan: &mut HashMap<ScraperId, Planned>,
-        bad_schedules: &mut HashSet<(ScraperId, Option<String>)>,
+        bad_schedules: &mut HashSet<(ScraperId, String)>,
     ) {
         let scrapers = match self.storages.scrapers.get_scrapers().await {
             Ok(scrapers) => scrapers,
@@ -315,7 +315,7 @@ impl Scheduler {
                 Ok(None) => continue,
                 Err(problem) => {
                     // Said once per scraper and problem, not at every reload.
-                    if bad_schedules.insert((scraper.id, Some(problem.msg.clone()))) {
+                    if bad_schedules.insert((scraper.id, problem.msg.clone())) {
                         tracing::warn!(scraper_id = scraper.id, field = %problem.loc.join("."), problem = %problem.msg, "scraper skipped: its schedule is invalid");
                     }
                     continue;

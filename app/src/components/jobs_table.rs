@@ -1,6 +1,6 @@
 //! The jobs of a scraper, newest first, as a table.
 
-use engine::model::{ScraperJob, ScraperJobStatus};
+use engine::model::ScraperJob;
 use leptos::prelude::*;
 use leptos_router::components::A;
 
@@ -72,9 +72,7 @@ fn JobRow(scraper_id: i64, job: ScraperJob, jobs: RwSignal<Vec<ScraperJob>>) -> 
 /// For a job past its first attempt: which attempt it is on, and when a retry waiting in the
 /// queue is due.
 fn attempt_note(job: &ScraperJob) -> Option<impl IntoView> {
-    let due = (job.status == ScraperJobStatus::Pending)
-        .then_some(job.next_attempt_at)
-        .flatten();
+    let due = job.retry_due();
     (job.attempt > 1).then(|| {
         view! {
             <span class="hint attempt-note" data-testid="job-attempt-note">

@@ -1,6 +1,6 @@
 //! The job page: its status, timeline, result and log, updated live until it has finished.
 
-use engine::model::{JobAttempt, JobLogLine, ScraperJob, ScraperJobStatus};
+use engine::model::{JobAttempt, JobLogLine, ScraperJob};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
@@ -105,9 +105,7 @@ fn AttemptOf(job: ScraperJob) -> impl IntoView {
         .as_ref()
         .map(|policy| format!(" of {}", policy.max_attempts))
         .unwrap_or_default();
-    let due = (job.status == ScraperJobStatus::Pending)
-        .then_some(job.next_attempt_at)
-        .flatten();
+    let due = job.retry_due();
     view! {
         {job.attempt} {of}
         {due.map(|at| view! { <span class="hint" data-testid="next-attempt">" — due " <Time at/></span> })}
